@@ -2,7 +2,7 @@
 // (see shared/reference/sd-architecture.md §1.3–1.5). Parsing validates what the graph builders rely on.
 
 export class ModelConfigError extends Error {
-  constructor(readonly file: string, reason: string) {
+  constructor(readonly file: string, readonly reason: string) {
     super(`${file}: ${reason}`);
     this.name = 'ModelConfigError';
   }

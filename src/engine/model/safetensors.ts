@@ -2,7 +2,7 @@
 //
 // Layout: u64 LE header length N, N bytes of JSON header, then the data region. The header maps each
 // tensor name to {dtype, shape, data_offsets: [start, end]} with offsets relative to the data region,
-// plus an optional "__metadata__" string map. We accept only F32/F16/BF16 and require the tensors to
+// plus an optional "__metadata__" string map. We return only F32/F16/BF16 tensors and require the tensors to
 // tile the data region exactly: sorted by offset they must be contiguous (no gap, no overlap) and end
 // at the last byte of the file. Anything else is a SafetensorsError naming the file and the reason.
 //
@@ -53,6 +53,17 @@ export interface SafetensorsFile {
 }
 
 const DTYPES: readonly WeightDType[] = ['F32', 'F16', 'BF16'];
+/**
+ * Byte sizes of the other standard safetensors dtypes. They are still refused as "unknown dtype", but a
+ * caller may skip a tensor by name (e.g. CLIP's int64 position_ids buffer in older exports); its byte
+ * range is then checked like any other so the file layout stays fully validated.
+ */
+const OTHER_DTYPE_BYTES: Record<string, number> = {
+  BOOL: 1, U8: 1, I8: 1, F8_E5M2: 1, F8_E4M3: 1, I16: 2, U16: 2, I32: 4, U32: 4, F64: 8, I64: 8, U64: 8,
+};
+
+/** Names of tensors to validate but not return (their dtype may be any standard one). */
+export type SkipTensor = (name: string) => boolean;
 
 function isNonNegInt(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
@@ -62,7 +73,7 @@ function isNonNegInt(v: unknown): v is number {
  * Validate a parsed header against the data region length. Pure: used by readSafetensorsHeader and by
  * tests that build headers in memory.
  */
-export function parseSafetensorsHeader(json: string, dataLength: number, file: string): Omit<SafetensorsHeader, 'dataOffset'> {
+export function parseSafetensorsHeader(json: string, dataLength: number, file: string, skip: SkipTensor = () => false): Omit<SafetensorsHeader, 'dataOffset'> {
   let parsed: unknown;
   try {
     parsed = JSON.parse(json);
@@ -74,6 +85,7 @@ export function parseSafetensorsHeader(json: string, dataLength: number, file: s
   }
   const metadata: Record<string, string> = {};
   const entries: SafetensorsEntry[] = [];
+  const ranges: { name: string; start: number; end: number }[] = [];
   for (const [name, raw] of Object.entries(parsed as Record<string, unknown>)) {
     if (name === '__metadata__') {
       if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new SafetensorsError(file, '__metadata__ must be an object of strings');
@@ -83,17 +95,21 @@ export function parseSafetensorsHeader(json: string, dataLength: number, file: s
       }
       continue;
     }
-    entries.push(parseEntry(name, raw, file));
+    const skipped = skip(name);
+    const e = parseEntry(name, raw, file, skipped);
+    ranges.push(e);
+    if (!skipped) entries.push(e);
   }
-  checkTiling(entries, dataLength, file);
+  checkTiling(ranges, dataLength, file);
   return { entries, metadata, dataLength };
 }
 
-function parseEntry(name: string, raw: unknown, file: string): SafetensorsEntry {
+function parseEntry(name: string, raw: unknown, file: string, skipped: boolean): SafetensorsEntry {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new SafetensorsError(file, `tensor ${name}: entry must be an object`);
   const e = raw as Record<string, unknown>;
   const dtype = e['dtype'];
-  if (typeof dtype !== 'string' || !DTYPES.includes(dtype as WeightDType)) {
+  const known = typeof dtype === 'string' && (DTYPES.includes(dtype as WeightDType) || (skipped && Object.hasOwn(OTHER_DTYPE_BYTES, dtype)));
+  if (!known) {
     throw new SafetensorsError(file, `unknown dtype ${String(dtype)} for tensor ${name} (supported: ${DTYPES.join(', ')})`);
   }
   const shape = e['shape'];
@@ -104,15 +120,16 @@ function parseEntry(name: string, raw: unknown, file: string): SafetensorsEntry 
   }
   const [start, end] = offsets as [number, number];
   if (end < start) throw new SafetensorsError(file, `tensor ${name}: data_offsets end ${end} < start ${start}`);
-  const want = numel(shape) * BYTES_PER_ELEMENT[dtype as WeightDType];
+  const want = numel(shape) * (BYTES_PER_ELEMENT[dtype as WeightDType] ?? OTHER_DTYPE_BYTES[dtype as string]);
   if (end - start !== want) {
     throw new SafetensorsError(file, `tensor ${name}: shape [${shape.join(', ')}] × ${dtype} needs ${want} bytes but data_offsets span ${end - start}`);
   }
+  // dtype is only outside WeightDType for skipped entries, which are never returned.
   return { name, dtype: dtype as WeightDType, shape: shape as number[], start, end };
 }
 
 /** Tensors must cover [0, dataLength) exactly once, in some order. */
-function checkTiling(entries: SafetensorsEntry[], dataLength: number, file: string): void {
+function checkTiling(entries: { name: string; start: number; end: number }[], dataLength: number, file: string): void {
   const sorted = [...entries].sort((a, b) => a.start - b.start || a.end - b.end);
   let pos = 0;
   for (const e of sorted) {
@@ -148,7 +165,7 @@ function withFile<T>(file: string, fn: (fd: number, size: number) => T): T {
   }
 }
 
-function readHeaderFd(fd: number, size: number, file: string): SafetensorsHeader {
+function readHeaderFd(fd: number, size: number, file: string, skip?: SkipTensor): SafetensorsHeader {
   if (size < 8) throw new SafetensorsError(file, `file is ${size} bytes, too short for the 8-byte header length`);
   const lenBytes = Buffer.alloc(8);
   readExactly(fd, lenBytes, 0, file, DEFAULT_CHUNK_BYTES);
@@ -158,24 +175,26 @@ function readHeaderFd(fd: number, size: number, file: string): SafetensorsHeader
   if (8 + headerLen > size) throw new SafetensorsError(file, `header length ${headerLen} does not fit in the ${size}-byte file (truncated file?)`);
   const headerBytes = Buffer.alloc(headerLen);
   readExactly(fd, headerBytes, 8, file, DEFAULT_CHUNK_BYTES);
-  const parsed = parseSafetensorsHeader(headerBytes.toString('utf8'), size - 8 - headerLen, file);
+  const parsed = parseSafetensorsHeader(headerBytes.toString('utf8'), size - 8 - headerLen, file, skip);
   return { ...parsed, dataOffset: 8 + headerLen };
 }
 
 /** Read and validate only the header (cheap: lets callers check names and shapes before reading gigabytes). */
-export function readSafetensorsHeader(file: string): SafetensorsHeader {
-  return withFile(file, (fd, size) => readHeaderFd(fd, size, file));
+export function readSafetensorsHeader(file: string, skip?: SkipTensor): SafetensorsHeader {
+  return withFile(file, (fd, size) => readHeaderFd(fd, size, file, skip));
 }
 
 export interface ReadSafetensorsOptions {
   /** Bytes per readSync call; tests lower it to exercise the chunked path. */
   chunkBytes?: number;
+  /** Tensors to validate but leave out of the result. */
+  skip?: SkipTensor;
 }
 
 export function readSafetensors(file: string, opts: ReadSafetensorsOptions = {}): SafetensorsFile {
   const chunkBytes = opts.chunkBytes ?? DEFAULT_CHUNK_BYTES;
   return withFile(file, (fd, size) => {
-    const header = readHeaderFd(fd, size, file);
+    const header = readHeaderFd(fd, size, file, opts.skip);
     if (header.dataLength > bufferConstants.MAX_LENGTH) {
       throw new SafetensorsError(file, `data region of ${header.dataLength} bytes exceeds the largest buffer Node can allocate (${bufferConstants.MAX_LENGTH})`);
     }

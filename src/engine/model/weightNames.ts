@@ -8,8 +8,8 @@ export interface NamedShape {
   shape: number[];
 }
 
-/** Returns the canonical name and shape, or null for tensors to drop. Never changes the bytes. */
-export type WeightRenamer = (name: string, shape: number[]) => NamedShape | null;
+/** Returns the canonical name and shape. Never changes the bytes. */
+export type WeightRenamer = (name: string, shape: number[]) => NamedShape;
 
 const OLD_VAE_ATTN = /^((?:encoder|decoder)\.mid_block\.attentions\.\d+)\.(query|key|value|proj_attn)\.(weight|bias)$/;
 const VAE_ATTN_WEIGHT = /^(?:encoder|decoder)\.mid_block\.attentions\.\d+\.(?:to_q|to_k|to_v|to_out\.0)\.weight$/;
@@ -28,10 +28,6 @@ export const renameVaeWeight: WeightRenamer = (name, shape) => {
   }
   return { name: canonical, shape };
 };
-
-/** CLIP: older exports save the non-persistent position_ids buffer (int64 arange); it is not a weight. */
-export const renameClipWeight: WeightRenamer = (name, shape) =>
-  name === 'text_model.embeddings.position_ids' ? null : { name, shape };
 
 export const keepWeightName: WeightRenamer = (name, shape) => ({ name, shape });
 
