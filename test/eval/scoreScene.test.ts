@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readNpy } from '../../src/engine/io/npy';
 import { parseSceneCaption, specsFromHeldout, CaptionParseError, HeldoutFile } from '../../src/eval/sceneSpec';
+import { renderScene } from '../../src/eval/renderScene';
 import { scoreScene, summarise, largestComponent, shapeFromFill } from '../../src/eval/scoreScene';
 
 const dir = join(__dirname, '..', 'fixtures', 'eval');
@@ -66,5 +67,20 @@ describe('shape measures', () => {
   it('takes the largest 4-connected component, not diagonal neighbours', () => {
     const m = new Uint8Array([1, 0, 0, 0, 1, 0, 0, 0, 1]);
     expect(largestComponent(m, 3, 3).size).toBe(1);
+  });
+});
+
+describe('reference renderer', () => {
+  it('matches training/scenes.py renders within one grey level', () => {
+    const renders = readNpy(join(dir, 'renders.npy'));
+    const scenes = JSON.parse(readFileSync(join(dir, 'scenes.json'), 'utf8'));
+    const px = 64 * 64 * 3;
+    for (let i = 0; i < 24; i++) {
+      const ours = renderScene(scenes[i].objects, scenes[i].background);
+      const ref = (renders.data as Uint8Array).subarray(i * px, (i + 1) * px);
+      let maxDiff = 0;
+      for (let k = 0; k < px; k++) maxDiff = Math.max(maxDiff, Math.abs(ours[k] - ref[k]));
+      expect(maxDiff).toBeLessThanOrEqual(1);
+    }
   });
 });
