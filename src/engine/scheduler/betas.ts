@@ -1,112 +1,67 @@
-// Noise schedule shared by every scheduler: betas, ᾱ (alphas_cumprod) and the σ table, computed with the
-// same float32 semantics as diffusers does in PyTorch on CPU (sd-architecture.md §6), so timesteps, σ and
-// step coefficients match the reference to the last bit where torch is deterministic.
-//
-// The raw scheduler_config.json object is parsed here too (the keys every scheduler shares), with the
-// defaults diffusers' constructors use when a key is missing. Each scheduler class passes its own default
-// for the keys whose default differs by class (timestep_spacing, set_alpha_to_one, clip_sample).
+// Noise schedule shared by every scheduler: betas, ᾱ (alphas_cumprod), the σ table and numpy-style
+// timestep spacing, computed with the same float32/float64 semantics as diffusers in PyTorch/numpy on CPU
+// (sd-architecture.md §6): β, ᾱ, σ and the timesteps match torch 1.13 (AVX2 dispatch) bit for bit.
+import type { NoiseScheduleConfig, TimestepSpacing } from './config';
 
 const f32 = Math.fround;
 
-export class SchedulerConfigError extends Error {
-  constructor(reason: string, readonly file = 'scheduler/scheduler_config.json') {
-    super(`${file}: ${reason}`);
-    this.name = 'SchedulerConfigError';
-  }
-}
-
-/** A scheduler used against its contract (steps out of order, wrong tensor sizes, step past the end). */
-export class SchedulerUsageError extends Error {
-  constructor(scheduler: string, reason: string) {
-    super(`${scheduler}: ${reason}`);
-    this.name = 'SchedulerUsageError';
-  }
-}
-
-export type TimestepSpacing = 'leading' | 'linspace' | 'trailing';
-export type RawSchedulerConfig = Record<string, unknown>;
-
-export interface NoiseScheduleConfig {
-  numTrainTimesteps: number;
-  betaStart: number;
-  betaEnd: number;
-  betaSchedule: 'scaled_linear' | 'linear';
-  trainedBetas: number[] | null;
-  stepsOffset: number;
-  timestepSpacing: TimestepSpacing;
-}
-
-export function readNumber(c: RawSchedulerConfig, key: string, dflt: number): number {
-  const v = c[key] ?? dflt;
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw new SchedulerConfigError(`"${key}" must be a number (got ${JSON.stringify(c[key])})`);
-  return v;
-}
-
-export function readBool(c: RawSchedulerConfig, key: string, dflt: boolean): boolean {
-  const v = c[key] ?? dflt;
-  if (typeof v !== 'boolean') throw new SchedulerConfigError(`"${key}" must be a boolean (got ${JSON.stringify(c[key])})`);
-  return v;
-}
-
-/** A string option that must be one of `allowed`; anything else is refused rather than approximated. */
-export function readChoice<T extends string>(c: RawSchedulerConfig, key: string, dflt: T, allowed: readonly T[], who: string): T {
-  const v = c[key] ?? dflt;
-  if (typeof v !== 'string' || !allowed.includes(v as T)) {
-    throw new SchedulerConfigError(`${who} supports ${key} ${allowed.map((a) => `"${a}"`).join(' | ')} only (got ${JSON.stringify(v)})`);
-  }
-  return v as T;
-}
-
-/** Keys that only change behaviour when true; we refuse them instead of silently ignoring them. */
-export function refuseFlags(c: RawSchedulerConfig, keys: readonly string[], who: string): void {
-  for (const k of keys) {
-    if (c[k] !== undefined && c[k] !== null && c[k] !== false) {
-      throw new SchedulerConfigError(`${who} does not support ${k}=${JSON.stringify(c[k])}`);
-    }
-  }
-}
-
-/** Parses the keys shared by all schedulers. `spacingDefault` is the class's own default (§1.7). */
-export function parseNoiseScheduleConfig(c: RawSchedulerConfig, spacingDefault: TimestepSpacing, who: string): NoiseScheduleConfig {
-  if (c === null || typeof c !== 'object' || Array.isArray(c)) throw new SchedulerConfigError('must be a JSON object');
-  readChoice(c, 'prediction_type', 'epsilon', ['epsilon'] as const, who);
-  refuseFlags(c, ['rescale_betas_zero_snr', 'thresholding'], who);
-  const numTrainTimesteps = readNumber(c, 'num_train_timesteps', 1000);
-  if (!Number.isInteger(numTrainTimesteps) || numTrainTimesteps < 2) throw new SchedulerConfigError(`"num_train_timesteps" must be an integer ≥ 2`);
-  const stepsOffset = readNumber(c, 'steps_offset', 0);
-  if (!Number.isInteger(stepsOffset) || stepsOffset < 0) throw new SchedulerConfigError(`"steps_offset" must be a non-negative integer`);
-  let trainedBetas: number[] | null = null;
-  const tb = c['trained_betas'];
-  if (tb !== undefined && tb !== null) {
-    if (!Array.isArray(tb) || tb.length !== numTrainTimesteps || tb.some((b) => typeof b !== 'number' || !(b > 0 && b < 1))) {
-      throw new SchedulerConfigError(`"trained_betas" must list num_train_timesteps (${numTrainTimesteps}) numbers in (0, 1)`);
-    }
-    trainedBetas = tb as number[];
-  }
-  return {
-    numTrainTimesteps,
-    betaStart: readNumber(c, 'beta_start', 0.0001),
-    betaEnd: readNumber(c, 'beta_end', 0.02),
-    betaSchedule: readChoice(c, 'beta_schedule', 'linear', ['scaled_linear', 'linear'] as const, who),
-    trainedBetas,
-    stepsOffset,
-    timestepSpacing: readChoice(c, 'timestep_spacing', spacingDefault, ['leading', 'linspace', 'trailing'] as const, who),
-  };
+const f32Bits = new Float32Array(1);
+const i32Bits = new Int32Array(f32Bits.buffer);
+/** The float32 next to `r` in the direction of `toward` (r is a finite float32). */
+function nextFloat32(r: number, toward: number): number {
+  if (r === 0) return toward > 0 ? 2 ** -149 : -(2 ** -149);
+  f32Bits[0] = r;
+  i32Bits[0] += (toward > r) === (r > 0) ? 1 : -1;
+  return f32Bits[0];
 }
 
 /**
- * torch.linspace(start, end, steps, dtype=float32) on CPU: start, end and the step are float32; the first
- * half counts up from start, the second half counts down from end (aten RangeFactoriesKernel.cpp).
+ * Fused multiply-add rounded once to float32, as the FMA instruction computes it. a·b is exact in float64
+ * for float32 a and small integer b; the only double-rounding hazard is a float64 sum that lands exactly
+ * on a float32 midpoint, which the TwoSum error term resolves.
+ */
+export function fmaF32(a: number, b: number, c: number): number {
+  const p = a * b;
+  const s = p + c;
+  const r = f32(s);
+  if (r === s) return r;
+  const bb = s - p;
+  const err = p - (s - bb) + (c - bb);
+  if (err === 0) return r;
+  const other = nextFloat32(r, s);
+  if ((r + other) / 2 !== s) return r; // not a midpoint: float64 rounding could not move it across one
+  return err > 0 === other > r ? other : r;
+}
+
+/**
+ * torch.linspace(start, end, steps, dtype=float32) as PyTorch's CPU kernel computes it in its default AVX2
+ * build (aten/src/ATen/native/cpu/RangeFactoriesKernel.cpp, Loops.h vectorized_loop): start, end and step
+ * are float32; the first half counts up from start, the second half down from end. The kernel works in
+ * blocks of two 8-lane vectors: each vector's base is `start + step·idx` (or `end − step·(steps−idx−1)`)
+ * contracted to an FMA by the compiler, its lanes are `base + k·step` rounded twice, and the tail
+ * (fewer than 16 values) is scalar and fused. Verified bit for bit against torch 1.13 (AVX2 dispatch)
+ * for SD's scaled_linear and diffusers' default linear schedules. The differences this reproduces are
+ * ≤ 1 ulp of β; they matter only for bit-exact agreement with a PyTorch reference.
  */
 export function torchLinspaceF32(start: number, end: number, steps: number): Float32Array {
   const out = new Float32Array(steps);
+  if (steps === 1) {
+    out[0] = start;
+    return out;
+  }
   const s = f32(start);
   const e = f32(end);
   const step = f32(f32(e - s) / (steps - 1));
   const halfway = Math.floor(steps / 2);
-  for (let i = 0; i < steps; i++) {
-    out[i] = i < halfway ? f32(s + f32(step * i)) : f32(e - f32(step * (steps - i - 1)));
+  const fused = (i: number): number => (i < halfway ? fmaF32(step, i, s) : fmaF32(-step, steps - i - 1, e));
+  const lanes = 8;
+  let i = 0;
+  for (; i <= steps - 2 * lanes; i += lanes) {
+    const base = fused(i);
+    out[i] = base;
+    for (let k = 1; k < lanes; k++) out[i + k] = f32(base + f32(k * step));
   }
+  for (; i < steps; i++) out[i] = fused(i);
   return out;
 }
 
@@ -178,14 +133,22 @@ export function spacedTimesteps(spacing: TimestepSpacing, n: number, numTrain: n
     return Array.from({ length: n }, (_, i) => (n - 1 - i) * ratio + stepsOffset);
   }
   // trailing: np.round(np.arange(numTrain, 0, -numTrain / n)) - 1
+  // np.arange(start, 0, -step) has ceil(start/step) elements start − i·step.
   const ratio = numTrain / n;
-  const out: number[] = [];
-  for (let v = numTrain; v > 0; v -= ratio) out.push(roundHalfEven(v) - 1);
-  return out;
+  const count = Math.ceil(numTrain / ratio);
+  return Array.from({ length: count }, (_, i) => roundHalfEven(numTrain - i * ratio) - 1);
 }
 
-export function checkStepCount(n: number, numTrain: number, who: string): void {
-  if (!Number.isInteger(n) || n < 1 || n > numTrain) {
-    throw new SchedulerUsageError(who, `number of inference steps must be an integer in [1, ${numTrain}] (got ${n})`);
-  }
+export interface NoiseSchedule {
+  betas: Float32Array;
+  /** ᾱ_t, float32, index = training timestep. */
+  alphasCumprod: Float32Array;
+  /** σ_t = √((1 − ᾱ_t)/ᾱ_t), float32. */
+  sigmaTable: Float32Array;
+}
+
+export function computeNoiseSchedule(cfg: NoiseScheduleConfig): NoiseSchedule {
+  const betas = computeBetas(cfg);
+  const alphasCumprod = computeAlphasCumprod(betas);
+  return { betas, alphasCumprod, sigmaTable: computeSigmaTable(alphasCumprod) };
 }

@@ -1,0 +1,124 @@
+// `fisedit serve`: the GraphQL service on one HTTP port (queries, mutations, subscriptions, images).
+// Settings come from flags, then environment variables, then defaults:
+//   --port N            PORT            4000
+//   --host ADDR         FISEDIT_HOST    127.0.0.1 (use 0.0.0.0 to accept remote clients)
+//   --data DIR          FISEDIT_DATA    ./data (SQLite database, images, URL-signing key)
+//   --model DIR         FISEDIT_MODEL   the bundled model (models/default)
+//   --database-url URL  DATABASE_URL    file:<data>/fisedit.db; postgres://… for PostgreSQL
+//   --redis-url URL     REDIS_URL       none (in-process events); redis://… to share events between processes
+//   --public-url URL    FISEDIT_PUBLIC_URL  the listening address (set it behind a proxy)
+//   --threads N         FISEDIT_THREADS onnxruntime intra-op threads (default: all cores)
+//   --sqlite-sync FULL|NORMAL            FULL
+// SIGINT/SIGTERM stop it gracefully: a running job goes back to the queue and runs again at the next start.
+
+import * as path from 'path';
+import { buildServer } from '../api/server';
+import { createService } from '../service/service';
+import type { CliIo } from './commands/io';
+import { CliError, EXIT, inPhase, usageError } from './exitCodes';
+import { resolveModelDir } from './modelDir';
+import { optionalInt, parseOptions } from './options';
+
+export const SERVE_HELP = `Usage: fisedit serve [--port N] [--host ADDR] [--data DIR] [--model DIR] [--database-url URL]
+                     [--redis-url URL] [--public-url URL] [--threads N] [--sqlite-sync FULL|NORMAL]
+
+Runs the GraphQL API (HTTP POST /graphql, WebSocket graphql-transport-ws on /graphql) and serves images.
+Environment: PORT, FISEDIT_HOST, FISEDIT_DATA, FISEDIT_MODEL, DATABASE_URL, REDIS_URL, FISEDIT_PUBLIC_URL,
+FISEDIT_THREADS. Create an API token with: fisedit token create --user NAME [--data DIR]
+`;
+
+const SPEC = {
+  port: { type: 'string' },
+  host: { type: 'string' },
+  data: { type: 'string' },
+  model: { type: 'string' },
+  'database-url': { type: 'string' },
+  'redis-url': { type: 'string' },
+  'public-url': { type: 'string' },
+  threads: { type: 'string' },
+  'sqlite-sync': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+const defaultIo: CliIo = { stdout: process.stdout, stderr: process.stderr };
+
+export interface RunServeHooks {
+  /** Resolves to stop the server (tests); default: SIGINT or SIGTERM. */
+  stopSignal?: Promise<unknown>;
+  /** Called once the server listens. */
+  onListening?: (url: string) => void;
+}
+
+export async function runServe(argv: string[], io: CliIo = defaultIo, hooks: RunServeHooks = {}): Promise<number> {
+  try {
+    const o = parseOptions(argv, SPEC, 'serve');
+    if (o.help) {
+      io.stdout.write(SERVE_HELP);
+      return EXIT.ok;
+    }
+    const env = process.env;
+    const port = optionalInt(o.port ?? env.PORT, 'port') ?? 4000;
+    if (port < 0 || port > 65535) throw usageError(`--port must be in [0, 65535] (got ${port})`);
+    const threads = optionalInt(o.threads ?? env.FISEDIT_THREADS, 'threads');
+    const sync = (o['sqlite-sync'] ?? 'FULL').toUpperCase();
+    if (sync !== 'FULL' && sync !== 'NORMAL') throw usageError(`--sqlite-sync must be FULL or NORMAL (got ${JSON.stringify(o['sqlite-sync'])})`);
+    const dataDir = path.resolve(o.data ?? env.FISEDIT_DATA ?? 'data');
+    const modelDir = resolveModelDir(o.model ?? env.FISEDIT_MODEL);
+
+    io.stderr.write(`fisedit serve: loading model ${modelDir} …\n`);
+    const service = await inPhase(EXIT.model, () =>
+      createService({
+        dataDir,
+        modelDir,
+        databaseUrl: o['database-url'] ?? env.DATABASE_URL,
+        redisUrl: o['redis-url'] ?? env.REDIS_URL,
+        intraOpNumThreads: threads,
+        sqliteSynchronous: sync,
+      }),
+    );
+    const server = buildServer({ service, port, host: o.host ?? env.FISEDIT_HOST ?? '127.0.0.1', publicUrl: o['public-url'] ?? env.FISEDIT_PUBLIC_URL });
+    try {
+      await inPhase(EXIT.io, () => server.start());
+    } catch (e) {
+      await service.close();
+      throw e;
+    }
+    const r = service.recovery;
+    if (r.requeued.length + r.failed.length + r.cancelled.length > 0) {
+      io.stderr.write(`fisedit serve: recovered interrupted jobs: ${r.requeued.length} re-queued, ${r.failed.length} failed, ${r.cancelled.length} cancelled\n`);
+    }
+    io.stdout.write(
+      [
+        `FISEdit GraphQL API: ${server.url}/graphql  (WebSocket: ${server.wsUrl})`,
+        `model ${service.model.name} (${service.model.defaultWidth}×${service.model.defaultHeight}), data in ${dataDir} (${service.database.provider})`,
+        `authenticate: fisedit token create --user NAME --data ${dataDir}`,
+        `  then send "Authorization: Bearer <token>" (WebSocket: connectionParams { authorization: "Bearer <token>" })`,
+        '',
+      ].join('\n'),
+    );
+    hooks.onListening?.(server.url);
+    await (hooks.stopSignal ?? signal());
+    io.stderr.write('fisedit serve: stopping …\n');
+    await server.stop();
+    await service.close();
+    return EXIT.ok;
+  } catch (e) {
+    if (e instanceof CliError) {
+      io.stderr.write(`fisedit: ${e.message}\n`);
+      return e.exitCode;
+    }
+    throw e;
+  }
+}
+
+function signal(): Promise<string> {
+  return new Promise((resolve) => {
+    const on = (s: string) => {
+      process.off('SIGINT', on);
+      process.off('SIGTERM', on);
+      resolve(s);
+    };
+    process.on('SIGINT', on);
+    process.on('SIGTERM', on);
+  });
+}

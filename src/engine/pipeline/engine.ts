@@ -1,0 +1,154 @@
+// DiffusionEngine: one model folder loaded once, its three graphs built and held as onnxruntime
+// sessions. A server hosts it in a worker thread (session.run blocks the JS thread, DESIGN.md); the CLI
+// runs it inline. Calls to generate() are serialised: an ORT session must not run twice at once.
+import { buildClipTextGraph } from '../arch/clipText';
+import { buildUNetGraph } from '../arch/unet';
+import { buildVaeDecoderGraph } from '../arch/vaeDecoder';
+import { loadModelFolder, type LoadModelFolderOptions } from '../model/modelFolder';
+import { createSession, float32Tensor, int64Tensor, type OrtModelSession, type SessionOptions } from '../runtime/ortSession';
+import { ClipTokenizer, type EncodedPrompt } from '../tokenizer/clipTokenizer';
+import { generate, type GenerateOptions, type GenerateRequest, type GenerateResult } from './generate';
+import type { DiffusionModels, ModelInfo } from './models';
+
+export type EngineComponent = 'textEncoder' | 'unet' | 'vae';
+
+export interface EngineLoadOptions extends LoadModelFolderOptions {
+  /** onnxruntime intra-op threads per session (default: all cores). */
+  intraOpNumThreads?: number;
+  /** Sessions to create (default all three); e.g. ['textEncoder'] for encode-text. The folder is always checked whole. */
+  components?: readonly EngineComponent[];
+  sessionOptions?: Omit<SessionOptions, 'intraOpNumThreads'>;
+}
+
+export class EngineStateError extends Error {
+  constructor(reason: string) {
+    super(`engine: ${reason}`);
+    this.name = 'EngineStateError';
+  }
+}
+
+export class DiffusionEngine implements DiffusionModels {
+  private queue: Promise<unknown> = Promise.resolve();
+  private disposed = false;
+
+  private constructor(
+    readonly info: ModelInfo,
+    readonly schedulerConfig: Record<string, unknown>,
+    readonly tokenizer: ClipTokenizer,
+    private readonly textEncoder: OrtModelSession | null,
+    private readonly unet: OrtModelSession | null,
+    private readonly vaeDecoder: OrtModelSession | null,
+    /** Model folder read + graph build + session creation, ms. */
+    readonly loadMs: number,
+  ) {}
+
+  /**
+   * Loads and checks the folder (ModelFolderError on any problem), builds the graphs and creates the
+   * sessions. The weights are not kept: after this the sessions own the only copy.
+   */
+  static async load(dir: string, opts: EngineLoadOptions = {}): Promise<DiffusionEngine> {
+    const t0 = performance.now();
+    const folder = loadModelFolder(dir, { variant: opts.variant });
+    const tk = folder.tokenizer;
+    const tokenizer = ClipTokenizer.fromFiles(tk.vocabFile, tk.mergesFile, tk.configFile, tk.specialTokensMapFile ?? undefined);
+    const { unet, textEncoder, vae } = folder;
+    const info: ModelInfo = {
+      name: folder.name,
+      dir: folder.dir,
+      latentChannels: vae.config.latentChannels,
+      vaeScaleFactor: 2 ** (vae.config.blockOutChannels.length - 1),
+      unetDownscale: 2 ** (unet.config.blockOutChannels.length - 1),
+      defaultWidth: unet.config.sampleSize * 2 ** (vae.config.blockOutChannels.length - 1),
+      defaultHeight: unet.config.sampleSize * 2 ** (vae.config.blockOutChannels.length - 1),
+      scalingFactor: vae.config.scalingFactor,
+      shiftFactor: vae.config.shiftFactor,
+      textHiddenSize: textEncoder.config.hiddenSize,
+      textLength: tokenizer.maxLength,
+    };
+    const sessionOpts: SessionOptions = { ...opts.sessionOptions, intraOpNumThreads: opts.intraOpNumThreads };
+    const want = new Set<EngineComponent>(opts.components ?? ['textEncoder', 'unet', 'vae']);
+    // Build and load one graph at a time so only one serialised model is alive at once.
+    const textSession = want.has('textEncoder')
+      ? await createSession(buildClipTextGraph(textEncoder.config, textEncoder.weights, { seqLength: info.textLength }).g.build(), sessionOpts)
+      : null;
+    const unetSession = want.has('unet') ? await createSession(buildUNetGraph(unet.config, unet.weights).g.build(), sessionOpts) : null;
+    const vaeSession = want.has('vae') ? await createSession(buildVaeDecoderGraph(vae.config, vae.weights).g.build(), sessionOpts) : null;
+    return new DiffusionEngine(info, folder.schedulerConfig, tokenizer, textSession, unetSession, vaeSession, performance.now() - t0);
+  }
+
+  tokenize(text: string): EncodedPrompt {
+    return this.tokenizer.encode(text);
+  }
+
+  async encodeText(ids: number[][]): Promise<Float32Array> {
+    const session = this.session(this.textEncoder, 'textEncoder');
+    const L = this.info.textLength;
+    const flat: number[] = [];
+    for (const row of ids) {
+      if (row.length !== L) throw new RangeError(`encodeText: each id row must have ${L} ids (got ${row.length})`);
+      flat.push(...row);
+    }
+    const out = await session.run({ input_ids: int64Tensor(flat, [ids.length, L]) }, ['last_hidden_state']);
+    return out.last_hidden_state.data as Float32Array; // [B, L, D]
+  }
+
+  async predictNoise(sample: Float32Array, batch: number, height: number, width: number, timestep: number, text: Float32Array): Promise<Float32Array> {
+    const session = this.session(this.unet, 'unet');
+    const C = this.info.latentChannels;
+    const D = this.info.textHiddenSize;
+    const L = text.length / (batch * D);
+    const out = await session.run(
+      {
+        sample: float32Tensor(sample, [batch, C, height, width]),
+        timestep: float32Tensor(new Float32Array(batch).fill(timestep), [batch]),
+        encoder_hidden_states: float32Tensor(text, [batch, L, D]),
+      },
+      ['noise_pred'],
+    );
+    return out.noise_pred.data as Float32Array; // [B, C, h, w]
+  }
+
+  async decodeLatents(z: Float32Array, height: number, width: number): Promise<Float32Array> {
+    const out = await this.session(this.vaeDecoder, 'vae').run({ latents: float32Tensor(z, [1, this.info.latentChannels, height, width]) }, ['image']);
+    return out.image.data as Float32Array; // [1, 3, H, W]
+  }
+
+  /** Runs the generate recipe; concurrent calls wait their turn. */
+  generate(request: GenerateRequest, options: GenerateOptions = {}): Promise<GenerateResult> {
+    return this.exclusive(() => generate(this, request, options));
+  }
+
+  /** Text embeddings [1, L, D] of one prompt (what the UNet's cross-attention sees). */
+  encodePrompt(prompt: string): Promise<{ encoded: EncodedPrompt; hidden: Float32Array }> {
+    return this.exclusive(async () => {
+      const encoded = this.tokenize(prompt);
+      return { encoded, hidden: await this.encodeText([encoded.ids]) };
+    });
+  }
+
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    await this.queue.catch(() => undefined);
+    this.disposed = true;
+    await Promise.all([this.textEncoder?.release(), this.unet?.release(), this.vaeDecoder?.release()]);
+  }
+
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.catch(() => undefined).then(() => {
+      this.checkLive();
+      return fn();
+    });
+    this.queue = run;
+    return run;
+  }
+
+  private session(s: OrtModelSession | null, name: EngineComponent): OrtModelSession {
+    this.checkLive();
+    if (!s) throw new EngineStateError(`the ${name} session was not loaded (EngineLoadOptions.components)`);
+    return s;
+  }
+
+  private checkLive(): void {
+    if (this.disposed) throw new EngineStateError('used after dispose()');
+  }
+}
