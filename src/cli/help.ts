@@ -18,6 +18,7 @@ Usage:
   fisedit generate    [--model DIR] --prompt TEXT [options]   generate an image (PNG)
   fisedit encode-text [--model DIR] --prompt TEXT --out FILE.npy   CLIP last_hidden_state [1,77,D]
   fisedit tokenize    [--model DIR] --prompt TEXT             token ids as JSON
+  fisedit eval        [--model DIR] [--limit N] [--sheet F.png]   held-out accuracy of a scene model
   fisedit --help | --version
   fisedit COMMAND --help
 

@@ -2,6 +2,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { encodeTextCommand } from './commands/encodeTextCommand';
+import { evalCommand } from './commands/evalCommand';
 import { generateCommand } from './commands/generateCommand';
 import type { CliIo } from './commands/io';
 import { tokenizeCommand } from './commands/tokenizeCommand';
@@ -12,6 +13,7 @@ const COMMANDS: Record<string, (argv: string[], io: CliIo) => Promise<number>> =
   generate: generateCommand,
   'encode-text': encodeTextCommand,
   tokenize: tokenizeCommand,
+  eval: evalCommand,
 };
 
 function version(): string {

@@ -29,7 +29,7 @@ export async function writeContactSheet(file: string, rows: SheetTile[][], scale
         top,
       });
       const tile = await sharp(Buffer.from(t.rgb), { raw: { width: t.width, height: t.height, channels: 3 } })
-        .resize(t.width * scale, t.height * scale, { kernel: 'nearest' })
+        .resize(tw, th, { kernel: 'nearest' }) // every tile fills its cell, whatever its size
         .png()
         .toBuffer();
       composites.push({ input: tile, left: left + pad, top: top + pad });

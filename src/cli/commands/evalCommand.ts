@@ -1,0 +1,100 @@
+// fisedit eval: held-out caption accuracy of a scene model (the bundled default by default): per-attribute
+// accuracy on stdout, a JSON report and a contact sheet PNG.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { DiffusionEngine } from '../../engine/pipeline/engine';
+import { isSchedulerName } from '../../engine/scheduler';
+import { writeContactSheet } from '../../eval/contactSheet';
+import { contactSheetRows, runEvaluation, type EvalSpec } from '../../eval/runEvaluation';
+import { type HeldoutFile } from '../../eval/sceneSpec';
+import { EXIT, inPhase, usageError } from '../exitCodes';
+import { resolveModelDir } from '../modelDir';
+import { optionalFloat, optionalInt, parseOptions } from '../options';
+import { defaultProgressMode, ProgressBar } from '../progressBar';
+import type { CliIo } from './io';
+
+export const DEFAULT_HELDOUT = path.resolve(__dirname, '..', '..', '..', 'training', 'heldout_captions.json');
+
+const SPEC = {
+  model: { type: 'string', short: 'm' },
+  captions: { type: 'string' },
+  limit: { type: 'string' },
+  steps: { type: 'string' },
+  guidance: { type: 'string' },
+  scheduler: { type: 'string' },
+  seed: { type: 'string' },
+  json: { type: 'string' },
+  sheet: { type: 'string' },
+  threads: { type: 'string' },
+  progress: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+export const EVAL_HELP = `fisedit eval — held-out accuracy of a scene model
+
+Usage: fisedit eval [--model DIR] [--captions FILE.json] [--limit N] [--steps 20] [--guidance 4.5]
+                    [--scheduler dpmpp-2m] [--seed 1000] [--json report.json] [--sheet sheet.png]
+
+Generates each held-out caption (training/heldout_captions.json by default; caption i uses seed+i),
+segments the image to the scene palette and scores, per named object, colour at its named position and
+shape (bounding-box fill ratio), and per image the background colour. Prints accuracy per attribute.
+`;
+
+function loadSpecs(file: string): EvalSpec[] {
+  const doc = JSON.parse(fs.readFileSync(file, 'utf8')) as HeldoutFile;
+  if (!doc || !Array.isArray(doc.scenes)) throw new Error(`${file}: expected {"scenes": [...]} as written by training/scenes.py`);
+  return doc.scenes.map((s) => ({
+    caption: s.caption,
+    background: s.background,
+    objects: s.objects.map((o) => ({ colour: o.colour, shape: o.shape, cell: o.cell, size: o.size as 'small' | 'medium' | 'large' })),
+    render: { objects: s.objects as never, background: s.background },
+  }));
+}
+
+export async function evalCommand(argv: string[], io: CliIo): Promise<number> {
+  const o = parseOptions(argv, SPEC, 'eval');
+  if (o.help) {
+    io.stdout.write(EVAL_HELP);
+    return EXIT.ok;
+  }
+  const scheduler = o.scheduler ?? 'dpmpp-2m';
+  if (!isSchedulerName(scheduler)) throw usageError(`--scheduler must be ddim, dpmpp-2m or euler (got ${JSON.stringify(scheduler)})`);
+  const limit = optionalInt(o.limit, 'limit');
+  if (limit !== undefined && limit < 1) throw usageError('--limit must be at least 1');
+  const settings = {
+    steps: optionalInt(o.steps, 'steps') ?? 20,
+    guidance: optionalFloat(o.guidance, 'guidance') ?? 4.5,
+    scheduler,
+    baseSeed: optionalInt(o.seed, 'seed') ?? 1000,
+  };
+  const captionsFile = path.resolve(o.captions ?? DEFAULT_HELDOUT);
+  const specs = (await inPhase(EXIT.io, () => loadSpecs(captionsFile))).slice(0, limit);
+  const modelDir = resolveModelDir(o.model);
+  const threads = optionalInt(o.threads, 'threads');
+  const engine = await inPhase(EXIT.model, () => DiffusionEngine.load(modelDir, { intraOpNumThreads: threads }));
+  const bar = new ProgressBar(io.stderr, 'captions', (o.progress as 'bar' | 'lines' | 'none' | undefined) ?? defaultProgressMode(io.stderr));
+  const report = await inPhase(EXIT.inference, () => runEvaluation(engine, specs, settings, (d, t) => bar.update(d, t)));
+  bar.finish();
+  const s = report.summary;
+  const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
+  io.stdout.write(
+    `model ${engine.info.name}: ${s.images} captions, ${s.objects} objects, ${settings.steps} steps ${settings.scheduler}, guidance ${settings.guidance}\n` +
+      `  colour+position  ${pct(s.colourPosition)}\n  shape            ${pct(s.shape)}\n  background       ${pct(s.background)}\n  whole scene      ${pct(s.scene)}\n` +
+      Object.entries(report.byObjectCount).map(([n, b]) => `  ${n} object(s): colour+position ${pct(b.colourPosition)}, shape ${pct(b.shape)}, scene ${pct(b.scene)}\n`).join(''),
+  );
+  if (o.json) {
+    const json = {
+      model: engine.info.name,
+      captions: captionsFile,
+      settings,
+      summary: s,
+      byObjectCount: report.byObjectCount,
+      wallMs: Math.round(report.wallMs),
+      items: report.items.map((it) => ({ caption: it.caption, seed: it.seed, ...it.score })),
+    };
+    await inPhase(EXIT.io, () => fs.writeFileSync(o.json as string, `${JSON.stringify(json, null, 1)}\n`));
+  }
+  if (o.sheet) await inPhase(EXIT.io, () => writeContactSheet(o.sheet as string, contactSheetRows(report.items)));
+  await engine.dispose();
+  return EXIT.ok;
+}

@@ -1,0 +1,42 @@
+// fisedit eval end to end on the tiny fixture model: the numbers are meaningless for random weights, so
+// this checks the report's structure and that its per-attribute accuracy agrees with its own items.
+import { execFileSync, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import sharp from 'sharp';
+
+const root = path.resolve(__dirname, '..', '..');
+const cli = path.join(root, 'bin', 'fisedit.js');
+const model = path.join(root, 'test', 'fixtures', 'models', 'tiny-2level');
+
+describe('fisedit eval', () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fisedit-eval-'));
+  afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  it('writes a JSON report consistent with its items and a contact sheet', async () => {
+    const json = path.join(tmp, 'r.json');
+    const sheet = path.join(tmp, 's.png');
+    const out = execFileSync('node', [cli, 'eval', '--model', model, '--limit', '4', '--steps', '2', '--json', json, '--sheet', sheet], { encoding: 'utf8' });
+    expect(out).toMatch(/colour\+position\s+\d+\.\d %/);
+    const r = JSON.parse(fs.readFileSync(json, 'utf8'));
+    expect(r.items).toHaveLength(4);
+    expect(r.items.map((i: { seed: number }) => i.seed)).toEqual([1000, 1001, 1002, 1003]);
+    const objs = r.items.flatMap((i: { objects: { colourPosition: boolean }[] }) => i.objects);
+    expect(r.summary.objects).toBe(objs.length);
+    expect(r.summary.colourPosition).toBeCloseTo(objs.filter((o: { colourPosition: boolean }) => o.colourPosition).length / objs.length, 10);
+    const meta = await sharp(sheet).metadata();
+    expect(meta.width).toBe(4 * (128 + 6)); // 4 tiles of 64 px ×2 with 3-px frames
+    expect(meta.height).toBe(2 * (128 + 6)); // reference row + generated row
+  });
+
+  it('refuses a bad captions file and a bad option with typed exit codes', () => {
+    const bad = path.join(tmp, 'bad.json');
+    fs.writeFileSync(bad, '{"nope": 1}');
+    const r1 = spawnSync('node', [cli, 'eval', '--model', model, '--captions', bad], { encoding: 'utf8' });
+    expect(r1.status).toBe(4);
+    expect(r1.stderr).toMatch(/expected \{"scenes"/);
+    const r2 = spawnSync('node', [cli, 'eval', '--model', model, '--scheduler', 'pndm'], { encoding: 'utf8' });
+    expect(r2.status).toBe(2);
+  });
+});
