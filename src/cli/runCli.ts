@@ -1,8 +1,11 @@
 // Command dispatch and error → exit code mapping for the fisedit CLI.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { editCommand } from './commands/editCommand';
 import { encodeTextCommand } from './commands/encodeTextCommand';
 import { evalCommand } from './commands/evalCommand';
+import { runServe } from './serve';
+import { runToken } from './token';
 import { generateCommand } from './commands/generateCommand';
 import type { CliIo } from './commands/io';
 import { tokenizeCommand } from './commands/tokenizeCommand';
@@ -11,9 +14,12 @@ import { MAIN_HELP } from './help';
 
 const COMMANDS: Record<string, (argv: string[], io: CliIo) => Promise<number>> = {
   generate: generateCommand,
+  edit: editCommand,
   'encode-text': encodeTextCommand,
   tokenize: tokenizeCommand,
   eval: evalCommand,
+  serve: runServe,
+  token: runToken,
 };
 
 function version(): string {

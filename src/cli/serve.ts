@@ -9,6 +9,7 @@
 //   --public-url URL    FISEDIT_PUBLIC_URL  the listening address (set it behind a proxy)
 //   --threads N         FISEDIT_THREADS onnxruntime intra-op threads (default: all cores)
 //   --sqlite-sync FULL|NORMAL            FULL
+//   --engine process|thread              process (the engine in a child process; thread: a worker thread)
 // SIGINT/SIGTERM stop it gracefully: a running job goes back to the queue and runs again at the next start.
 
 import * as path from 'path';
@@ -21,6 +22,7 @@ import { optionalInt, parseOptions } from './options';
 
 export const SERVE_HELP = `Usage: fisedit serve [--port N] [--host ADDR] [--data DIR] [--model DIR] [--database-url URL]
                      [--redis-url URL] [--public-url URL] [--threads N] [--sqlite-sync FULL|NORMAL]
+                     [--engine process|thread]
 
 Runs the GraphQL API (HTTP POST /graphql, WebSocket graphql-transport-ws on /graphql) and serves images.
 Environment: PORT, FISEDIT_HOST, FISEDIT_DATA, FISEDIT_MODEL, DATABASE_URL, REDIS_URL, FISEDIT_PUBLIC_URL,
@@ -37,6 +39,7 @@ const SPEC = {
   'public-url': { type: 'string' },
   threads: { type: 'string' },
   'sqlite-sync': { type: 'string' },
+  engine: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -62,6 +65,8 @@ export async function runServe(argv: string[], io: CliIo = defaultIo, hooks: Run
     const threads = optionalInt(o.threads ?? env.FISEDIT_THREADS, 'threads');
     const sync = (o['sqlite-sync'] ?? 'FULL').toUpperCase();
     if (sync !== 'FULL' && sync !== 'NORMAL') throw usageError(`--sqlite-sync must be FULL or NORMAL (got ${JSON.stringify(o['sqlite-sync'])})`);
+    const engine = o.engine ?? 'process';
+    if (engine !== 'process' && engine !== 'thread') throw usageError(`--engine must be process or thread (got ${JSON.stringify(engine)})`);
     const dataDir = path.resolve(o.data ?? env.FISEDIT_DATA ?? 'data');
     const modelDir = resolveModelDir(o.model ?? env.FISEDIT_MODEL);
 
@@ -74,6 +79,7 @@ export async function runServe(argv: string[], io: CliIo = defaultIo, hooks: Run
         redisUrl: o['redis-url'] ?? env.REDIS_URL,
         intraOpNumThreads: threads,
         sqliteSynchronous: sync,
+        engineMode: engine,
       }),
     );
     const server = buildServer({ service, port, host: o.host ?? env.FISEDIT_HOST ?? '127.0.0.1', publicUrl: o['public-url'] ?? env.FISEDIT_PUBLIC_URL });

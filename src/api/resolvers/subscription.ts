@@ -1,0 +1,57 @@
+// Subscriptions check the role when they start (VIEWER on the tree), subscribe to the topic FIRST and
+// only then read the current state, so no event between the two is lost; the state is sent first and
+// older live events are dropped by seq.
+import type { NodeProgressEvent, TreeEventPayload } from '../../service/events/treeEvents';
+import { isFinal, progressTopic, treeTopic } from '../../service/events/treeEvents';
+import type { SubscriptionResolvers } from '../generated/schemaTypes';
+import { requireUser } from '../context';
+import { stream } from './streams';
+
+export const Subscription: SubscriptionResolvers = {
+  nodeProgress: {
+    subscribe: async (_p, { nodeId }, ctx) => {
+      const user = requireUser(ctx);
+      const { trees, pubsub, bus } = ctx.service;
+      await trees.nodeForViewer(user, nodeId);
+      const sub = await pubsub.subscribe<NodeProgressEvent>(progressTopic(nodeId));
+      try {
+        const node = await trees.nodeById(nodeId);
+        const latest = bus.latestProgress(nodeId);
+        let current: NodeProgressEvent;
+        if (node && latest && !isFinal(node.status) && latest.status === node.status) current = latest;
+        else {
+          // No live state in this process (finished, or queued/running elsewhere): describe the stored state.
+          const status = node?.status ?? 'CANCELLED';
+          current = {
+            nodeId,
+            treeId: node?.treeId ?? '',
+            seq: bus.nextSeq(),
+            step: status === 'SUCCEEDED' ? (node?.steps ?? 0) : 0,
+            totalSteps: node?.steps ?? 0,
+            phase: isFinal(status) ? 'DONE' : status === 'RUNNING' ? 'DENOISING' : 'QUEUED',
+            status,
+            etaMs: isFinal(status) ? 0 : null,
+            preview: null,
+            maskedFraction: node?.maskedFraction ?? null,
+            at: new Date().toISOString(),
+          };
+        }
+        return stream(sub, { initial: [current], keep: (e) => e.seq > current.seq, last: (e) => e.phase === 'DONE' });
+      } catch (e) {
+        sub.close();
+        throw e;
+      }
+    },
+    resolve: (payload: NodeProgressEvent) => payload,
+  },
+  treeEvents: {
+    subscribe: async (_p, { treeId }, ctx) => {
+      const user = requireUser(ctx);
+      await ctx.service.trees.treeForViewer(user, treeId);
+      const sub = await ctx.service.pubsub.subscribe<TreeEventPayload>(treeTopic(treeId));
+      // Deleting the root deletes the tree: that event is the last one.
+      return stream(sub, { last: (e) => e.type === 'DELETED' && e.node.parentId === null });
+    },
+    resolve: (payload: TreeEventPayload) => payload,
+  },
+};

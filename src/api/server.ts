@@ -1,0 +1,284 @@
+// One HTTP server for everything a frontend needs:
+//   POST/GET /graphql        Apollo Server 5 (queries, mutations)
+//   WS       /graphql        graphql-ws 6 (subscriptions; also queries and mutations)
+//   GET      /images/:nodeId/{image.png,thumb.webp,mask.png,input-mask.png}
+//   GET      /healthz
+// Both GraphQL transports share the schema, the context (same token check), the validation rules
+// (depth, cost, aliases) and the error masking. `buildServer` returns { url, start, stop } so tests run
+// the real thing on a random port.
+
+import * as fs from 'fs';
+import * as http from 'http';
+import type { AddressInfo } from 'net';
+import { ApolloServer, HeaderMap, HTTPGraphQLRequest } from '@apollo/server';
+import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
+import { makeExecutableSchema } from '@graphql-tools/schema';
+import { getOperationAST, GraphQLError, parse, validate, type ExecutionArgs, type GraphQLSchema } from 'graphql';
+import { getVariableValues } from 'graphql/execution/values';
+import { useServer } from 'graphql-ws/use/ws';
+import { WebSocketServer } from 'ws';
+import type { User } from '../generated/sqlite/client';
+import { bearerToken } from '../service/auth/tokens';
+import type { Service } from '../service/service';
+import { ApiContext } from './context';
+import { formatError } from './errors';
+import { serveImage } from './images';
+import { allValidationRules, limitRules, MAX_QUERY_CHARS } from './limits';
+import { resolvers } from './resolvers';
+
+export interface ServerOptions {
+  service: Service;
+  /** 0 (default) picks a free port. */
+  port?: number;
+  /** Default 127.0.0.1; "0.0.0.0" to listen on every interface. */
+  host?: string;
+  /** Base of absolute image URLs (behind a proxy: the public origin). Default: the listening address. */
+  publicUrl?: string;
+  /** Schema introspection (default: on unless NODE_ENV=production). */
+  introspection?: boolean;
+  /** Largest HTTP request body, bytes (default 1 MiB; an edit's mask travels in it). */
+  maxBodyBytes?: number;
+  /** Largest WebSocket message, bytes (default 1 MiB). */
+  maxWsPayloadBytes?: number;
+  maxSubscriptionsPerSocket?: number;
+  /** Access-Control-Allow-Origin (default "*": auth is a Bearer token, never a cookie). */
+  corsOrigin?: string;
+}
+
+export interface FiseditServer {
+  /** http://host:port (after start()). */
+  readonly url: string;
+  readonly wsUrl: string;
+  readonly httpServer: http.Server;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export const SCHEMA_PATH = require.resolve('../../schema.graphql');
+
+export function loadSchema(): GraphQLSchema {
+  return makeExecutableSchema({ typeDefs: fs.readFileSync(SCHEMA_PATH, 'utf8'), resolvers: resolvers as never });
+}
+
+class HttpError extends Error {
+  constructor(readonly status: number, message: string, readonly code: string) {
+    super(message);
+  }
+}
+
+function readBody(req: http.IncomingMessage, max: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > max) {
+      reject(new HttpError(413, `request body is ${declared} bytes; at most ${max}`, 'BAD_REQUEST'));
+      req.resume();
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > max) {
+        reject(new HttpError(413, `request body exceeds ${max} bytes`, 'BAD_REQUEST'));
+        req.destroy();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+function sendJsonError(res: http.ServerResponse, status: number, message: string, code: string): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8' });
+  res.end(JSON.stringify({ errors: [{ message, extensions: { code } }] }));
+}
+
+export function buildServer(opts: ServerOptions): FiseditServer {
+  const { service } = opts;
+  const maxBody = opts.maxBodyBytes ?? 1 << 20;
+  const maxSubs = opts.maxSubscriptionsPerSocket ?? 100;
+  const schema = loadSchema();
+  const httpServer = http.createServer();
+  let baseUrl = opts.publicUrl?.replace(/\/+$/, '') ?? '';
+  const introspection = opts.introspection ?? process.env.NODE_ENV !== 'production';
+
+  const apollo = new ApolloServer<ApiContext>({
+    schema,
+    formatError,
+    validationRules: limitRules(),
+    introspection,
+    includeStacktraceInErrorResponses: false,
+    hideSchemaDetailsFromClientErrors: !introspection,
+    allowBatchedHttpRequests: false,
+    persistedQueries: false,
+    csrfPrevention: true,
+    maxRecursiveSelections: true,
+    stopOnTerminationSignals: false,
+    plugins: [
+      ApolloServerPluginDrainHttpServer({ httpServer }),
+      { async serverWillStart() { return { async drainServer() { await wsCleanup?.dispose(); } }; } },
+    ],
+  });
+
+  async function contextFor(authorization: unknown): Promise<ApiContext> {
+    const token = bearerToken(typeof authorization === 'string' ? authorization : null);
+    const user: User | null = token ? await service.auth.authenticate(token) : null;
+    return { user, service, baseUrl };
+  }
+
+  const cors = (res: http.ServerResponse) => {
+    res.setHeader('access-control-allow-origin', opts.corsOrigin ?? '*');
+    res.setHeader('access-control-allow-headers', 'authorization, content-type, apollo-require-preflight, x-apollo-operation-name');
+    res.setHeader('access-control-allow-methods', 'GET, POST, OPTIONS');
+    res.setHeader('access-control-max-age', '600');
+  };
+
+  async function handleGraphql(req: http.IncomingMessage, res: http.ServerResponse, url: URL): Promise<void> {
+    const raw = req.method === 'POST' ? await readBody(req, maxBody) : '';
+    const headers = new HeaderMap();
+    for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) headers.set(k, Array.isArray(v) ? v.join(', ') : v);
+    let body: unknown = raw;
+    if (req.method === 'POST' && (headers.get('content-type') ?? '').toLowerCase().startsWith('application/json')) {
+      try {
+        body = raw === '' ? {} : JSON.parse(raw);
+      } catch {
+        throw new HttpError(400, 'request body is not valid JSON', 'BAD_REQUEST');
+      }
+    }
+    const query = (body as { query?: unknown })?.query ?? url.searchParams.get('query');
+    if (typeof query === 'string' && query.length > MAX_QUERY_CHARS) throw new HttpError(413, `query is ${query.length} characters; at most ${MAX_QUERY_CHARS}`, 'BAD_REQUEST');
+    const request: HTTPGraphQLRequest = { method: req.method ?? 'GET', headers, search: url.search, body };
+    const result = await apollo.executeHTTPGraphQLRequest({ httpGraphQLRequest: request, context: () => contextFor(req.headers.authorization) });
+    res.statusCode = result.status ?? 200;
+    for (const [k, v] of result.headers) res.setHeader(k, v);
+    if (result.body.kind === 'complete') {
+      res.end(result.body.string);
+      return;
+    }
+    for await (const chunk of result.body.asyncIterator) res.write(chunk);
+    res.end();
+  }
+
+  httpServer.on('request', (req, res) => {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    cors(res);
+    const route = async () => {
+      if (req.method === 'OPTIONS') {
+        res.writeHead(204).end();
+      } else if (url.pathname === '/graphql') {
+        if (req.method !== 'GET' && req.method !== 'POST') throw new HttpError(405, 'use GET or POST', 'BAD_REQUEST');
+        await handleGraphql(req, res, url);
+      } else if (url.pathname.startsWith('/images/')) {
+        await serveImage(req, res, url, service);
+      } else if (url.pathname === '/healthz') {
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: true, model: service.model.name }));
+      } else if (url.pathname === '/') {
+        res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' }).end(`FISEdit GraphQL API at ${baseUrl}/graphql (POST; WebSocket graphql-transport-ws on the same path). Send "Authorization: Bearer <token>".\n`);
+      } else {
+        throw new HttpError(404, `no route ${url.pathname}`, 'NOT_FOUND');
+      }
+    };
+    route().catch((e) => {
+      if (e instanceof HttpError) return sendJsonError(res, e.status, e.message, e.code);
+      console.error('[api] request failed:', e);
+      sendJsonError(res, 500, 'internal error', 'INTERNAL_SERVER_ERROR');
+    });
+  });
+
+  // ---- WebSocket: graphql-ws ----
+  const wss = new WebSocketServer({ server: httpServer, path: '/graphql', maxPayload: opts.maxWsPayloadBytes ?? 1 << 20 });
+  type Extra = { user?: User; subscriptions?: Set<string> };
+  let wsCleanup: { dispose: () => void | Promise<void> } | null = useServer<Record<string, unknown> | undefined, Extra>(
+    {
+      schema,
+      connectionInitWaitTimeout: 3000,
+      onConnect: async (ctx) => {
+        const ctxWithUser = await contextFor(ctx.connectionParams?.authorization);
+        if (!ctxWithUser.user) return false; // closes with 4403 Forbidden
+        ctx.extra.user = ctxWithUser.user;
+        ctx.extra.subscriptions = new Set();
+        return { user: ctxWithUser.user.name };
+      },
+      onSubscribe: (ctx, id, payload) => {
+        const subs = ctx.extra.subscriptions!;
+        if (subs.size >= maxSubs) return [new GraphQLError(`at most ${maxSubs} operations per connection`, { extensions: { code: 'BAD_USER_INPUT', limit: 'subscriptions' } })];
+        if (typeof payload.query !== 'string' || payload.query.length > MAX_QUERY_CHARS) {
+          return [new GraphQLError(`query must be a string of at most ${MAX_QUERY_CHARS} characters`, { extensions: { code: 'BAD_USER_INPUT', limit: 'document' } })];
+        }
+        let document;
+        try {
+          document = parse(payload.query);
+        } catch (e) {
+          return [new GraphQLError((e as Error).message, { extensions: { code: 'GRAPHQL_PARSE_FAILED' } })];
+        }
+        const errors = validate(schema, document, allValidationRules());
+        if (errors.length > 0) {
+          return errors.map((e) => (e.extensions?.code ? e : new GraphQLError(e.message, { nodes: e.nodes, extensions: { code: 'GRAPHQL_VALIDATION_FAILED' } })));
+        }
+        // Variable coercion errors are the client's input, as Apollo reports them over HTTP.
+        const op = getOperationAST(document, payload.operationName ?? undefined);
+        if (op) {
+          const coerced = getVariableValues(schema, op.variableDefinitions ?? [], payload.variables ?? {}, { maxErrors: 50 });
+          if (coerced.errors) return coerced.errors.map((e) => new GraphQLError(e.message, { nodes: e.nodes, extensions: { code: 'BAD_USER_INPUT' } }));
+        }
+        subs.add(id);
+        const args: ExecutionArgs = {
+          schema,
+          document,
+          variableValues: payload.variables ?? undefined,
+          operationName: payload.operationName ?? undefined,
+          contextValue: { user: ctx.extra.user ?? null, service, baseUrl } satisfies ApiContext,
+        };
+        return args;
+      },
+      onComplete: (ctx, id) => {
+        ctx.extra.subscriptions?.delete(id);
+      },
+      onNext: (_ctx, _id, _payload, _args, result) => {
+        if (!result.errors) return result;
+        return { ...result, errors: result.errors.map((e) => formatError(e as never, e)) };
+      },
+      onError: (_ctx, _id, _payload, errors) => errors.map((e) => formatError(e as never, e)) as never,
+    },
+    wss,
+  );
+
+  let url = '';
+  let stopped = false;
+  return {
+    get url() {
+      return url;
+    },
+    get wsUrl() {
+      return url.replace(/^http/, 'ws') + '/graphql';
+    },
+    httpServer,
+    async start() {
+      await apollo.start();
+      await new Promise<void>((resolve, reject) => {
+        httpServer.once('error', reject);
+        httpServer.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => resolve());
+      });
+      const addr = httpServer.address() as AddressInfo;
+      const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+      url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${addr.port}`;
+      if (!opts.publicUrl) baseUrl = url;
+    },
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      if (!url) return; // never started
+      for (const client of wss.clients) client.terminate();
+      await apollo.stop(); // drains HTTP (plugin) and disposes graphql-ws
+      wsCleanup = null;
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
+      if (httpServer.listening) await new Promise<void>((resolve) => httpServer.close(() => resolve()));
+    },
+  };
+}

@@ -1,0 +1,127 @@
+// The seam between the job runner and whatever runs the model. The API thread never runs a model:
+// the real implementation (workerBackend.ts) hosts the engine in a worker thread and talks by messages.
+// Every implementation passes test/service/inference/backendConformance.ts.
+
+export type SchedulerName = 'ddim' | 'dpmpp-2m' | 'euler';
+export type EditStrategy = 'AUTO' | 'DENSE' | 'SPARSE';
+export type RunMode = 'DENSE' | 'SPARSE';
+/** What the engine is doing; DONE is only sent by the service, never by a backend. */
+export type ProgressPhase = 'QUEUED' | 'ENCODING' | 'CAPTURING' | 'DENOISING' | 'DECODING' | 'DONE';
+
+export interface GenerateRequest {
+  prompt: string;
+  negativePrompt: string;
+  seed: number;
+  steps: number;
+  guidance: number;
+  scheduler: SchedulerName;
+  width: number;
+  height: number;
+}
+
+export interface EditRequest extends GenerateRequest {
+  /** The parent node; its settings are the edit's unless the edit overrides them. */
+  parentNodeId: string;
+  parentPrompt: string;
+  strategy: EditStrategy;
+  /** A user-drawn mask at image size (0 = keep, >0 = may change), 8-bit grey, or null to let the engine find the area. */
+  mask: { data: Uint8Array; width: number; height: number } | null;
+}
+
+export interface InferenceProgress {
+  /** Denoising steps completed (0 before the first). */
+  step: number;
+  totalSteps: number;
+  phase: ProgressPhase;
+  /** Wall time since the run started, ms. */
+  elapsedMs: number;
+  /** data:image/webp;base64,… of the current latents (linear approximation), or null when throttled. */
+  preview: string | null;
+  /** Fraction of latent pixels an edit recomputes, once known. */
+  maskedFraction: number | null;
+}
+
+export interface InferenceResult {
+  /** Interleaved RGB, height × width × 3. */
+  rgb: Uint8Array;
+  width: number;
+  height: number;
+  mode: RunMode;
+  /** Inference wall time without queueing or model loading, ms. */
+  wallMs: number;
+  /** What a dense generation of the same request costs (measured or estimated), ms. */
+  denseEstimateMs: number | null;
+  maskedFraction: number | null;
+  /** The area an edit changed, 8-bit grey at image size, when there is one. */
+  mask: { data: Uint8Array; width: number; height: number } | null;
+  /** ms per phase, as the engine reports them. */
+  timings: Record<string, number>;
+}
+
+export interface ModelInfo {
+  name: string;
+  dir: string;
+  defaultWidth: number;
+  defaultHeight: number;
+  /** Width and height must be multiples of this (8, or more when the model's latent pyramid needs it). */
+  sizeMultiple: number;
+  maxWidth: number;
+  maxHeight: number;
+  /** Content tokens the text encoder reads (75 for CLIP). */
+  maxPromptTokens: number;
+  latentChannels: number;
+  loadMs: number;
+}
+
+export type ProgressListener = (p: InferenceProgress) => void;
+
+export interface InferenceBackend {
+  /** Loads the model (once); resolves with what the service needs to validate requests. */
+  start(): Promise<ModelInfo>;
+  /** Runs one generation; `runId` names it for cancel(). Rejects with the errors below. */
+  generate(runId: string, request: GenerateRequest, onProgress: ProgressListener): Promise<InferenceResult>;
+  edit(runId: string, request: EditRequest, onProgress: ProgressListener): Promise<InferenceResult>;
+  /** Asks a run to stop at its next step; false if no such run is active. */
+  cancel(runId: string): boolean;
+  close(): Promise<void>;
+}
+
+/** The run stopped because cancel() asked it to. */
+export class InferenceCancelledError extends Error {
+  constructor(readonly runId: string, readonly completedSteps: number | null) {
+    super(`run ${runId} cancelled${completedSteps === null ? '' : ` after ${completedSteps} steps`}`);
+    this.name = 'InferenceCancelledError';
+  }
+}
+
+/** The engine refused the request (bad input the service did not catch); retrying will not help. */
+export class InferenceInputError extends Error {
+  constructor(readonly runId: string, readonly field: string, message: string) {
+    super(message);
+    this.name = 'InferenceInputError';
+  }
+}
+
+/** The engine failed (numerics, model, runtime). `message` is safe to show to the node's users. */
+export class InferenceFailedError extends Error {
+  constructor(readonly runId: string, message: string) {
+    super(message);
+    this.name = 'InferenceFailedError';
+  }
+}
+
+/** The worker died (crash, out of memory, terminated); the run may be retried on a fresh worker. */
+export class InferenceCrashedError extends Error {
+  constructor(readonly runId: string, reason: string) {
+    super(`inference worker stopped during run ${runId}: ${reason}`);
+    this.name = 'InferenceCrashedError';
+  }
+}
+
+/** The model could not be loaded at all. */
+export class ModelLoadError extends Error {
+  constructor(readonly modelDir: string, reason: string) {
+    super(`cannot load model ${modelDir}: ${reason}`);
+    this.name = 'ModelLoadError';
+  }
+}

@@ -1,0 +1,183 @@
+// The engine's home: a child process (default) or a worker thread that loads the model once and runs
+// one request at a time. onnxruntime-node's run() holds the JS thread for the whole call, so it must
+// never run on the API thread (DESIGN.md "The service in one page"). This file is the entry of both;
+// workerBackend.ts starts it and talks to it with the messages in workerProtocol.ts.
+//
+// Edits: until sparse FISEdit edits land in the engine (issue 4), an edit runs as a dense generation of
+// the new prompt with the parent's seed and settings, and reports mode DENSE.
+
+import { parentPort, workerData } from 'worker_threads';
+import { DiffusionEngine } from '../../engine/pipeline/engine';
+import { GenerateInputError, GenerationAbortedError, type StepProgress } from '../../engine/pipeline/generate';
+import type { GenerateRequest, InferenceProgress, InferenceResult, ModelInfo, ProgressPhase } from './backend';
+import { fitLatentRgbMap, latentColourSamples, looksLikeSd, previewDataUrl, SD15_LATENT_RGB, type LatentRgbMap } from './latentPreview';
+import { WORKER_DATA_ENV, type EngineWorkerData, type FromWorker, type ToWorker } from './workerProtocol';
+import { gaussianFloat32 } from '../../engine/random/gaussian';
+
+/** The message channel to the service: the thread's parentPort, or the child process's IPC channel. */
+interface Channel {
+  send(msg: FromWorker, transfer?: ArrayBuffer[]): void;
+  onMessage(fn: (msg: ToWorker) => void): void;
+  exit(): void;
+}
+
+function openChannel(): { channel: Channel; cfg: EngineWorkerData } {
+  if (parentPort) {
+    const port = parentPort;
+    return {
+      cfg: workerData as EngineWorkerData,
+      channel: { send: (m, t = []) => port.postMessage(m, t), onMessage: (fn) => port.on('message', fn), exit: () => port.close() },
+    };
+  }
+  if (process.send && process.env[WORKER_DATA_ENV]) {
+    // Without a parent there is nobody to serve: exit instead of lingering as an orphan.
+    process.on('disconnect', () => process.exit(0));
+    return {
+      cfg: JSON.parse(process.env[WORKER_DATA_ENV]!) as EngineWorkerData,
+      channel: { send: (m) => process.send!(m), onMessage: (fn) => process.on('message', fn), exit: () => process.exit(0) },
+    };
+  }
+  throw new Error('src/service/inference/engineWorker.ts must run as a worker thread or a forked child process (see workerBackend.ts)');
+}
+
+const { channel, cfg } = openChannel();
+const aborts = new Map<string, AbortController>();
+
+function send(msg: FromWorker, transfer: ArrayBuffer[] = []): void {
+  channel.send(msg, transfer);
+}
+
+function lcm(a: number, b: number): number {
+  const gcd = (x: number, y: number): number => (y === 0 ? x : gcd(y, x % y));
+  return (a * b) / gcd(a, b);
+}
+
+/** A linear latent→RGB map for this model: SD's published one, or fitted to the model's own VAE. */
+async function previewMap(engine: DiffusionEngine): Promise<LatentRgbMap> {
+  const { info } = engine;
+  if (looksLikeSd(info.latentChannels, info.vaeScaleFactor, info.scalingFactor)) return SD15_LATENT_RGB;
+  const h = info.defaultHeight / info.vaeScaleFactor;
+  const w = info.defaultWidth / info.vaeScaleFactor;
+  const C = info.latentChannels;
+  const zs: Float32Array[] = [];
+  const rgbs: Float32Array[] = [];
+  for (let k = 0; k < 3; k++) {
+    // Model-space latents ~ N(0, 1); the decoder takes them divided by the scaling factor.
+    const z = gaussianFloat32(1000 + k, C * h * w);
+    const image = await engine.decodeLatents(z.map((v) => v / info.scalingFactor + (info.shiftFactor ?? 0)), h, w);
+    const s = latentColourSamples(z, image, C, h, w, info.vaeScaleFactor);
+    zs.push(s.z);
+    rgbs.push(s.rgb);
+  }
+  const cat = (parts: Float32Array[]) => {
+    const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+    let o = 0;
+    for (const p of parts) {
+      out.set(p, o);
+      o += p.length;
+    }
+    return out;
+  };
+  return fitLatentRgbMap(cat(zs), cat(rgbs), C);
+}
+
+async function main(): Promise<void> {
+  let engine: DiffusionEngine;
+  let map: LatentRgbMap;
+  try {
+    engine = await DiffusionEngine.load(cfg.modelDir, { intraOpNumThreads: cfg.intraOpNumThreads });
+    map = await previewMap(engine);
+  } catch (e) {
+    send({ type: 'loadError', message: (e as Error).message });
+    // Let the message flush before the channel closes.
+    setImmediate(() => channel.exit());
+    return;
+  }
+  const { info: ei } = engine;
+  const info: ModelInfo = {
+    name: ei.name,
+    dir: ei.dir,
+    defaultWidth: ei.defaultWidth,
+    defaultHeight: ei.defaultHeight,
+    sizeMultiple: lcm(8, ei.vaeScaleFactor * ei.unetDownscale),
+    maxWidth: Math.max(ei.defaultWidth, ei.defaultHeight) * cfg.maxSideFactor,
+    maxHeight: Math.max(ei.defaultWidth, ei.defaultHeight) * cfg.maxSideFactor,
+    maxPromptTokens: ei.textLength - 2,
+    latentChannels: ei.latentChannels,
+    loadMs: engine.loadMs,
+  };
+  send({ type: 'ready', info });
+
+  // One run at a time: the engine serialises generate() anyway, and the queue sends one job at a time.
+  let chain: Promise<void> = Promise.resolve();
+  channel.onMessage((msg: ToWorker) => {
+    if (msg.type === 'cancel') {
+      aborts.get(msg.runId)?.abort();
+      return;
+    }
+    if (msg.type === 'shutdown') {
+      for (const ac of aborts.values()) ac.abort();
+      void chain.then(() => engine.dispose()).finally(() => channel.exit());
+      return;
+    }
+    const ac = new AbortController();
+    aborts.set(msg.runId, ac);
+    chain = chain.then(() => run(engine, map, msg.runId, msg.request, ac.signal)).finally(() => aborts.delete(msg.runId));
+  });
+}
+
+async function run(engine: DiffusionEngine, map: LatentRgbMap, runId: string, req: GenerateRequest, signal: AbortSignal): Promise<void> {
+  const t0 = performance.now();
+  const { info } = engine;
+  const h = req.height / info.vaeScaleFactor;
+  const w = req.width / info.vaeScaleFactor;
+  let lastPreviewAt = -Infinity;
+  const progress = (step: number, total: number, phase: ProgressPhase, preview: string | null) => {
+    const p: InferenceProgress = { step, totalSteps: total, phase, elapsedMs: performance.now() - t0, preview, maskedFraction: null };
+    send({ type: 'progress', runId, progress: p });
+  };
+  try {
+    if (signal.aborted) throw new GenerationAbortedError(0, req.steps);
+    progress(0, req.steps, 'ENCODING', null);
+    const onStep = async (s: StepProgress) => {
+      const now = performance.now();
+      let preview: string | null = null;
+      if (s.step === 1 || s.step === s.total || now - lastPreviewAt >= cfg.previewIntervalMs) {
+        lastPreviewAt = now;
+        preview = await previewDataUrl(s.latents, info.latentChannels, h, w, map, req.width, req.height, { maxSide: cfg.previewMaxSide });
+      }
+      progress(s.step, s.total, s.step === s.total ? 'DECODING' : 'DENOISING', preview);
+    };
+    const r = await engine.generate(
+      {
+        prompt: req.prompt,
+        negativePrompt: req.guidance > 1 ? req.negativePrompt : '',
+        seed: req.seed,
+        steps: req.steps,
+        guidance: req.guidance,
+        scheduler: req.scheduler,
+        width: req.width,
+        height: req.height,
+      },
+      { onStep, signal },
+    );
+    const result: InferenceResult = {
+      rgb: r.rgb,
+      width: r.width,
+      height: r.height,
+      mode: 'DENSE',
+      wallMs: r.totalMs,
+      denseEstimateMs: r.totalMs,
+      maskedFraction: null,
+      mask: null,
+      timings: { ...r.timings },
+    };
+    send({ type: 'result', runId, result }, [r.rgb.buffer as ArrayBuffer]);
+  } catch (e) {
+    if (e instanceof GenerationAbortedError) send({ type: 'cancelled', runId, completedSteps: e.completedSteps });
+    else if (e instanceof GenerateInputError) send({ type: 'error', runId, kind: 'input', field: e.field, message: e.message });
+    else send({ type: 'error', runId, kind: 'engine', message: (e as Error).message ?? String(e) });
+  }
+}
+
+void main();

@@ -1,0 +1,309 @@
+// Takes jobs from the queue one at a time and runs them on the inference backend:
+//   1. claim the next job (priority, then FIFO)              → STARTED
+//   2. run generate/edit in the engine worker, relaying steps → PROGRESSED (+ previews)
+//   3. store the image, thumbnail and mask files
+//   4. record the outcome                                     → SUCCEEDED / FAILED / CANCELLED
+// Cancel reaches the worker, which stops before its next step. A crashed worker is retried while the job
+// has attempts left. The runner never runs a model itself: the backend does, off this thread.
+
+import type { Db } from '../../db/client';
+import type { Job, Node as NodeRecord } from '../../generated/sqlite/client';
+import {
+  InferenceBackend,
+  InferenceCancelledError,
+  InferenceCrashedError,
+  InferenceInputError,
+  InferenceProgress,
+  InferenceResult,
+  SchedulerName,
+} from '../inference/backend';
+import type { Subscription } from '../events/pubsub';
+import { EventBus, NodeProgressEvent } from '../events/treeEvents';
+import { ImageStore } from '../images/imageStore';
+import { PrismaJobQueue } from './jobQueue';
+import { schedulerToEngine } from '../trees/settings';
+
+export interface JobRunnerOptions {
+  /** How often an idle runner looks at the queue when nobody kicks it (other processes may enqueue), ms. */
+  pollMs?: number;
+  /** Minimum time between two PROGRESSED tree events of one node (node progress is not throttled), ms. */
+  treeProgressIntervalMs?: number;
+}
+
+export class JobRunner {
+  private running = false;
+  private loop: Promise<void> | null = null;
+  private wake: (() => void) | null = null;
+  private current: { job: Job; node: NodeRecord; cancelled: boolean } | null = null;
+  private stopping = false;
+  private readonly finishWaiters = new Map<string, (() => void)[]>();
+  private control: Subscription<CancelRequest> | null = null;
+
+  constructor(
+    private readonly db: Db,
+    private readonly queue: PrismaJobQueue,
+    private readonly backend: InferenceBackend,
+    private readonly bus: EventBus,
+    private readonly images: ImageStore,
+    private readonly modelName: string,
+    private readonly opts: JobRunnerOptions = {},
+  ) {}
+
+  /**
+   * Starts taking jobs. With `control`, cancel requests published by other API processes (shared Redis)
+   * reach the job running here too.
+   */
+  start(control?: Subscription<CancelRequest>): void {
+    if (this.running) return;
+    this.running = true;
+    this.stopping = false;
+    this.loop = this.run();
+    if (control) {
+      this.control = control;
+      void (async () => {
+        for await (const req of control) this.cancel(req.nodeId);
+      })();
+    }
+  }
+
+  /** Wake an idle runner (a job was just enqueued). */
+  kick(): void {
+    this.wake?.();
+  }
+
+  /** The node whose job is running in this process, if any. */
+  currentNodeId(): string | null {
+    return this.current?.node.id ?? null;
+  }
+
+  /** Asks the running job of this node to stop at its next step; false if it is not running here. */
+  cancel(nodeId: string): boolean {
+    if (!this.current || this.current.node.id !== nodeId) return false;
+    this.current.cancelled = true;
+    this.backend.cancel(runIdOf(this.current.job));
+    return true;
+  }
+
+  /** Resolves when this node's current run has finished here (or at once if it is not running here). */
+  waitForFinish(nodeId: string, timeoutMs: number): Promise<void> {
+    if (this.current?.node.id !== nodeId) return Promise.resolve();
+    return new Promise((resolve) => {
+      const t = setTimeout(resolve, timeoutMs);
+      const list = this.finishWaiters.get(nodeId) ?? [];
+      list.push(() => {
+        clearTimeout(t);
+        resolve();
+      });
+      this.finishWaiters.set(nodeId, list);
+    });
+  }
+
+  /**
+   * Graceful stop: the running job is stopped in the worker and handed back to the queue without using
+   * up an attempt, so the next start runs it again.
+   */
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.stopping = true;
+    this.running = false;
+    if (this.current) this.backend.cancel(runIdOf(this.current.job));
+    this.kick();
+    this.control?.close();
+    this.control = null;
+    await this.loop;
+    this.loop = null;
+  }
+
+  private async run(): Promise<void> {
+    while (this.running) {
+      let claimed;
+      try {
+        claimed = await this.queue.claimNext();
+      } catch (e) {
+        console.error(`job runner: cannot read the queue: ${(e as Error).message}`);
+        claimed = null;
+      }
+      if (!claimed) {
+        if (!this.running) break;
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, this.opts.pollMs ?? 1000);
+          this.wake = () => {
+            clearTimeout(t);
+            resolve();
+          };
+        });
+        this.wake = null;
+        continue;
+      }
+      this.current = { ...claimed, cancelled: false };
+      try {
+        await this.runJob(claimed.job, claimed.node);
+      } catch (e) {
+        // A bug or a database failure while recording: leave a clear state, never a silent RUNNING.
+        console.error(`job runner: job ${claimed.job.id} (node ${claimed.node.id}): ${(e as Error).stack ?? e}`);
+        await this.queue.fail(claimed.job, 'internal error while running this job', false).catch(() => undefined);
+      } finally {
+        const nodeId = claimed.node.id;
+        this.current = null;
+        for (const w of this.finishWaiters.get(nodeId) ?? []) w();
+        this.finishWaiters.delete(nodeId);
+      }
+    }
+  }
+
+  private async runJob(job: Job, node: NodeRecord): Promise<void> {
+    await this.bus.tree('STARTED', node);
+    await this.bus.progress({ ...baseProgress(node), step: 0, totalSteps: node.steps, phase: 'ENCODING', status: 'RUNNING', etaMs: null });
+    let lastTreeProgress = 0;
+    const onProgress = (p: InferenceProgress) => {
+      void this.relayProgress(node, p).then((ev) => {
+        const now = Date.now();
+        if (ev.preview || now - lastTreeProgress >= (this.opts.treeProgressIntervalMs ?? 250)) {
+          lastTreeProgress = now;
+          return this.bus.tree('PROGRESSED', node, { progress: ev });
+        }
+      });
+    };
+    let result: InferenceResult;
+    try {
+      result = await this.infer(job, node, onProgress);
+    } catch (e) {
+      await this.onRunError(job, node, e as Error);
+      return;
+    }
+    // 3. files
+    const text = pngText(node, this.modelName);
+    const files = await this.images.saveResult(node.treeId, node.id, result.rgb, result.width, result.height, text);
+    const maskPath = result.mask ? await this.images.saveMask(node.treeId, node.id, 'mask', result.mask.data, result.mask.width, result.mask.height) : null;
+    // 4. outcome
+    const done = await this.queue.succeed(job, {
+      statsMode: result.mode,
+      wallMs: result.wallMs,
+      denseEstimateMs: result.denseEstimateMs,
+      speedup: result.denseEstimateMs && result.wallMs > 0 ? result.denseEstimateMs / result.wallMs : null,
+      maskedFraction: result.maskedFraction,
+      imagePath: files.imagePath,
+      thumbPath: files.thumbPath,
+      maskPath,
+    });
+    if (!done) {
+      // The branch was deleted while this job ran.
+      this.images.remove([files.imagePath, files.thumbPath, maskPath]);
+      return;
+    }
+    await this.finish(done, 'SUCCEEDED');
+  }
+
+  private infer(job: Job, node: NodeRecord, onProgress: (p: InferenceProgress) => void): Promise<InferenceResult> {
+    const req = {
+      prompt: node.prompt,
+      negativePrompt: node.negativePrompt,
+      seed: node.seed,
+      steps: node.steps,
+      guidance: node.guidance,
+      scheduler: schedulerToEngine(node.scheduler) as SchedulerName,
+      width: node.width,
+      height: node.height,
+    };
+    if (!node.parentId) return this.backend.generate(runIdOf(job), req, onProgress);
+    return this.loadParentAndEdit(job, node, req, onProgress);
+  }
+
+  private async loadParentAndEdit(job: Job, node: NodeRecord, req: Parameters<InferenceBackend['generate']>[1], onProgress: (p: InferenceProgress) => void): Promise<InferenceResult> {
+    const parent = await this.db.node.findUnique({ where: { id: node.parentId! } });
+    let mask: { data: Uint8Array; width: number; height: number } | null = null;
+    if (node.inputMaskPath) {
+      const sharp = (await import('sharp')).default;
+      const raw = await sharp(this.images.read(node.inputMaskPath)).removeAlpha().greyscale().raw().toBuffer();
+      mask = { data: new Uint8Array(raw), width: node.width, height: node.height };
+    }
+    return this.backend.edit(
+      runIdOf(job),
+      { ...req, parentNodeId: node.parentId!, parentPrompt: parent?.prompt ?? '', strategy: node.strategy as 'AUTO' | 'DENSE' | 'SPARSE', mask },
+      onProgress,
+    );
+  }
+
+  private async onRunError(job: Job, node: NodeRecord, e: Error): Promise<void> {
+    if (e instanceof InferenceCancelledError) {
+      if (this.stopping && !this.current?.cancelled) {
+        await this.queue.handBack(job);
+        return;
+      }
+      const n = await this.queue.markCancelled(node.id, ['RUNNING']);
+      if (n) await this.finish(n, 'CANCELLED');
+      return;
+    }
+    const crashed = e instanceof InferenceCrashedError;
+    const message = e instanceof InferenceInputError ? `invalid request: ${e.message}` : e.message;
+    const n = await this.queue.fail(job, message, crashed);
+    if (!n) return;
+    if (n.status === 'QUEUED') {
+      // Crashed with attempts left: back in the queue; watchers see it waiting again.
+      await this.bus.progress({ ...baseProgress(n), step: 0, totalSteps: n.steps, phase: 'QUEUED', status: 'QUEUED', etaMs: null });
+      return;
+    }
+    await this.finish(n, 'FAILED');
+  }
+
+  private async finish(node: NodeRecord, type: 'SUCCEEDED' | 'FAILED' | 'CANCELLED'): Promise<void> {
+    const last = this.bus.latestProgress(node.id);
+    await this.bus.progress({
+      ...baseProgress(node),
+      step: type === 'SUCCEEDED' ? node.steps : (last?.step ?? 0),
+      totalSteps: node.steps,
+      phase: 'DONE',
+      status: node.status,
+      etaMs: 0,
+      maskedFraction: node.maskedFraction,
+    });
+    await this.bus.tree(type, node);
+  }
+
+  private relayProgress(node: NodeRecord, p: InferenceProgress): Promise<NodeProgressEvent> {
+    // ETA from the mean time per completed step; unknown before the first step.
+    const etaMs = p.step > 0 ? (p.elapsedMs / p.step) * (p.totalSteps - p.step) : null;
+    return this.bus.progress({
+      ...baseProgress(node),
+      step: p.step,
+      totalSteps: p.totalSteps,
+      phase: p.phase,
+      status: 'RUNNING',
+      etaMs,
+      preview: p.preview,
+      maskedFraction: p.maskedFraction,
+    });
+  }
+}
+
+/** Published on CONTROL_TOPIC by whoever wants a node's running job stopped (any API process). */
+export interface CancelRequest {
+  nodeId: string;
+}
+export const CONTROL_TOPIC = 'job-control';
+
+export function runIdOf(job: Job): string {
+  return `job-${job.id}-attempt-${job.attempts}`;
+}
+
+function baseProgress(node: NodeRecord) {
+  return { nodeId: node.id, treeId: node.treeId, preview: null as string | null, maskedFraction: null as number | null };
+}
+
+/** Parameters written into the PNG, so a downloaded image still says how it was made. */
+function pngText(node: NodeRecord, model: string): Record<string, string> {
+  return {
+    prompt: node.prompt,
+    negative_prompt: node.negativePrompt,
+    seed: String(node.seed),
+    steps: String(node.steps),
+    guidance: String(node.guidance),
+    scheduler: schedulerToEngine(node.scheduler),
+    width: String(node.width),
+    height: String(node.height),
+    model,
+    fisedit_node: node.id,
+    ...(node.parentId ? { fisedit_parent: node.parentId } : {}),
+    Software: 'fisedit',
+  };
+}

@@ -1,0 +1,116 @@
+// The composition root: database, events, inference worker, queue, runner and tree operations wired
+// together. `createService` is what `fisedit serve` and the tests call; `close` undoes it in order.
+//
+// Start-up order matters for "the queue survives a restart": recovery runs before the runner takes
+// its first job, so a job that was RUNNING when the last process died is re-queued (or failed, when it
+// has used its attempts) and never left RUNNING.
+
+import * as fs from 'fs';
+import * as path from 'path';
+import { Database, openDatabase, SqliteSynchronous } from '../db/client';
+import { defaultDatabaseUrl } from '../db/databaseUrl';
+import { ClipTokenizer } from '../engine/tokenizer/clipTokenizer';
+import { TokenAuthenticator } from './auth/tokens';
+import { MemoryPubSub } from './events/memoryPubSub';
+import { PubSub } from './events/pubsub';
+import { RedisPubSub } from './events/redisPubSub';
+import { EventBus } from './events/treeEvents';
+import { ImageStore } from './images/imageStore';
+import { loadSigningKey, UrlSigner } from './images/signedUrls';
+import { InferenceBackend, ModelInfo } from './inference/backend';
+import { WorkerInferenceBackend, WorkerMode } from './inference/workerBackend';
+import { PrismaJobQueue, RecoveryReport } from './jobs/jobQueue';
+import { CONTROL_TOPIC, JobRunner, type CancelRequest } from './jobs/jobRunner';
+import { TreeService } from './trees/treeService';
+
+export interface ServiceOptions {
+  dataDir: string;
+  modelDir: string;
+  /** Default: SQLite file in dataDir. */
+  databaseUrl?: string;
+  /** Default: in-process. redis://… to share events between several API processes. */
+  redisUrl?: string;
+  sqliteSynchronous?: SqliteSynchronous;
+  /** Inject another backend (tests); default: the engine in a worker thread. */
+  backend?: InferenceBackend;
+  /** Where the engine runs: a child process (default, crash-isolated) or a worker thread. */
+  engineMode?: WorkerMode;
+  intraOpNumThreads?: number;
+  previewIntervalMs?: number;
+  /** Jobs one user may have waiting at once (default 100). */
+  maxQueuedPerUser?: number;
+  /**
+   * Run queued jobs in this process (default true). With several API processes on one database, exactly
+   * one runs jobs: start-up recovery treats every RUNNING job as interrupted, which is only true when
+   * no other runner is alive. The others serve the API and relay events and cancels through Redis.
+   */
+  runJobs?: boolean;
+}
+
+export interface Service {
+  database: Database;
+  trees: TreeService;
+  auth: TokenAuthenticator;
+  bus: EventBus;
+  pubsub: PubSub;
+  images: ImageStore;
+  signer: UrlSigner;
+  runner: JobRunner;
+  queue: PrismaJobQueue;
+  backend: InferenceBackend;
+  model: ModelInfo;
+  recovery: RecoveryReport;
+  /** Stops the runner (handing a running job back to the queue), the worker, events and the database. */
+  close(): Promise<void>;
+}
+
+function loadTokenizer(modelDir: string): ClipTokenizer | null {
+  const dir = path.join(modelDir, 'tokenizer');
+  const f = (n: string) => path.join(dir, n);
+  if (!fs.existsSync(f('vocab.json')) || !fs.existsSync(f('merges.txt'))) return null;
+  return ClipTokenizer.fromFiles(
+    f('vocab.json'),
+    f('merges.txt'),
+    fs.existsSync(f('tokenizer_config.json')) ? f('tokenizer_config.json') : undefined,
+    fs.existsSync(f('special_tokens_map.json')) ? f('special_tokens_map.json') : undefined,
+  );
+}
+
+export async function createService(opts: ServiceOptions): Promise<Service> {
+  const dataDir = path.resolve(opts.dataDir);
+  fs.mkdirSync(dataDir, { recursive: true });
+  const database = await openDatabase({ url: opts.databaseUrl ?? defaultDatabaseUrl(dataDir), synchronous: opts.sqliteSynchronous });
+  const cleanup: (() => Promise<void>)[] = [() => database.close()];
+  try {
+    const backend =
+      opts.backend ??
+      new WorkerInferenceBackend({ modelDir: opts.modelDir, mode: opts.engineMode, intraOpNumThreads: opts.intraOpNumThreads, previewIntervalMs: opts.previewIntervalMs });
+    cleanup.unshift(() => backend.close());
+    const model = await backend.start();
+    const pubsub: PubSub = opts.redisUrl ? new RedisPubSub({ url: opts.redisUrl }) : new MemoryPubSub();
+    cleanup.unshift(() => pubsub.close());
+    const bus = new EventBus(pubsub);
+    const images = new ImageStore(dataDir);
+    const queue = new PrismaJobQueue(database.db);
+    // Recovery assumes this process is the only one running jobs on this database (see runJobs).
+    const runJobs = opts.runJobs ?? true;
+    const recovery = runJobs ? await queue.recover() : { requeued: [], failed: [], cancelled: [] };
+    const runner = new JobRunner(database.db, queue, backend, bus, images, model.name);
+    const trees = new TreeService(database.db, queue, runner, bus, images, model, loadTokenizer(opts.modelDir), opts.maxQueuedPerUser);
+    const signer = new UrlSigner(loadSigningKey(dataDir));
+    if (runJobs) runner.start(await pubsub.subscribe<CancelRequest>(CONTROL_TOPIC));
+    let closed = false;
+    return {
+      database, trees, auth: new TokenAuthenticator(database.db), bus, pubsub, images, signer, runner, queue, backend, model, recovery,
+      async close() {
+        if (closed) return;
+        closed = true;
+        await runner.stop();
+        for (const c of cleanup) await c().catch((e) => console.error(`service close: ${(e as Error).message}`));
+      },
+    };
+  } catch (e) {
+    for (const c of cleanup) await c().catch(() => undefined);
+    throw e;
+  }
+}

@@ -1,0 +1,366 @@
+// Prompt trees: the operations behind the GraphQL API. Every method takes the acting user and checks
+// their role on the tree first (auth/access.ts). Mutations that start work return the QUEUED node at
+// once; the job runner does the rest.
+
+import type { Db } from '../../db/client';
+import type { ClipTokenizer } from '../../engine/tokenizer/clipTokenizer';
+import type { Node as NodeRecord, Tree, TreeRole, User } from '../../generated/sqlite/client';
+import { requireTreeRole, roleOf } from '../auth/access';
+import { checkUserName } from '../auth/tokens';
+import { BadUserInputError, ConflictError, NotFoundError, ServiceError } from '../errors';
+import { EventBus, isFinal } from '../events/treeEvents';
+import { ImageStore } from '../images/imageStore';
+import { decodeMask } from '../images/maskInput';
+import type { ModelInfo } from '../inference/backend';
+import { PrismaJobQueue } from '../jobs/jobQueue';
+import { CONTROL_TOPIC, type CancelRequest, type JobRunner } from '../jobs/jobRunner';
+import { promptDiff, PromptDiffSegment } from './promptDiff';
+import { randomSeed, SettingsValidator, StrategyEnum, MAX_SEED, MAX_STEPS } from './settings';
+
+export interface GenerateInput {
+  prompt: string;
+  negativePrompt?: string | null;
+  seed?: number | null;
+  steps?: number | null;
+  guidance?: number | null;
+  scheduler?: string | null;
+  width?: number | null;
+  height?: number | null;
+  title?: string | null;
+  priority?: number | null;
+}
+
+export interface EditInput {
+  parentId: string;
+  prompt: string;
+  negativePrompt?: string | null;
+  /** base64 PNG (or data URL) at the image's size. */
+  mask?: string | null;
+  strategy?: string | null;
+  priority?: number | null;
+}
+
+export interface TreePage {
+  trees: Tree[];
+  hasNextPage: boolean;
+  hasPreviousPage: boolean;
+  cursors: string[];
+}
+
+const STRATEGIES: StrategyEnum[] = ['AUTO', 'DENSE', 'SPARSE'];
+const MAX_PAGE = 100;
+/** How long cancelJob waits for a running job to stop before answering with its current state, ms. */
+const CANCEL_WAIT_MS = 10_000;
+
+export class TreeService {
+  private readonly validate: SettingsValidator;
+
+  constructor(
+    private readonly db: Db,
+    private readonly queue: PrismaJobQueue,
+    private readonly runner: JobRunner,
+    private readonly bus: EventBus,
+    private readonly images: ImageStore,
+    readonly model: ModelInfo,
+    private readonly tokenizer: ClipTokenizer | null,
+    /** Jobs one user may have waiting at once; more is refused (CONFLICT, reason QUEUE_FULL). */
+    private readonly maxQueuedPerUser = 100,
+  ) {
+    this.validate = new SettingsValidator(model, tokenizer);
+  }
+
+  /** The queue is bounded per user, so one client cannot bury everyone's work. */
+  private async checkQueueRoom(user: User): Promise<void> {
+    const queued = await this.db.job.count({ where: { status: 'QUEUED', node: { createdById: user.id } } });
+    if (queued >= this.maxQueuedPerUser) {
+      throw new ServiceError('CONFLICT', `queue full: you have ${queued} jobs waiting (at most ${this.maxQueuedPerUser}); wait or cancel some`, { reason: 'QUEUE_FULL' });
+    }
+  }
+
+  // ---- reads ----
+
+  async trees(user: User, first: number | null | undefined, after: string | null | undefined): Promise<TreePage> {
+    const n = first ?? 20;
+    if (!Number.isInteger(n) || n < 1 || n > MAX_PAGE) throw new BadUserInputError('first', `must be an integer in [1, ${MAX_PAGE}]`);
+    let cursor: { createdAt: Date; id: string } | null = null;
+    if (after !== null && after !== undefined) cursor = decodeCursor(after);
+    // Newest first; (createdAt, id) is a total order, so pages never skip or repeat a tree.
+    const rows = await this.db.tree.findMany({
+      where: {
+        members: { some: { userId: user.id } },
+        ...(cursor ? { OR: [{ createdAt: { lt: cursor.createdAt } }, { createdAt: cursor.createdAt, id: { lt: cursor.id } }] } : {}),
+      },
+      orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+      take: n + 1,
+    });
+    const trees = rows.slice(0, n);
+    return { trees, hasNextPage: rows.length > n, hasPreviousPage: cursor !== null, cursors: trees.map(encodeCursor) };
+  }
+
+  /** null when no such tree; FORBIDDEN when the user is not a member. */
+  async tree(user: User, id: string): Promise<Tree | null> {
+    const tree = await this.db.tree.findUnique({ where: { id } });
+    if (!tree) return null;
+    await requireTreeRole(this.db, user.id, tree.id, 'VIEWER', 'reading this tree');
+    return tree;
+  }
+
+  async node(user: User, id: string): Promise<NodeRecord | null> {
+    const node = await this.db.node.findUnique({ where: { id } });
+    if (!node) return null;
+    await requireTreeRole(this.db, user.id, node.treeId, 'VIEWER', 'reading this node');
+    return node;
+  }
+
+  /** For subscriptions and image URLs: the node and the user's role, or the error to show. */
+  async nodeForViewer(user: User, id: string): Promise<NodeRecord> {
+    const node = await this.node(user, id);
+    if (!node) throw new NotFoundError('node', id);
+    return node;
+  }
+
+  async treeForViewer(user: User, id: string): Promise<Tree> {
+    const tree = await this.tree(user, id);
+    if (!tree) throw new NotFoundError('tree', id);
+    return tree;
+  }
+
+  roleOf(user: User, treeId: string): Promise<TreeRole | null> {
+    return roleOf(this.db, user.id, treeId);
+  }
+
+  treeById(id: string): Promise<Tree | null> {
+    return this.db.tree.findUnique({ where: { id } });
+  }
+
+  nodeById(id: string): Promise<NodeRecord | null> {
+    return this.db.node.findUnique({ where: { id } });
+  }
+
+  children(nodeId: string): Promise<NodeRecord[]> {
+    return this.db.node.findMany({ where: { parentId: nodeId }, orderBy: [{ createdAt: 'asc' }, { id: 'asc' }] });
+  }
+
+  root(treeId: string): Promise<NodeRecord | null> {
+    return this.db.node.findFirst({ where: { treeId, parentId: null } });
+  }
+
+  /** Every node of a tree, parents before children. */
+  nodesOf(treeId: string): Promise<NodeRecord[]> {
+    return this.db.node.findMany({ where: { treeId }, orderBy: [{ depth: 'asc' }, { createdAt: 'asc' }, { id: 'asc' }] });
+  }
+
+  members(treeId: string) {
+    return this.db.treeMember.findMany({ where: { treeId }, include: { user: true }, orderBy: { createdAt: 'asc' } });
+  }
+
+  userById(id: string): Promise<User | null> {
+    return this.db.user.findUnique({ where: { id } });
+  }
+
+  queuePosition(nodeId: string): Promise<number | null> {
+    return this.queue.position(nodeId);
+  }
+
+  async promptDiff(node: NodeRecord): Promise<PromptDiffSegment[] | null> {
+    if (!node.parentId) return null;
+    const parent = await this.db.node.findUnique({ where: { id: node.parentId }, select: { prompt: true } });
+    if (!parent) return null;
+    return promptDiff(parent.prompt, node.prompt, this.tokenizer);
+  }
+
+  // ---- mutations ----
+
+  async generate(user: User, input: GenerateInput): Promise<NodeRecord> {
+    const v = this.validate;
+    const prompt = v.prompt('prompt', input.prompt, false);
+    const guidance = input.guidance === undefined || input.guidance === null ? 7.5 : v.guidance(input.guidance);
+    const settings = {
+      prompt,
+      negativePrompt: v.negative(input.negativePrompt ?? '', guidance),
+      seed: input.seed === undefined || input.seed === null ? randomSeed() : v.int('seed', input.seed, 0, MAX_SEED),
+      steps: input.steps === undefined || input.steps === null ? 20 : v.int('steps', input.steps, 1, MAX_STEPS),
+      guidance,
+      scheduler: input.scheduler === undefined || input.scheduler === null ? 'DPMPP_2M' : v.scheduler(input.scheduler),
+      width: input.width === undefined || input.width === null ? this.model.defaultWidth : v.side('width', input.width),
+      height: input.height === undefined || input.height === null ? this.model.defaultHeight : v.side('height', input.height),
+    };
+    const title = v.title(input.title, prompt);
+    const priority = v.priority(input.priority);
+    await this.checkQueueRoom(user);
+    const node = await this.db.$transaction(async (tx) => {
+      const tree = await tx.tree.create({ data: { title, members: { create: { userId: user.id, role: 'OWNER' } } } });
+      return tx.node.create({
+        data: { ...settings, treeId: tree.id, depth: 0, model: this.model.name, strategy: 'DENSE', createdById: user.id, job: { create: { priority } } },
+      });
+    });
+    await this.announceCreated(node);
+    return node;
+  }
+
+  async edit(user: User, input: EditInput): Promise<NodeRecord> {
+    const parent = await this.db.node.findUnique({ where: { id: input.parentId } });
+    if (!parent) throw new NotFoundError('node', input.parentId);
+    await requireTreeRole(this.db, user.id, parent.treeId, 'EDITOR', 'editing');
+    if (parent.status === 'FAILED' || parent.status === 'CANCELLED') {
+      throw new ConflictError(`the parent node is ${parent.status}; retry it first (retryNode) or edit another node`);
+    }
+    const v = this.validate;
+    const prompt = v.prompt('prompt', input.prompt, false);
+    const negativePrompt = input.negativePrompt === undefined || input.negativePrompt === null ? parent.negativePrompt : v.negative(input.negativePrompt, parent.guidance);
+    const strategy = input.strategy ?? 'AUTO';
+    if (!STRATEGIES.includes(strategy as StrategyEnum)) throw new BadUserInputError('strategy', `must be one of ${STRATEGIES.join(', ')}`);
+    const priority = v.priority(input.priority);
+    const mask = input.mask === undefined || input.mask === null ? null : await decodeMask(input.mask, parent.width, parent.height);
+    if (mask && mask.fraction === 0) throw new BadUserInputError('mask', 'marks no pixel (white = may change); send no mask to let the engine find the area');
+    await this.checkQueueRoom(user);
+    const node = await this.db.node.create({
+      data: {
+        treeId: parent.treeId,
+        parentId: parent.id,
+        depth: parent.depth + 1,
+        prompt,
+        negativePrompt,
+        // The edit keeps the parent's noise and settings: only the prompt (and the area) changes.
+        seed: parent.seed,
+        steps: parent.steps,
+        guidance: parent.guidance,
+        scheduler: parent.scheduler,
+        width: parent.width,
+        height: parent.height,
+        model: parent.model,
+        strategy,
+        createdById: user.id,
+        job: { create: { priority } },
+      },
+    });
+    let created = node;
+    if (mask) {
+      const inputMaskPath = await this.images.saveMask(node.treeId, node.id, 'input-mask', mask.data, mask.width, mask.height);
+      created = await this.db.node.update({ where: { id: node.id }, data: { inputMaskPath } });
+    }
+    await this.db.tree.update({ where: { id: parent.treeId }, data: { updatedAt: new Date() } });
+    await this.announceCreated(created);
+    return created;
+  }
+
+  async cancelJob(user: User, nodeId: string): Promise<NodeRecord> {
+    const node = await this.requireNode(user, nodeId, 'EDITOR', 'cancelling');
+    if (isFinal(node.status)) throw new ConflictError(`the node is already ${node.status}`);
+    // Queued: cancel in the database; nothing runs.
+    const queued = await this.queue.markCancelled(nodeId, ['QUEUED']);
+    if (queued) {
+      await this.bus.progress({ nodeId, treeId: queued.treeId, step: 0, totalSteps: queued.steps, phase: 'DONE', status: 'CANCELLED', etaMs: 0, preview: null, maskedFraction: null });
+      await this.bus.tree('CANCELLED', queued);
+      return queued;
+    }
+    // Running: flag it (so a restart does not re-run it) and stop the worker at its next step.
+    await this.stopRunning(nodeId);
+    return (await this.db.node.findUnique({ where: { id: nodeId } })) ?? node;
+  }
+
+  /**
+   * Asks whichever process runs this node's job to stop it, and waits (bounded) until it has: the flag
+   * in the database survives a crash; the control message reaches a runner in another API process.
+   */
+  private async stopRunning(nodeId: string): Promise<void> {
+    if (!(await this.queue.requestCancel(nodeId))) return;
+    if (this.runner.cancel(nodeId)) {
+      await this.runner.waitForFinish(nodeId, CANCEL_WAIT_MS);
+      return;
+    }
+    await this.bus.pubsub.publish(CONTROL_TOPIC, { nodeId } satisfies CancelRequest);
+    const deadline = Date.now() + CANCEL_WAIT_MS;
+    while (Date.now() < deadline) {
+      const job = await this.db.job.findUnique({ where: { nodeId }, select: { status: true } });
+      if (!job || job.status !== 'RUNNING') return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  async retryNode(user: User, nodeId: string): Promise<NodeRecord> {
+    const node = await this.requireNode(user, nodeId, 'EDITOR', 'retrying');
+    if (node.status !== 'FAILED' && node.status !== 'CANCELLED') throw new ConflictError(`only FAILED or CANCELLED nodes can be retried; this one is ${node.status}`);
+    await this.checkQueueRoom(user);
+    if (!(await this.queue.retry(nodeId))) throw new ConflictError('the node changed state meanwhile; read it again');
+    const fresh = await this.db.node.findUniqueOrThrow({ where: { id: nodeId } });
+    await this.announceCreated(fresh, 'QUEUED');
+    return fresh;
+  }
+
+  /** Deletes the node and everything below it; deleting the root deletes the tree (OWNER only). */
+  async deleteNode(user: User, nodeId: string): Promise<boolean> {
+    const node = await this.db.node.findUnique({ where: { id: nodeId } });
+    if (!node) throw new NotFoundError('node', nodeId);
+    const isRoot = node.parentId === null;
+    await requireTreeRole(this.db, user.id, node.treeId, isRoot ? 'OWNER' : 'EDITOR', isRoot ? 'deleting the root (the whole tree)' : 'deleting a branch');
+    const all = await this.db.node.findMany({ where: { treeId: node.treeId }, select: { id: true, parentId: true, imagePath: true, thumbPath: true, maskPath: true, inputMaskPath: true } });
+    const subtree = collectSubtree(nodeId, all);
+    // Stop a running job in the branch first, so it does not write files after we delete them.
+    const running = await this.db.job.findMany({ where: { nodeId: { in: [...subtree] }, status: 'RUNNING' }, select: { nodeId: true } });
+    for (const r of running) await this.stopRunning(r.nodeId);
+    if (isRoot) await this.db.tree.delete({ where: { id: node.treeId } });
+    else await this.db.node.delete({ where: { id: nodeId } }); // cascades to descendants and their jobs
+    for (const n of all) if (subtree.has(n.id)) this.images.remove([n.imagePath, n.thumbPath, n.maskPath, n.inputMaskPath]);
+    if (!isRoot) await this.db.tree.update({ where: { id: node.treeId }, data: { updatedAt: new Date() } });
+    await this.bus.tree('DELETED', node, { deletedNodeIds: [...subtree] });
+    return true;
+  }
+
+  async shareTree(user: User, treeId: string, userName: string, role: string): Promise<Tree> {
+    const tree = await this.db.tree.findUnique({ where: { id: treeId } });
+    if (!tree) throw new NotFoundError('tree', treeId);
+    await requireTreeRole(this.db, user.id, treeId, 'OWNER', 'sharing');
+    if (!['OWNER', 'EDITOR', 'VIEWER'].includes(role)) throw new BadUserInputError('role', 'must be OWNER, EDITOR or VIEWER');
+    checkUserName(userName);
+    const target = await this.db.user.findUnique({ where: { name: userName } });
+    if (!target) throw new NotFoundError('user', userName);
+    if (target.id === user.id) throw new ConflictError('you cannot change your own role (a tree must keep its owner)');
+    await this.db.treeMember.upsert({
+      where: { treeId_userId: { treeId, userId: target.id } },
+      create: { treeId, userId: target.id, role: role as TreeRole },
+      update: { role: role as TreeRole },
+    });
+    return this.db.tree.update({ where: { id: treeId }, data: { updatedAt: new Date() } });
+  }
+
+  // ---- helpers ----
+
+  private async requireNode(user: User, nodeId: string, role: TreeRole, action: string): Promise<NodeRecord> {
+    const node = await this.db.node.findUnique({ where: { id: nodeId } });
+    if (!node) throw new NotFoundError('node', nodeId);
+    await requireTreeRole(this.db, user.id, node.treeId, role, action);
+    return node;
+  }
+
+  private async announceCreated(node: NodeRecord, phase: 'QUEUED' = 'QUEUED'): Promise<void> {
+    await this.bus.progress({ nodeId: node.id, treeId: node.treeId, step: 0, totalSteps: node.steps, phase, status: 'QUEUED', etaMs: null, preview: null, maskedFraction: null });
+    await this.bus.tree('CREATED', node);
+    this.runner.kick();
+  }
+}
+
+/** The node and all its descendants (ids), from the tree's (id, parentId) pairs. */
+export function collectSubtree(rootId: string, nodes: { id: string; parentId: string | null }[]): Set<string> {
+  const children = new Map<string, string[]>();
+  for (const n of nodes) if (n.parentId) children.set(n.parentId, [...(children.get(n.parentId) ?? []), n.id]);
+  const out = new Set<string>([rootId]);
+  const stack = [rootId];
+  while (stack.length > 0) for (const c of children.get(stack.pop()!) ?? []) if (!out.has(c)) (out.add(c), stack.push(c));
+  return out;
+}
+
+function encodeCursor(t: Tree): string {
+  return Buffer.from(`tree|${t.createdAt.toISOString()}|${t.id}`, 'utf8').toString('base64url');
+}
+
+function decodeCursor(s: string): { createdAt: Date; id: string } {
+  const bad = () => new BadUserInputError('after', 'is not a cursor from this API (use pageInfo.endCursor)');
+  if (typeof s !== 'string' || s.length > 200) throw bad();
+  const parts = Buffer.from(s, 'base64url').toString('utf8').split('|');
+  if (parts.length !== 3 || parts[0] !== 'tree') throw bad();
+  const createdAt = new Date(parts[1]);
+  if (Number.isNaN(createdAt.getTime()) || !parts[2]) throw bad();
+  return { createdAt, id: parts[2] };
+}
+
