@@ -1,0 +1,103 @@
+"""Export the EMA weights of a training run to a diffusers-layout folder (default models/default/).
+
+    /usr/bin/python3 training/export.py --run default [--out models/default] [--ckpt training/runs/default/ckpt.pt]
+
+Writes model_index.json, unet/, text_encoder/, vae/ (full AutoencoderKL: encoder + quant_conv too),
+tokenizer/ (copied from training/tokenizer/), scheduler/scheduler_config.json (SD 1.5 values).
+Weights are F32 (the whole model is ~20 MB), F16 when the F32 total would pass 30 MB.
+Every file is written to a temp name and renamed, so a reader never sees half a file.
+"""
+import argparse
+import json
+import os
+import shutil
+import struct
+import sys
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+
+F16_ABOVE_BYTES = 30 * 1024 * 1024
+
+MODEL_INDEX = {
+    "_class_name": "StableDiffusionPipeline",
+    "_diffusers_version": "0.27.2",
+    "feature_extractor": [None, None],
+    "requires_safety_checker": False,
+    "safety_checker": [None, None],
+    "scheduler": ["diffusers", "PNDMScheduler"],
+    "text_encoder": ["transformers", "CLIPTextModel"],
+    "tokenizer": ["transformers", "CLIPTokenizer"],
+    "unet": ["diffusers", "UNet2DConditionModel"],
+    "vae": ["diffusers", "AutoencoderKL"],
+}
+
+
+def write_safetensors(path, tensors, dtype, metadata=None):
+    """tensors: dict name -> torch tensor. Layout: u64 LE header length, JSON header
+    {name: {dtype, shape, data_offsets [begin, end)}} padded with spaces to 8 bytes, then the raw data."""
+    np_dtype, tag = {"F32": (np.float32, "F32"), "F16": (np.float16, "F16")}[dtype]
+    header = {"__metadata__": metadata or {"format": "pt"}}
+    blobs = []
+    off = 0
+    for name in sorted(tensors):
+        a = np.ascontiguousarray(tensors[name].detach().cpu().numpy().astype(np_dtype))
+        b = a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes()
+        header[name] = {"dtype": tag, "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    h = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    h += b" " * ((8 - len(h) % 8) % 8)
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(struct.pack("<Q", len(h)))
+        f.write(h)
+        for b in blobs:
+            f.write(b)
+    os.replace(tmp, path)
+
+
+def export(ckpt_path, vae_path, out_dir, use_ema=True):
+    ck = torch.load(ckpt_path)
+    vae_ck = torch.load(vae_path)
+    key = "ema" if use_ema else "model"
+    parts = {
+        "unet": (ck[key]["unet"], ck["unet_config"], "diffusion_pytorch_model.safetensors"),
+        "text_encoder": (ck[key]["text_encoder"], ck["text_config"], "model.safetensors"),
+        # The decoder is fine-tuned during UNet training (frozen encoder); prefer the checkpoint's copy.
+        "vae": (ck["vae"], ck["vae_config"], "diffusion_pytorch_model.safetensors") if "vae" in ck
+        else (vae_ck["model"], vae_ck["config"], "diffusion_pytorch_model.safetensors"),
+    }
+    total = sum(v.numel() * 4 for sd, _, _ in parts.values() for v in sd.values())
+    dtype = "F16" if total > F16_ABOVE_BYTES else "F32"
+    os.makedirs(out_dir, exist_ok=True)
+    for sub, (sd, cfg, fname) in parts.items():
+        d = os.path.join(out_dir, sub)
+        os.makedirs(d, exist_ok=True)
+        write_safetensors(os.path.join(d, fname), {k: v for k, v in sd.items()}, dtype)
+        common.write_json(os.path.join(d, "config.json"), cfg)
+    d = os.path.join(out_dir, "tokenizer")
+    os.makedirs(d, exist_ok=True)
+    for f in ("vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copyfile(os.path.join(common.TOKENIZER_DIR, f), os.path.join(d, f + ".tmp"))
+        os.replace(os.path.join(d, f + ".tmp"), os.path.join(d, f))
+    d = os.path.join(out_dir, "scheduler")
+    os.makedirs(d, exist_ok=True)
+    common.write_json(os.path.join(d, "scheduler_config.json"), common.SCHEDULER_CONFIG)
+    common.write_json(os.path.join(out_dir, "model_index.json"), MODEL_INDEX)
+    return {"step": ck["step"], "dtype": dtype, "bytes_f32": total}
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser()
+    p.add_argument("--run", default="default")
+    p.add_argument("--ckpt", default=None, help="default: training/runs/<run>/ckpt.pt")
+    p.add_argument("--out", default=os.path.join(common.REPO, "models", "default"))
+    p.add_argument("--raw", action="store_true", help="export the raw (non-EMA) weights")
+    a = p.parse_args()
+    run = os.path.join(common.RUNS, a.run)
+    info = export(a.ckpt or os.path.join(run, "ckpt.pt"), os.path.join(run, "vae.pt"), a.out, not a.raw)
+    print("exported", info, "->", a.out)

@@ -1,0 +1,242 @@
+"""Stage 2: train the UNet + CLIP text encoder on VAE latents of scenes (needs runs/<run>/vae.pt from train_vae.py).
+
+    nohup nice -n 10 /usr/bin/python3 training/train.py --run default --stop-at 17:25 \
+        >> training/runs/default/train.log 2>&1 &
+
+Re-running the same command resumes from runs/<run>/ckpt.pt (model, EMA, optimiser, step, RNG).
+Objective: ε-prediction with the SD 1.5 scaled_linear schedule (β 0.00085..0.012, 1000 steps) and offset noise
+(noise += 0.1·N(0,1) per sample and channel), which lets the model move the mean colour of a flat background;
+the engine samples with plain N(0,1) noise and needs no change. 10% of captions are dropped to "" for CFG.
+Every --ckpt-min minutes: checkpoint, export of the EMA weights to models/default/, loss curve copy.
+Every --eval-min minutes: 30 held-out captions sampled with the EMA weights (DPM-Solver++ 2M, 20 steps,
+CFG 4.5), scored by checker.py, appended to training/eval_curve.csv.
+"""
+import argparse
+import datetime
+import json
+import math
+import os
+import shutil
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import checker
+import common
+import export
+import scenes
+from common import sd_torch
+
+p = argparse.ArgumentParser()
+p.add_argument("--run", default="default")
+p.add_argument("--batch", type=int, default=32)
+p.add_argument("--lr", type=float, default=8e-4)
+p.add_argument("--warmup", type=int, default=200)
+p.add_argument("--ema", type=float, default=0.999)
+p.add_argument("--seed", type=int, default=1)
+p.add_argument("--p-uncond", type=float, default=0.1)
+p.add_argument("--offset-noise", type=float, default=0.1)
+p.add_argument("--ckpt-min", type=float, default=5.0)
+p.add_argument("--eval-min", type=float, default=20.0)
+p.add_argument("--eval-n", type=int, default=30)
+p.add_argument("--guidance", type=float, default=4.5)
+p.add_argument("--stop-at", default=None, help="UTC HH:MM: stop (checkpoint + export) then; lr decays over the last --decay-min")
+p.add_argument("--decay-min", type=float, default=20.0)
+p.add_argument("--no-export", action="store_true")
+p.add_argument("--dec-every", type=int, default=4, help="one VAE-decoder fine-tuning step every N UNet steps (0: off)")
+p.add_argument("--dec-steps", type=int, default=1500, help="total decoder fine-tuning steps")
+p.add_argument("--dec-batch", type=int, default=8)
+p.add_argument("--dec-lr", type=float, default=3e-4)
+args = p.parse_args()
+
+torch.set_num_threads(2)
+common.np_seed_all(args.seed)
+run = os.path.join(common.RUNS, args.run)
+ckpt_path = os.path.join(run, "ckpt.pt")
+vae, vae_cfg = common.load_vae(run)
+sf = vae_cfg["scaling_factor"]
+# The encoder (and so the latent space the UNet learns) is frozen; the decoder keeps training on the side
+# (decoder fine-tuning), which improves reconstructions without invalidating the UNet.
+for n_, p_ in vae.named_parameters():
+    p_.requires_grad_(n_.startswith("decoder.") or n_.startswith("post_quant_conv."))
+dec_params = [p_ for p_ in vae.parameters() if p_.requires_grad]
+dec_opt = torch.optim.AdamW(dec_params, lr=args.dec_lr, weight_decay=0.0)
+dec_step = 0
+tok = common.Tokenizer()
+unet_cfg = dict(common.UNET_CONFIG)
+text_cfg = common.text_config(tok.vocab_size)
+unet = sd_torch.UNet2DConditionModel(unet_cfg)
+te = sd_torch.CLIPTextModel(text_cfg)
+params = list(unet.parameters()) + list(te.parameters())
+opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
+ema_unet, ema_te = common.clone(unet), common.clone(te)
+ac = sd_torch_ac = None
+betas = torch.linspace(0.00085 ** 0.5, 0.012 ** 0.5, 1000, dtype=torch.float32) ** 2
+ac = torch.cumprod(1.0 - betas, 0)
+
+step, elapsed = 0, 0.0
+if os.path.exists(ckpt_path):
+    ck = torch.load(ckpt_path)
+    unet.load_state_dict(ck["model"]["unet"])
+    te.load_state_dict(ck["model"]["text_encoder"])
+    ema_unet.load_state_dict(ck["ema"]["unet"])
+    ema_te.load_state_dict(ck["ema"]["text_encoder"])
+    opt.load_state_dict(ck["opt"])
+    torch.set_rng_state(ck["rng"])
+    if "vae" in ck:
+        vae.load_state_dict(ck["vae"])
+        dec_opt.load_state_dict(ck["dec_opt"])
+        for g_ in dec_opt.param_groups:  # the command line's decoder lr wins over the saved one
+            g_["lr"] = args.dec_lr
+        dec_step = ck["dec_step"]
+    step, elapsed = ck["step"], ck["elapsed"]
+    print(f"resumed from {ckpt_path} at step {step} ({elapsed / 60:.1f} min trained)", flush=True)
+print(f"unet {sum(p.numel() for p in unet.parameters())} params, text encoder {sum(p.numel() for p in te.parameters())}, "
+      f"vae scaling_factor {sf}", flush=True)
+
+stop_ts = None
+if args.stop_at:
+    now = datetime.datetime.utcnow()
+    hh, mm = map(int, args.stop_at.split(":"))
+    stop = now.replace(hour=hh, minute=mm, second=0, microsecond=0)
+    if stop < now - datetime.timedelta(hours=1):
+        stop += datetime.timedelta(days=1)
+    stop_ts = stop.replace(tzinfo=datetime.timezone.utc).timestamp()
+
+heldout = json.load(open(os.path.join(common.HERE, "heldout_captions.json")))["scenes"]
+eval_specs = heldout[::3][: args.eval_n]  # a 1/2/3-object mix
+empty_ids = tok([""])
+
+
+def lr_at(step):
+    lr = args.lr * min(1.0, (step + 1) / args.warmup)
+    if stop_ts is not None:
+        left = (stop_ts - time.time()) / 60.0
+        if left < args.decay_min:  # cosine to 10% over the last decay_min minutes
+            frac = min(1.0, max(0.0, 1 - left / args.decay_min))
+            lr *= 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac))
+    return lr
+
+
+def save_ckpt():
+    common.save_atomic({
+        "model": {"unet": unet.state_dict(), "text_encoder": te.state_dict()},
+        "ema": {"unet": ema_unet.state_dict(), "text_encoder": ema_te.state_dict()},
+        "opt": opt.state_dict(), "rng": torch.get_rng_state(), "step": step, "elapsed": time.time() - t0,
+        "vae": vae.state_dict(), "vae_config": vae_cfg, "dec_opt": dec_opt.state_dict(), "dec_step": dec_step,
+        "unet_config": unet_cfg, "text_config": text_cfg, "args": vars(args),
+    }, ckpt_path)
+    shutil.copyfile(os.path.join(run, "loss.csv"), os.path.join(common.HERE, "loss_curve.csv"))
+    if not args.no_export:
+        info = export.export(ckpt_path, os.path.join(run, "vae.pt"), os.path.join(common.REPO, "models", "default"))
+        print(f"checkpoint + export at step {step}: {info}", flush=True)
+
+
+@torch.no_grad()
+def sample(unet_m, te_m, captions, guidance, steps=20, seed=0):
+    """DPM-Solver++ 2M (tools/reference/schedulers.py, the engine's schedule) with CFG -> uint8 [B,64,64,3]."""
+    import schedulers
+    g = torch.Generator().manual_seed(seed)
+    n = len(captions)
+    ctx = te_m(torch.cat([tok(captions), empty_ids.expand(n, -1)]))
+    x = torch.randn(n, 4, 32, 32, generator=g)
+    sch = schedulers.DPMSolverPP2M()
+    sch.set_timesteps(steps)
+    for t in sch.timesteps:
+        e = unet_m(torch.cat([x, x]), torch.full((2 * n,), float(t)), ctx)
+        ec, eu = e.chunk(2)
+        x = sch.step(eu + guidance * (ec - eu), t, x)
+    return common.to_uint8(vae.decode(x / sf))
+
+
+def evaluate():
+    t = time.time()
+    ema_unet.eval()
+    ema_te.eval()
+    imgs = sample(ema_unet, ema_te, [s["caption"] for s in eval_specs], args.guidance)
+    sc, _ = checker.score(imgs, eval_specs)
+    np.save(os.path.join(run, f"eval_{step:06d}.npy"), imgs)
+    path = os.path.join(common.HERE, "eval_curve.csv")
+    new = not os.path.exists(path)
+    with open(path, "a") as f:
+        if new:
+            f.write("utc,step,train_min,guidance,colour_pos,shape,background,scene\n")
+        f.write(f"{datetime.datetime.utcnow():%Y-%m-%dT%H:%M:%S},{step},{(time.time() - t0) / 60:.1f},{args.guidance},"
+                f"{sc['colour_pos']:.3f},{sc['shape']:.3f},{sc['background']:.3f},{sc['scene']:.3f}\n")
+    print(f"eval at step {step}: {sc} ({time.time() - t:.0f}s)", flush=True)
+
+
+loss_path = os.path.join(run, "loss.csv")
+if not os.path.exists(loss_path):
+    with open(loss_path, "w") as f:
+        f.write("step,train_s,loss,lr\n")
+lossf = open(loss_path, "a")
+t0 = time.time() - elapsed
+t_ck = time.time()
+t_eval = time.time()
+acc, nacc = 0.0, 0
+unet.train()
+te.train()
+while True:
+    if stop_ts is not None and time.time() >= stop_ts:
+        break
+    lr = lr_at(step)
+    for gr in opt.param_groups:
+        gr["lr"] = lr
+    imgs, caps = scenes.train_batch(args.seed, step, args.batch)
+    drop = np.random.default_rng([args.seed, step, 7]).random(args.batch) < args.p_uncond
+    caps = ["" if d else c for c, d in zip(caps, drop)]
+    with torch.no_grad():
+        z = vae.encode(common.to_tensor(imgs))[0] * sf
+    b = z.shape[0]
+    noise = torch.randn_like(z) + args.offset_noise * torch.randn(b, z.shape[1], 1, 1)
+    t = torch.randint(0, 1000, (b,))
+    a = ac[t][:, None, None, None]
+    x = a.sqrt() * z + (1 - a).sqrt() * noise
+    pred = unet(x, t.float(), te(tok(caps)))
+    loss = F.mse_loss(pred, noise)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    opt.step()
+    step += 1
+    decay = min(args.ema, (1 + step) / (10 + step))
+    common.ema_update(ema_unet, unet, decay)
+    common.ema_update(ema_te, te, decay)
+    acc += loss.item()
+    nacc += 1
+    if step % 10 == 0:
+        el = time.time() - t0
+        lossf.write(f"{step},{el:.1f},{acc / nacc:.5f},{lr:.3e}\n")
+        lossf.flush()
+        print(f"step {step} {el / 60:.1f} min loss {acc / nacc:.4f} lr {lr:.2e}", flush=True)
+        acc, nacc = 0.0, 0
+    if args.dec_every > 0 and step % args.dec_every == 0 and dec_step < args.dec_steps:
+        dimgs, _ = scenes.train_batch(args.seed + 3000, dec_step, args.dec_batch)
+        dx = common.to_tensor(dimgs)
+        with torch.no_grad():
+            m = vae.encode(dx)[0]
+            m = m + 0.05 / sf * torch.randn_like(m)  # small latent noise: tolerate the UNet's imprecision
+        dy = vae.decode(m)
+        dloss = (dy - dx).abs().mean() + F.mse_loss(dy, dx)
+        dec_opt.zero_grad(set_to_none=True)
+        dloss.backward()
+        torch.nn.utils.clip_grad_norm_(dec_params, 1.0)
+        dec_opt.step()
+        dec_step += 1
+        if dec_step % 10 == 0:
+            print(f"decoder step {dec_step} loss {dloss.item():.4f}", flush=True)
+    if time.time() - t_ck > args.ckpt_min * 60:
+        save_ckpt()
+        t_ck = time.time()
+    if time.time() - t_eval > args.eval_min * 60:
+        evaluate()
+        unet.train()
+        te.train()
+        t_eval = time.time()
+
+save_ckpt()
+evaluate()
+print("stopped at", args.stop_at, "step", step, flush=True)
