@@ -7,7 +7,8 @@ export const EXIT_CODES_HELP = `Exit codes:
   1    internal error (a bug; please report it)
   2    usage error: unknown command or option, missing or invalid value
   3    model error: model folder missing or unusable (configs, weights, tokenizer, graph/session)
-  4    file error: --init-latents unreadable or unusable, --out/--save-latents not writable
+  4    file error: --init-latents/--mask unreadable, --out/--save-latents not writable, --state
+       directory unusable (not a state directory, damaged record)
   5    inference failed while running (runtime error, NaN in the latents)
   130  interrupted (Ctrl-C)
 `;
@@ -16,9 +17,12 @@ export const MAIN_HELP = `fisedit — text-to-image diffusion on onnxruntime (CP
 
 Usage:
   fisedit generate    [--model DIR] --prompt TEXT [options]   generate an image (PNG)
+  fisedit edit        --state DIR [--parent ID] --prompt TEXT [options]   edit a stored image
   fisedit encode-text [--model DIR] --prompt TEXT --out FILE.npy   CLIP last_hidden_state [1,77,D]
   fisedit tokenize    [--model DIR] --prompt TEXT             token ids as JSON
   fisedit eval        [--model DIR] [--limit N] [--sheet F.png]   held-out accuracy of a scene model
+  fisedit serve       [--port 4000] [--data DIR] [--model DIR]   GraphQL service (npm start)
+  fisedit token create --user NAME [--data DIR]               create a user if needed, print an API token
   fisedit --help | --version
   fisedit COMMAND --help
 
@@ -41,6 +45,9 @@ export const GENERATE_HELP = `Usage: fisedit generate [--model DIR] --prompt TEX
                            the seeded draw; it is scaled by the scheduler's init sigma. Excludes --seed;
                            width/height default to its size
       --save-latents FILE  also write the final latents (.npy float32 [1,4,h,w], before VAE scaling)
+      --state DIR          also record the image as a new root node in DIR (created if missing) for
+                           fisedit edit: its latents of every step and its UNet activations; prints
+                           the node id (--json: nodeId, parentId, mode, cacheBytes)
   -o, --out FILE           PNG to write (default fisedit-<seed>.png); metadata in tEXt chunks:
                            prompt, negative, seed, steps, scheduler, guidance, model, width, height
       --json               print one JSON object (settings, timings ms per phase, totalMs) to stdout
@@ -61,5 +68,43 @@ ${EXIT_CODES_HELP}`;
 export const TOKENIZE_HELP = `Usage: fisedit tokenize [--model DIR] --prompt TEXT
 
 Prints {"ids": [77 ids], "truncated": bool, "droppedTokens": n, "tokens": [BPE pieces]} as JSON.
+
+${EXIT_CODES_HELP}`;
+
+export const EDIT_HELP = `Usage: fisedit edit --state DIR [--parent ID] --prompt TEXT [options]
+
+Creates a child of a node in DIR with a new prompt (same seed, steps, guidance, scheduler, size),
+recomputing only the region the edit changes and reusing the parent's cached UNet activations
+elsewhere (FISEdit). Outside the mask the image is the parent's, bit for bit.
+
+  -m, --model DIR          the parent's model folder (default: models/default)
+      --state DIR          state directory written by fisedit generate --state
+      --parent ID          node to edit (default: the newest node in DIR)
+  -p, --prompt TEXT        the new prompt (required, not empty)
+      --negative TEXT      negative prompt (default: the parent's)
+      --mask FILE.png      where the edit may change things: white = edit, black = keep; the size of
+                           the image. With a mask the edit is sparse from step 0
+      --strategy S         auto | latent | attention | mask | dense (default auto: the mask if given,
+                           else latent). latent = FISEdit target-area capture: the first k steps run
+                           dense with the new prompt, the mask is where the latents moved. dense =
+                           regenerate everything. attention needs cross-attention maps (not recorded)
+      --capture-steps K    k for the latent strategy (default 20 % of the steps, at least 1)
+      --dense-above F      run dense when the mask covers more than F of the latent (default 0.6)
+      --cache-fallback P   when the parent's cache is gone: rerecord (default; rebuild it from its
+                           stored latents) or dense (run this edit dense)
+      --save-mask FILE.png write the latent mask used, scaled to the image
+      --decode MODE        auto (default) | crop | full: crop runs the VAE decoder on the changed
+                           region's bounding box plus a margin only (faster; the decoder's GroupNorm
+                           then sees the box, not the image, so the pasted pixels differ slightly
+                           from a full decode); auto crops when the box is at most half the latent
+  -o, --out FILE           PNG to write (default fisedit-edit-of-<parent>.png)
+      --json               one JSON object: nodeId, parentId, mode (SPARSE | DENSE | PARENT), reason,
+                           maskedFraction (overall and per UNet level), denseSteps, sparseSteps,
+                           cacheFallback (RERECORDED | DENSE | null), cacheBytes, timings (ms per
+                           phase), totalMs (without model loading and writing)
+      --threads N          onnxruntime threads (default: all cores)
+      --progress MODE      bar | lines | none on stderr (default: bar on a terminal, else none)
+  -q, --quiet              same as --progress none
+  -h, --help
 
 ${EXIT_CODES_HELP}`;

@@ -6,14 +6,17 @@ import { writePng } from '../../engine/image/png';
 import { readNpy, writeNpy } from '../../engine/io/npy';
 import { halfToFloat } from '../../engine/model/tensor';
 import { DiffusionEngine } from '../../engine/pipeline/engine';
+import { generateNode, type GenerateNodeResult } from '../../engine/pipeline/editRecord';
 import { checkGenerateSettings, GenerateInputError, GenerationAbortedError, type GenerateResult } from '../../engine/pipeline/generate';
 import { SchedulerConfigError, type SchedulerName } from '../../engine/scheduler';
+import { StateDirError } from '../../engine/state/nodeStore';
 import { CliError, EXIT, inPhase } from '../exitCodes';
 import { GENERATE_HELP } from '../help';
 import { resolveModelDir } from '../modelDir';
 import { optionalFloat, optionalInt, parseOptions, requireString } from '../options';
 import { defaultProgressMode, ProgressBar } from '../progressBar';
 import type { CliIo } from './io';
+import { loadStateContext, openStateStore } from './stateContext';
 
 const SPEC = {
   model: { type: 'string', short: 'm' },
@@ -27,6 +30,7 @@ const SPEC = {
   height: { type: 'string' },
   'init-latents': { type: 'string' },
   'save-latents': { type: 'string' },
+  state: { type: 'string' },
   out: { type: 'string', short: 'o' },
   json: { type: 'boolean' },
   threads: { type: 'string' },
@@ -103,10 +107,16 @@ export async function generateCommand(argv: string[], io: CliIo): Promise<number
   const modelDir = resolveModelDir(o.model);
   const init = initFile === undefined ? null : await inPhase(EXIT.io, () => readInitLatents(path.resolve(initFile)));
   const out = path.resolve(o.out ?? `fisedit-${settings.seed ?? 'init'}.png`);
+  const store = o.state === undefined ? null : await openStateStore(o.state, 'generate', true);
 
   // 2. model
   const loadStart = performance.now();
   const engine = await inPhase(EXIT.model, () => DiffusionEngine.load(modelDir, { intraOpNumThreads: threads }));
+  // --state: the recording UNet and the cache beside the store (loading them counts as model loading)
+  const ctx = store ? await loadStateContext(engine, store, { threads, sparse: false }).catch(async (e) => {
+    await engine.dispose();
+    throw e;
+  }) : null;
   const loadMs = performance.now() - loadStart;
   try {
     // 3. generate, Ctrl-C aborting between steps (a second Ctrl-C exits at once)
@@ -119,20 +129,26 @@ export async function generateCommand(argv: string[], io: CliIo): Promise<number
     process.on('SIGINT', onSigint);
     const bar = new ProgressBar(io.stderr, 'steps', progressMode);
     let result: GenerateResult;
+    let node: GenerateNodeResult | null = null;
     try {
-      result = await engine.generate(
-        {
-          ...settings,
-          seed: settings.seed ?? undefined,
-          width: width ?? (init ? init.width * engine.info.vaeScaleFactor : undefined),
-          height: height ?? (init ? init.height * engine.info.vaeScaleFactor : undefined),
-          initLatents: init?.data,
-        },
-        { signal: abort.signal, onStep: (p) => bar.update(p.step, p.total) },
-      );
+      const request = {
+        ...settings,
+        seed: settings.seed ?? undefined,
+        width: width ?? (init ? init.width * engine.info.vaeScaleFactor : undefined),
+        height: height ?? (init ? init.height * engine.info.vaeScaleFactor : undefined),
+        initLatents: init?.data,
+      };
+      const opts = { signal: abort.signal, onStep: (p: { step: number; total: number }) => bar.update(p.step, p.total) };
+      if (ctx) {
+        node = await generateNode(ctx, request, opts);
+        result = node.result;
+      } else {
+        result = await engine.generate(request, opts);
+      }
     } catch (e) {
       if (e instanceof GenerateInputError) throw new CliError(EXIT.usage, `generate: ${e.message}`);
       if (e instanceof GenerationAbortedError) throw new CliError(EXIT.interrupted, `generate: ${e.message}`);
+      if (e instanceof StateDirError) throw new CliError(EXIT.io, `generate: ${e.message}`);
       if (e instanceof SchedulerConfigError) throw new CliError(EXIT.model, `generate: ${engine.info.dir}${path.sep}${e.message}`);
       throw new CliError(EXIT.inference, `generate: ${(e as Error).message}`);
     } finally {
@@ -162,6 +178,7 @@ export async function generateCommand(argv: string[], io: CliIo): Promise<number
     // 5. report
     if (o.json) {
       const summary = {
+        ...(node ? { nodeId: node.record.id, parentId: null, mode: 'DENSE', state: store!.dir, cacheBytes: node.cacheBytes } : {}),
         out,
         model: engine.info.name,
         modelDir: engine.info.dir,
@@ -180,6 +197,7 @@ export async function generateCommand(argv: string[], io: CliIo): Promise<number
         timings: {
           loadModel: round1(loadMs),
           ...Object.fromEntries(Object.entries(result.timings).map(([k, v]) => [k, round1(v)])),
+          ...(node ? { saveNode: round1(node.saveMs) } : {}),
           writeOutput: round1(writeMs),
         },
         totalMs: round1(result.totalMs),
@@ -188,10 +206,12 @@ export async function generateCommand(argv: string[], io: CliIo): Promise<number
     } else {
       const seedText = result.seed !== null ? `seed ${result.seed}` : `init latents ${initFile}`;
       io.stdout.write(`${out}: ${result.width}×${result.height}, ${seedText}, ${result.steps} ${result.scheduler} steps, guidance ${result.guidance}, ${(result.totalMs / 1000).toFixed(2)} s\n`);
+      if (node) io.stdout.write(`node ${node.record.id} in ${store!.dir}\n`);
       if (result.promptTruncated) io.stderr.write('warning: the prompt was longer than the text encoder takes and was truncated\n');
     }
     return EXIT.ok;
   } finally {
+    await ctx?.unet?.release();
     await engine.dispose();
   }
 }

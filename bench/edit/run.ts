@@ -1,0 +1,224 @@
+// Edit bench (issue 4): a FISEdit edit (engine/pipeline/edit.ts, user masks so k = 0) against dense
+// regeneration of the same prompt with the same engine, model, steps and scheduler, side by side in one
+// process, at several mask areas. Dense and edit runs alternate so machine-load drift hits both alike.
+//
+//   npx tsx bench/edit/run.ts [--model DIR] [--steps N] [--areas 0.02,0.05,…] [--reps N] [--threads N]
+//                             [--size PX] [--out FILE.json] [--no-chart] [--no-latent]
+//
+// Default model: models/default when it has a UNet, else the sd-narrow fixture. Writes
+// bench/results/edit.json (or --out) and a PNG chart beside it.
+
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { activeFraction, BinaryMask } from '../../src/engine/mask/binaryMask';
+import { editNode } from '../../src/engine/pipeline/edit';
+import { generateNode } from '../../src/engine/pipeline/editRecord';
+import type { EditResult, StateContext } from '../../src/engine/pipeline/editTypes';
+import { loadEditUNet } from '../../src/engine/pipeline/editUNet';
+import { DiffusionEngine } from '../../src/engine/pipeline/engine';
+import type { GenerateResult } from '../../src/engine/pipeline/generate';
+import { NodeStore } from '../../src/engine/state/nodeStore';
+import { amdahl, AreaResult, formatTable, stat, writeChart } from './report';
+
+const ROOT = path.resolve(__dirname, '../..');
+
+interface Options {
+  model: string;
+  steps: number;
+  areas: number[];
+  reps: number;
+  threads: number;
+  size: number | undefined;
+  out: string;
+  chart: boolean;
+  latent: boolean;
+}
+
+function parseArgs(argv: string[]): Options {
+  const dflt = fs.existsSync(path.join(ROOT, 'models/default/unet/config.json')) ? path.join(ROOT, 'models/default') : path.join(ROOT, 'test/fixtures/models/sd-narrow');
+  const o: Options = { model: dflt, steps: 20, areas: [0.02, 0.05, 0.1, 0.25, 0.5], reps: 3, threads: 2, size: undefined, out: path.join(ROOT, 'bench/results/edit.json'), chart: true, latent: true };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const value = () => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`bench/edit: ${a} needs a value`);
+      return v;
+    };
+    const posInt = (v: string) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1) throw new Error(`bench/edit: ${a} wants a positive integer, got "${v}"`);
+      return n;
+    };
+    if (a === '--model') o.model = path.resolve(value());
+    else if (a === '--steps') o.steps = posInt(value());
+    else if (a === '--areas') o.areas = value().split(',').map(Number);
+    else if (a === '--reps') o.reps = posInt(value());
+    else if (a === '--threads') o.threads = posInt(value());
+    else if (a === '--size') o.size = posInt(value());
+    else if (a === '--out') o.out = path.resolve(value());
+    else if (a === '--no-chart') o.chart = false;
+    else if (a === '--no-latent') o.latent = false;
+    else throw new Error(`bench/edit: unknown argument ${a}`);
+  }
+  if (o.areas.some((v) => !(v > 0 && v <= 1))) throw new Error('bench/edit: --areas are fractions in (0, 1]');
+  return o;
+}
+
+const log = (s: string) => process.stderr.write(`${s}\n`);
+
+/** A centred disc of (close to) the requested area on a w × h latent: an object-shaped user mask. */
+function discMask(w: number, h: number, fraction: number): BinaryMask {
+  const r = Math.sqrt((fraction * w * h) / Math.PI);
+  const data = new Uint8Array(w * h);
+  const cx = (w - 1) / 2 - w / 8; // off-centre, like an object on the left
+  const cy = (h - 1) / 2;
+  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) if ((x - cx) ** 2 + (y - cy) ** 2 <= r * r) data[y * w + x] = 1;
+  return { width: w, height: h, data };
+}
+
+function outsideChanged(e: EditResult, parent: Uint8Array): number {
+  let n = 0;
+  for (let p = 0; p < e.affected.data.length; p++) {
+    if (e.affected.data[p]) continue;
+    if (e.rgb[3 * p] !== parent[3 * p] || e.rgb[3 * p + 1] !== parent[3 * p + 1] || e.rgb[3 * p + 2] !== parent[3 * p + 2]) n++;
+  }
+  return n;
+}
+
+async function main(): Promise<void> {
+  const o = parseArgs(process.argv.slice(2));
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fisedit-bench-edit-'));
+  const t0 = performance.now();
+  const engine = await DiffusionEngine.load(o.model, { intraOpNumThreads: o.threads });
+  const unet = await loadEditUNet(o.model, { intraOpNumThreads: o.threads });
+  const loadMs = performance.now() - t0;
+  try {
+    const store = await NodeStore.open(path.join(tmp, 'state'), { create: true });
+    const ctx: StateContext = { models: engine, store, cache: await store.openCache(Infinity), unet };
+    const prompt = 'a red circle on the left, a blue square on the right';
+    const editPrompt = 'a green circle on the left, a blue square on the right';
+    const req = { seed: 42, steps: o.steps, width: o.size, height: o.size };
+    log(`bench/edit: ${path.basename(o.model)} loaded in ${(loadMs / 1000).toFixed(1)} s; ${o.steps} steps, threads ${o.threads}`);
+
+    // 1. the root, recorded (and a warm-up of every session)
+    const rootRun = await generateNode(ctx, { prompt, ...req });
+    const root = rootRun.record;
+    const [C, h, w] = root.latentShape;
+    const parentRgb = (await store.readImage(root)).rgb;
+    log(`root ${root.id}: ${root.width}×${root.height}, latent ${C}×${h}×${w}, recorded in ${(rootRun.result.totalMs / 1000).toFixed(2)} s, cache ${(rootRun.cacheBytes / 2 ** 20).toFixed(1)} MiB`);
+    await editNode(ctx, { parentId: root.id, prompt: editPrompt, mask: discMask(w, h, 0.1), denseAboveFraction: 1 });
+    const dense = (): Promise<GenerateResult> => engine.generate({ prompt: editPrompt, ...req });
+    await dense();
+
+    // 2. each area: dense regeneration and edit, alternating
+    const rows: AreaResult[] = [];
+    for (const target of o.areas) {
+      const mask = discMask(w, h, target);
+      const denseRuns: GenerateResult[] = [];
+      const edits: EditResult[] = [];
+      for (let r = 0; r < o.reps; r++) {
+        const runEdit = async () => edits.push(await editNode(ctx, { parentId: root.id, prompt: editPrompt, mask, denseAboveFraction: 1 }));
+        const runDense = async () => denseRuns.push(await dense());
+        if (r % 2 === 0) {
+          await runDense();
+          await runEdit();
+        } else {
+          await runEdit();
+          await runDense();
+        }
+      }
+      const e = edits[0];
+      const E = stat(denseRuns.map((d) => d.timings.encodeText)).median;
+      const dStep = stat(denseRuns.map((d) => d.timings.denoise / o.steps));
+      const V = stat(denseRuns.map((d) => d.timings.decode + d.timings.postprocess)).median;
+      const sStep = stat(edits.map((x) => x.timings.denoise / Math.max(1, x.sparseSteps)));
+      const denseMs = stat(denseRuns.map((d) => d.totalMs));
+      const editMs = stat(edits.map((x) => x.totalMs));
+      const phi = e.maskedFractionPerLevel[0].fraction;
+      const box = e.decodeBox!;
+      const row: AreaResult = {
+        target,
+        maskFraction: activeFraction(mask),
+        levelFractions: e.maskedFractionPerLevel.map((l) => l.fraction),
+        mode: e.mode,
+        denseMs,
+        editMs,
+        speedup: denseMs.median / editMs.median,
+        denseStepMs: dStep,
+        sparseStepMs: sStep,
+        stepSpeedup: dStep.median / sStep.median,
+        stepCostPerArea: sStep.median / dStep.median / phi,
+        denseDecodeMs: stat(denseRuns.map((d) => d.timings.decode)),
+        editDecodeMs: stat(edits.map((x) => x.timings.decode)),
+        decodeBoxFraction: (box.width * box.height) / (w * h),
+        editTimings: Object.fromEntries(Object.entries(e.timings).map(([k, v]) => [k, Math.round(v * 10) / 10])),
+        bound: amdahl({ E, d: dStep.median, V, N: o.steps, k: e.captureSteps, phi }),
+        childCacheBytes: e.cacheBytes,
+        outsideChangedPixels: Math.max(...edits.map((x) => outsideChanged(x, parentRgb))),
+      };
+      rows.push(row);
+      log(`area ${(100 * target).toFixed(0)}%: dense ${denseMs.median.toFixed(0)} ms, edit ${editMs.median.toFixed(0)} ms (${row.speedup.toFixed(2)}×), step ${dStep.median.toFixed(1)} → ${sStep.median.toFixed(1)} ms`);
+    }
+
+    // 3. the automatic mask (target-area capture, default k) once, for the record
+    let latent: Record<string, unknown> | null = null;
+    if (o.latent) {
+      const l = await editNode(ctx, { parentId: root.id, prompt: editPrompt });
+      const denseRef = await dense();
+      latent = {
+        captureSteps: l.captureSteps,
+        mode: l.mode,
+        reason: l.reason,
+        maskFraction: l.maskedFraction,
+        levelFractions: l.maskedFractionPerLevel.map((x) => x.fraction),
+        editMs: l.totalMs,
+        denseMs: denseRef.totalMs,
+        speedup: denseRef.totalMs / l.totalMs,
+        timings: l.timings,
+        childCacheBytes: l.cacheBytes,
+      };
+    }
+
+    // 4. report
+    const k = 0;
+    const ceiling = amdahl({ E: 0, d: 1, V: 0, N: o.steps, k: Math.max(1, Math.round(0.2 * o.steps)), phi: 0 });
+    console.log(`\nedit vs dense regeneration — ${path.basename(o.model)}, ${root.width}×${root.height} (latent ${w}×${h}), ${o.steps} ${root.scheduler} steps, CFG, user masks (k = 0), ${o.reps} reps, median, ${os.cpus().length} cores, ${o.threads} threads`);
+    console.log(formatTable(rows, k));
+    console.log(`root cache ${(rootRun.cacheBytes / 2 ** 20).toFixed(2)} MiB (${(rootRun.cacheBytes / o.steps / 2 ** 20).toFixed(2)} MiB per step); outside-region pixels changed: ${Math.max(...rows.map((r) => r.outsideChangedPixels))} (must be 0)`);
+    if (latent) console.log(`latent strategy (k = ${latent.captureSteps}, UNet-only ceiling ${ceiling.toFixed(1)}×): mask ${(100 * (latent.maskFraction as number)).toFixed(1)} %, ${latent.mode}, ${(latent.speedup as number).toFixed(2)}× (${String(latent.reason)})`);
+    const result = {
+      bench: 'edit',
+      date: new Date().toISOString(),
+      machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, threads: o.threads, loadavg: os.loadavg() },
+      model: path.basename(o.model),
+      modelDir: path.relative(ROOT, o.model),
+      image: { width: root.width, height: root.height, latent: [C, h, w] },
+      steps: o.steps,
+      scheduler: root.scheduler,
+      reps: o.reps,
+      loadMs,
+      prompts: { root: prompt, edit: editPrompt },
+      rootCacheBytes: rootRun.cacheBytes,
+      rootCacheBytesPerStep: rootRun.cacheBytes / o.steps,
+      areas: rows,
+      latentStrategy: latent,
+    };
+    fs.mkdirSync(path.dirname(o.out), { recursive: true });
+    fs.writeFileSync(o.out, `${JSON.stringify(result, null, 1)}\n`);
+    if (o.chart) {
+      const png = o.out.replace(/\.json$/, '') + '.png';
+      await writeChart(rows, `FISEdit edit vs dense regeneration: ${path.basename(o.model)} ${root.width}×${root.height}, ${o.steps} steps`, png);
+      log(`wrote ${o.out} and ${png}`);
+    } else log(`wrote ${o.out}`);
+  } finally {
+    await unet.release();
+    await engine.dispose();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+main().catch((e) => {
+  process.stderr.write(`${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,186 @@
+// fisedit edit: a child of a node in a --state directory (the FISEdit edit, engine/pipeline/edit.ts).
+// Checks everything it can before loading the model (state directory, parent, prompt, mask size), runs
+// the edit with the same progress bar and Ctrl-C handling as generate, writes the PNG and optionally
+// the mask, and prints a summary or one JSON object.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { readUserMask, UserMaskError, writeMaskPng } from '../../engine/mask/userMask';
+import { editNode } from '../../engine/pipeline/edit';
+import { EditInputError, MASK_STRATEGIES, type EditResult, type MaskStrategy } from '../../engine/pipeline/editTypes';
+import { DiffusionEngine } from '../../engine/pipeline/engine';
+import { GenerationAbortedError } from '../../engine/pipeline/generate';
+import { StateDirError, UnknownNodeError, type NodeStore } from '../../engine/state/nodeStore';
+import type { NodeRecord } from '../../engine/state/nodeRecord';
+import { CliError, EXIT, inPhase } from '../exitCodes';
+import { EDIT_HELP } from '../help';
+import { resolveModelDir } from '../modelDir';
+import { optionalFloat, optionalInt, parseOptions, requireString } from '../options';
+import { defaultProgressMode, ProgressBar } from '../progressBar';
+import type { CliIo } from './io';
+import { loadStateContext, openStateStore } from './stateContext';
+
+const SPEC = {
+  model: { type: 'string', short: 'm' },
+  state: { type: 'string' },
+  parent: { type: 'string' },
+  prompt: { type: 'string', short: 'p' },
+  negative: { type: 'string' },
+  mask: { type: 'string' },
+  strategy: { type: 'string' },
+  'capture-steps': { type: 'string' },
+  'dense-above': { type: 'string' },
+  'cache-fallback': { type: 'string' },
+  'save-mask': { type: 'string' },
+  decode: { type: 'string' },
+  out: { type: 'string', short: 'o' },
+  json: { type: 'boolean' },
+  threads: { type: 'string' },
+  progress: { type: 'string' },
+  quiet: { type: 'boolean', short: 'q' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+const round1 = (ms: number) => Math.round(ms * 10) / 10;
+const round4 = (v: number) => Math.round(v * 1e4) / 1e4;
+
+function usage(e: unknown): never {
+  if (e instanceof EditInputError) throw new CliError(EXIT.usage, `edit: ${e.message}`);
+  if (e instanceof UnknownNodeError) throw new CliError(EXIT.usage, `edit: ${e.message}`);
+  if (e instanceof StateDirError) throw new CliError(EXIT.io, `edit: ${e.message}`);
+  if (e instanceof UserMaskError) throw new CliError(/^cannot read/.test(e.reason) ? EXIT.io : EXIT.usage, `edit: --mask ${e.message}`);
+  throw e;
+}
+
+function pickParent(store: NodeStore, id: string | undefined): NodeRecord {
+  try {
+    if (id !== undefined) return store.get(id);
+    const latest = store.latest();
+    if (!latest) throw new CliError(EXIT.usage, `edit: state directory ${store.dir} holds no nodes yet; create one with fisedit generate --state DIR`);
+    return latest;
+  } catch (e) {
+    if (e instanceof CliError) throw e;
+    return usage(e);
+  }
+}
+
+export async function editCommand(argv: string[], io: CliIo): Promise<number> {
+  const o = parseOptions(argv, SPEC, 'edit');
+  if (o.help) {
+    io.stdout.write(EDIT_HELP);
+    return EXIT.ok;
+  }
+  // 1. arguments and the state directory, checked before the (slow) model load
+  const stateDir = requireString(o.state, 'state', 'edit');
+  const prompt = requireString(o.prompt, 'prompt', 'edit');
+  if (prompt.trim() === '') throw new CliError(EXIT.usage, 'edit: --prompt must not be empty: an edit is a new prompt for the parent');
+  const strategy = (o.strategy ?? 'auto') as MaskStrategy;
+  if (!MASK_STRATEGIES.includes(strategy)) throw new CliError(EXIT.usage, `edit: --strategy must be one of ${MASK_STRATEGIES.join(', ')} (got ${JSON.stringify(o.strategy)})`);
+  const fallback = o['cache-fallback'] ?? 'rerecord';
+  if (fallback !== 'rerecord' && fallback !== 'dense') throw new CliError(EXIT.usage, `edit: --cache-fallback must be rerecord or dense (got ${JSON.stringify(fallback)})`);
+  const decode = o.decode ?? 'auto';
+  if (decode !== 'auto' && decode !== 'crop' && decode !== 'full') throw new CliError(EXIT.usage, `edit: --decode must be auto, crop or full (got ${JSON.stringify(o.decode)})`);
+  const threads = optionalInt(o.threads, 'threads');
+  if (threads !== undefined && threads < 1) throw new CliError(EXIT.usage, '--threads must be ≥ 1');
+  const captureSteps = optionalInt(o['capture-steps'], 'capture-steps');
+  const denseAbove = optionalFloat(o['dense-above'], 'dense-above');
+  const progressMode = o.quiet ? 'none' : (o.progress ?? defaultProgressMode(io.stderr));
+  if (progressMode !== 'bar' && progressMode !== 'lines' && progressMode !== 'none') {
+    throw new CliError(EXIT.usage, `edit: --progress must be bar, lines or none (got ${JSON.stringify(progressMode)})`);
+  }
+  const store = await openStateStore(stateDir, 'edit', false);
+  const parent = pickParent(store, o.parent);
+  const factor = parent.width / parent.latentShape[2];
+  const mask = o.mask === undefined ? null : await readUserMask(path.resolve(o.mask), { imageWidth: parent.width, imageHeight: parent.height, factor }).catch(usage);
+  const modelDir = resolveModelDir(o.model);
+  const out = path.resolve(o.out ?? `fisedit-edit-of-${parent.id}.png`);
+
+  // 2. model, recording/sparse UNet, cache
+  const loadStart = performance.now();
+  const engine = await inPhase(EXIT.model, () => DiffusionEngine.load(modelDir, { intraOpNumThreads: threads }));
+  if (engine.info.name !== parent.model) {
+    await engine.dispose();
+    throw new CliError(EXIT.usage, `edit: node ${parent.id} was made with model "${parent.model}", but --model loads "${engine.info.name}" (${modelDir}); pass the parent's model folder`);
+  }
+  let ctx;
+  try {
+    ctx = await loadStateContext(engine, store, { threads, sparse: true });
+  } catch (e) {
+    await engine.dispose();
+    throw e;
+  }
+  const loadMs = performance.now() - loadStart;
+  try {
+    // 3. edit, Ctrl-C aborting between steps (a second Ctrl-C exits at once)
+    const abort = new AbortController();
+    const onSigint = () => {
+      if (abort.signal.aborted) process.exit(EXIT.interrupted);
+      abort.abort();
+    };
+    process.on('SIGINT', onSigint);
+    const bar = new ProgressBar(io.stderr, 'steps', progressMode);
+    let r: EditResult;
+    try {
+      r = await editNode(
+        ctx,
+        { parentId: parent.id, prompt, negativePrompt: o.negative, strategy, mask, captureSteps, denseAboveFraction: denseAbove, cacheFallback: fallback, decode },
+        { signal: abort.signal, onStep: (p) => bar.update(p.done, p.total) },
+      );
+    } catch (e) {
+      if (e instanceof GenerationAbortedError) throw new CliError(EXIT.interrupted, `edit: ${e.message}`);
+      if (e instanceof EditInputError || e instanceof UnknownNodeError || e instanceof StateDirError || e instanceof UserMaskError) usage(e);
+      throw new CliError(EXIT.inference, `edit: ${(e as Error).message}`);
+    } finally {
+      bar.finish();
+      process.removeListener('SIGINT', onSigint);
+    }
+
+    // 4. outputs: the node's PNG (with its metadata) and optionally the mask
+    const writeStart = performance.now();
+    await inPhase(EXIT.io, () => fs.copyFileSync(path.join(store.nodeDir(r.node.id), r.node.files.image), out));
+    const saveMask = o['save-mask'] === undefined ? null : path.resolve(o['save-mask']);
+    if (saveMask) await inPhase(EXIT.io, () => writeMaskPng(r.mask, saveMask, engine.info.vaeScaleFactor));
+    const writeMs = performance.now() - writeStart;
+
+    // 5. report
+    if (o.json) {
+      const summary = {
+        nodeId: r.node.id,
+        parentId: parent.id,
+        mode: r.mode,
+        reason: r.reason,
+        strategy: r.strategy,
+        out,
+        saveMask,
+        prompt,
+        negative: r.node.negativePrompt,
+        model: engine.info.name,
+        maskedFraction: round4(r.maskedFraction),
+        maskedFractionPerLevel: r.maskedFractionPerLevel.map((l) => ({ level: l.level, width: l.width, height: l.height, fraction: round4(l.fraction) })),
+        denseSteps: r.denseSteps,
+        sparseSteps: r.sparseSteps,
+        captureSteps: r.captureSteps,
+        rerecordSteps: r.rerecordSteps,
+        cacheFallback: r.cacheFallback,
+        cacheMisses: r.cacheMisses,
+        cacheBytes: r.cacheBytes,
+        decodeBox: r.decodeBox,
+        tokens: r.tokens,
+        timings: {
+          loadModel: round1(loadMs),
+          ...Object.fromEntries(Object.entries(r.timings).map(([k, v]) => [k, round1(v)])),
+          saveNode: round1(r.saveMs),
+          writeOutput: round1(writeMs),
+        },
+        totalMs: round1(r.totalMs),
+      };
+      io.stdout.write(`${JSON.stringify(summary)}\n`);
+    } else {
+      io.stdout.write(`${out}: node ${r.node.id} (edit of ${parent.id}), ${r.mode}, ${(100 * r.maskedFraction).toFixed(1)} % of the latent recomputed, ${(r.totalMs / 1000).toFixed(2)} s\n`);
+      io.stdout.write(`  ${r.reason}\n`);
+    }
+    return EXIT.ok;
+  } finally {
+    await ctx.unet?.release();
+    await engine.dispose();
+  }
+}

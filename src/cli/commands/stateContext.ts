@@ -1,0 +1,41 @@
+// --state DIR for the CLI: open the node store (exit 4 when the folder is unusable) and, once the model
+// is loaded, the recording/sparse UNet and the activation cache that live beside it.
+import { loadEditUNet } from '../../engine/pipeline/editUNet';
+import type { StateContext } from '../../engine/pipeline/editTypes';
+import type { DiffusionEngine } from '../../engine/pipeline/engine';
+import { NodeStore, StateDirError } from '../../engine/state/nodeStore';
+import { CliError, EXIT } from '../exitCodes';
+
+/** Resident bytes of the activation cache; everything else stays in DIR/cache on disk. */
+export const CACHE_BUDGET_BYTES = 1024 * 2 ** 20;
+
+export async function openStateStore(dir: string, command: string, create: boolean): Promise<NodeStore> {
+  try {
+    return await NodeStore.open(dir, { create });
+  } catch (e) {
+    if (e instanceof StateDirError) throw new CliError(EXIT.io, `${command}: ${e.message}`);
+    throw e;
+  }
+}
+
+/**
+ * The engine plus what recording and sparse edits need. `sparse: false` loads the recording session
+ * only (generate). Any failure to build the UNet graphs is a model error.
+ */
+export async function loadStateContext(engine: DiffusionEngine, store: NodeStore, opts: { threads?: number; sparse: boolean }): Promise<StateContext> {
+  let unet;
+  try {
+    unet = await loadEditUNet(engine.info.dir, { intraOpNumThreads: opts.threads, sessions: { recording: true, sparse: opts.sparse } });
+  } catch (e) {
+    throw new CliError(EXIT.model, `cannot build the recording/sparse UNet of ${engine.info.dir}: ${(e as Error).message}`);
+  }
+  let cache;
+  try {
+    cache = await store.openCache(CACHE_BUDGET_BYTES);
+  } catch (e) {
+    await unet.release();
+    if (e instanceof StateDirError) throw new CliError(EXIT.io, e.message);
+    throw e;
+  }
+  return { models: engine, store, cache, unet };
+}

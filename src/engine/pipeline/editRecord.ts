@@ -1,0 +1,141 @@
+// Recording nodes for later edits:
+// - generateNode: `fisedit generate --state DIR`. Runs the ordinary generate recipe (so the image is
+//   the one generate gives for these settings) while keeping the latents of every step and, when a
+//   recording UNet is available, the activations of every step as full cache entries.
+// - rerecordNode: rebuilds a node's activations from its STORED latents, one recording UNet call per
+//   requested step. The latents are the exact input of each step, so this reproduces what the node
+//   saw for roots and edits alike, without the scheduler and without re-running the edit.
+
+import { gaussianFloat32 } from '../random/gaussian';
+import { createScheduler } from '../scheduler';
+import type { NodeRecord } from '../state/nodeRecord';
+import { putRecordedStep, recordingModels } from './editUNet';
+import type { StateContext } from './editTypes';
+import { generate, GenerationAbortedError, type GenerateOptions, type GenerateRequest, type GenerateResult } from './generate';
+import type { DiffusionModels } from './models';
+
+export interface GenerateNodeResult {
+  record: NodeRecord;
+  result: GenerateResult;
+  /** Bytes of the node's recorded activations (0 when nothing was recorded). */
+  cacheBytes: number;
+  /** Writing the node into the store, ms (not in result.totalMs). */
+  saveMs: number;
+}
+
+/** Text embeddings as the pipelines batch them: [negative, prompt] with guidance > 1, else [prompt]. */
+export async function encodeCfgText(models: DiffusionModels, prompt: string, negative: string, guidance: number): Promise<{ text: Float32Array; batch: number }> {
+  const p = models.tokenize(prompt);
+  if (guidance > 1) return { text: await models.encodeText([models.tokenize(negative).ids, p.ids]), batch: 2 };
+  return { text: await models.encodeText([p.ids]), batch: 1 };
+}
+
+export async function generateNode(ctx: StateContext, request: GenerateRequest, options: GenerateOptions = {}): Promise<GenerateNodeResult> {
+  const { store, cache, unet } = ctx;
+  const id = store.newId();
+  const record = cache !== null && unet !== null;
+  const steps: Float32Array[] = [];
+  let cacheBytes = 0;
+  if (record) await cache.createNode(id, null);
+  try {
+    const models = record ? recordingModels(ctx.models, unet, async (step, entries) => void (cacheBytes += await putRecordedStep(cache, id, step, unet, entries))) : ctx.models;
+    const result = await generate(models, request, {
+      signal: options.signal,
+      onStep: async (p) => {
+        steps.push(p.latents);
+        if (options.onStep) await options.onStep(p);
+      },
+    });
+    const saveStart = performance.now();
+    // Entry 0 is the first step's input: the unit noise × init sigma, computed as generate computes it.
+    const scheduler = createScheduler(result.scheduler, ctx.models.schedulerConfig);
+    scheduler.setTimesteps(result.steps);
+    const sigma0 = Math.fround(scheduler.initNoiseSigma);
+    const [, C, h, w] = result.latentShape;
+    const noise = request.initLatents ?? gaussianFloat32(result.seed as bigint, C * h * w);
+    const all = new Float32Array((result.steps + 1) * C * h * w);
+    all.set(noise.map((v) => Math.fround(v * sigma0)), 0);
+    steps.forEach((s, i) => all.set(s, (i + 1) * C * h * w));
+    if (record && cache.spill) await cache.persist();
+    const rec = await store.commit({
+      id,
+      rgb: result.rgb,
+      latents: all,
+      noise: result.seed === null ? noise : null,
+      pngText: pngText(ctx.models.info.name, result.prompt, result.negativePrompt, result.seed, result.steps, result.scheduler, result.guidance, result.width, result.height),
+      record: {
+        parentId: null,
+        model: ctx.models.info.name,
+        prompt: result.prompt,
+        negativePrompt: result.negativePrompt,
+        seed: result.seed === null ? null : result.seed.toString(),
+        steps: result.steps,
+        guidance: result.guidance,
+        scheduler: result.scheduler,
+        width: result.width,
+        height: result.height,
+        latentShape: [C, h, w],
+        timesteps: result.timesteps,
+        mode: 'DENSE',
+        maskedFraction: null,
+        denseSteps: result.steps,
+        timings: { ...result.timings },
+        totalMs: result.totalMs,
+        cache: { recorded: record, base: null, names: record ? unet.manifest.map((s) => s.name) : [], bytes: cacheBytes },
+        edit: null,
+      },
+    });
+    return { record: rec, result, cacheBytes, saveMs: performance.now() - saveStart };
+  } catch (e) {
+    if (record) await cache.deleteNode(id).catch(() => undefined);
+    throw e;
+  }
+}
+
+export function pngText(model: string, prompt: string, negative: string, seed: bigint | string | null, steps: number, scheduler: string, guidance: number, width: number, height: number): Record<string, string> {
+  return {
+    prompt,
+    negative,
+    ...(seed !== null ? { seed: seed.toString() } : {}),
+    steps: String(steps),
+    scheduler,
+    guidance: String(guidance),
+    model,
+    width: String(width),
+    height: String(height),
+    Software: 'fisedit',
+  };
+}
+
+/**
+ * Record `rec`'s activations at `steps` from its stored latents, as full entries of node rec.id
+ * (replacing deltas there, so the node no longer depends on its base at those steps).
+ * onStep is called after each recorded step. Returns the bytes written.
+ */
+export async function rerecordNode(
+  ctx: StateContext,
+  rec: NodeRecord,
+  steps: readonly number[],
+  opts: { latents?: Float32Array; signal?: AbortSignal; onStep?: () => void | Promise<void> } = {},
+): Promise<number> {
+  const { cache, unet, models } = ctx;
+  if (!cache || !unet) throw new Error('rerecordNode: needs an activation cache and a recording UNet');
+  const latents = opts.latents ?? ctx.store.readLatents(rec);
+  const { text, batch } = await encodeCfgText(models, rec.prompt, rec.negativePrompt, rec.guidance);
+  const scheduler = createScheduler(rec.scheduler, models.schedulerConfig);
+  scheduler.setTimesteps(rec.steps);
+  const [C, h, w] = rec.latentShape;
+  const n = C * h * w;
+  if (!cache.hasNode(rec.id)) await cache.createNode(rec.id, null);
+  let bytes = 0;
+  const input = new Float32Array(batch * n);
+  for (const [done, i] of steps.entries()) {
+    if (opts.signal?.aborted) throw new GenerationAbortedError(done, steps.length);
+    const scaled = scheduler.scaleModelInput(latents.subarray(i * n, (i + 1) * n), i);
+    for (let b = 0; b < batch; b++) input.set(scaled, b * n);
+    const r = await unet.recordStep(input, h, w, scheduler.timesteps[i], text);
+    bytes += await putRecordedStep(cache, rec.id, i, unet, r.entries);
+    if (opts.onStep) await opts.onStep();
+  }
+  return bytes;
+}

@@ -1,0 +1,125 @@
+// Requests, results and errors of the edit pipeline (edit.ts) and of recording nodes into a --state
+// directory (editRecord.ts).
+
+import type { ActivationCache } from '../cache/activationCache';
+import type { BinaryMask } from '../mask/binaryMask';
+import type { NodeMode, NodeRecord } from '../state/nodeRecord';
+import type { NodeStore } from '../state/nodeStore';
+import type { EditUNet } from './editUNet';
+import type { DiffusionModels } from './models';
+
+export type MaskStrategy = 'auto' | 'latent' | 'attention' | 'mask' | 'dense';
+export const MASK_STRATEGIES: readonly MaskStrategy[] = ['auto', 'latent', 'attention', 'mask', 'dense'];
+
+export type CacheFallbackPolicy = 'rerecord' | 'dense';
+
+/** Everything an edit or a recorded generation works with. */
+export interface StateContext {
+  models: DiffusionModels;
+  store: NodeStore;
+  /** The activation cache of the store; null records and reads no activations (edits run dense). */
+  cache: ActivationCache | null;
+  /** Recording / sparse UNet; null records no activations (edits run dense). */
+  unet: EditUNet | null;
+}
+
+export interface EditRequest {
+  parentId: string;
+  prompt: string;
+  /** Default: the parent's negative prompt. */
+  negativePrompt?: string;
+  /** Default 'auto': the user mask when one is given, else 'latent'. */
+  strategy?: MaskStrategy;
+  /** A user mask at latent resolution, or a PNG the size of the image (white = may change). */
+  mask?: BinaryMask | { file: string } | null;
+  /** Dense steps of target-area capture (FISEdit's k, 10 of 50 there). Default DEFAULT_CAPTURE_FRACTION of the steps, at least 1. */
+  captureSteps?: number;
+  /** Above this fraction of active latent pixels the edit runs dense (decideEditMode). */
+  denseAboveFraction?: number;
+  /** When the parent's cache is gone: re-record it from its stored latents (default), or run dense. */
+  cacheFallback?: CacheFallbackPolicy;
+  /** Latent pixels of dilation per UNet level for the sparse active sets (mask/pyramid.ts). Default 1. */
+  dilation?: number;
+  /** Region decode: 'auto' (crop unless the crop is most of the image), 'crop' or 'full'. */
+  decode?: 'auto' | 'crop' | 'full';
+}
+
+export interface EditStepProgress {
+  phase: 'capture' | 'rerecord' | 'denoise';
+  /** UNet evaluations done, 1…total, over all phases. */
+  done: number;
+  total: number;
+}
+
+export interface EditOptions {
+  onStep?: (p: EditStepProgress) => void | Promise<void>;
+  signal?: AbortSignal;
+}
+
+/** Milliseconds per phase; phases that did not run are 0. */
+export interface EditTimings {
+  loadParent: number;
+  encodeText: number;
+  capture: number;
+  mask: number;
+  rerecordParent: number;
+  denoise: number;
+  decode: number;
+  composite: number;
+}
+
+export interface LevelFraction {
+  level: number;
+  width: number;
+  height: number;
+  active: number;
+  fraction: number;
+}
+
+export interface EditResult {
+  node: NodeRecord;
+  mode: NodeMode;
+  /** Why this mode (decideEditMode's sentence, or the fallback taken). */
+  reason: string;
+  strategy: Exclude<MaskStrategy, 'auto'>;
+  /** Latent-resolution mask of the pixels whose latents the edit recomputed. */
+  mask: BinaryMask;
+  /** Image-resolution mask of the pixels taken from the edit's decode; every other pixel is the parent's. */
+  affected: BinaryMask;
+  maskedFraction: number;
+  /** Active fraction per UNet level (the sparse work scales with these). */
+  maskedFractionPerLevel: LevelFraction[];
+  /** UNet steps run densely (capture steps included); sparseSteps + denseSteps = steps. */
+  denseSteps: number;
+  sparseSteps: number;
+  captureSteps: number;
+  /** Recording steps spent re-recording the parent (0 unless cacheFallback is RERECORDED). */
+  rerecordSteps: number;
+  cacheFallback: 'RERECORDED' | 'DENSE' | null;
+  /** The cache misses that triggered the fallback (sentences). */
+  cacheMisses: string[];
+  /** Bytes the child adds to the cache (full entries or deltas). */
+  cacheBytes: number;
+  /** How the image was decoded: the latent box given to the decoder. */
+  decodeBox: { x: number; y: number; width: number; height: number } | null;
+  tokens: { removed: string[]; added: string[] };
+  rgb: Uint8Array;
+  width: number;
+  height: number;
+  timings: EditTimings;
+  /** Inference wall time (model loading and writing the node excluded). */
+  totalMs: number;
+  /** Writing the node (image, latents, cache) into the state directory. */
+  saveMs: number;
+}
+
+/** An edit request that cannot run as given; `field` names the input. Nothing was written. */
+export class EditInputError extends Error {
+  constructor(readonly field: string, reason: string) {
+    super(`${field}: ${reason}`);
+    this.name = 'EditInputError';
+  }
+}
+
+/** Default k / T for target-area capture (FISEdit: 10 / 50). */
+export const DEFAULT_CAPTURE_FRACTION = 0.2;

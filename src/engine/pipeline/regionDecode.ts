@@ -1,0 +1,121 @@
+// Decode only what an edit changed, and keep everything else the parent's, byte for byte.
+//
+// The child's latents differ from the parent's only inside the latent mask M. The image pixels taken
+// from the child ("affected") are M dilated by `dilate` latent pixels, scaled up by the VAE factor: the
+// ring gives the decoder's spread of the change a soft edge instead of a seam on M's border. Every other
+// pixel is copied from the parent's stored image.
+//
+// The decoder itself runs on a latent box: the bounding box of the affected region grown by `margin`
+// latent pixels (clipped to the image), so the pixels we keep see the context the decoder's convolutions
+// need. It cannot be exact: the decoder's GroupNorms and mid-block attention are whole-image operations,
+// and over a box they see the box only (SIGE's sparse decoder has the same approximation unless it caches
+// the statistics). When the box is most of the image, the whole latent is decoded instead (same cost,
+// exact).
+
+import { imageTensorToRgb } from '../image/png';
+import { BinaryMask, upsampleNearest } from '../mask/binaryMask';
+import { dilate } from '../mask/morphology';
+import type { DiffusionModels } from './models';
+
+export interface LatentBox {
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+
+export interface RegionDecodePlan {
+  /** Image-resolution mask of the pixels taken from the decode. */
+  affected: BinaryMask;
+  /** The latent box decoded (the whole latent when mode resolves to full). */
+  box: LatentBox;
+  full: boolean;
+}
+
+export interface RegionDecodeOptions {
+  /** Latent pixels added around M for the affected region. Default 1. */
+  dilate?: number;
+  /** Latent pixels of context around the affected region in the decoded box. Default 6. */
+  margin?: number;
+  /** 'auto': crop unless the box covers more than fullAbove of the latent. */
+  mode?: 'auto' | 'crop' | 'full';
+  fullAbove?: number;
+}
+
+export function planRegionDecode(mask: BinaryMask, factor: number, opts: RegionDecodeOptions = {}): RegionDecodePlan {
+  const d = opts.dilate ?? 1;
+  const margin = opts.margin ?? 6;
+  const grown = d > 0 ? dilate(mask, 2 * d + 1) : mask;
+  const affected = upsampleNearest(grown, factor);
+  const { width: w, height: h } = mask;
+  let x0 = w;
+  let y0 = h;
+  let x1 = -1;
+  let y1 = -1;
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      if (!grown.data[y * w + x]) continue;
+      if (x < x0) x0 = x;
+      if (x > x1) x1 = x;
+      if (y < y0) y0 = y;
+      if (y > y1) y1 = y;
+    }
+  }
+  const whole: LatentBox = { x: 0, y: 0, width: w, height: h };
+  if (x1 < 0) return { affected, box: whole, full: true };
+  const box: LatentBox = {
+    x: Math.max(0, x0 - margin),
+    y: Math.max(0, y0 - margin),
+    width: Math.min(w, x1 + margin + 1) - Math.max(0, x0 - margin),
+    height: Math.min(h, y1 + margin + 1) - Math.max(0, y0 - margin),
+  };
+  const mode = opts.mode ?? 'auto';
+  const full = mode === 'full' || (mode === 'auto' && box.width * box.height > (opts.fullAbove ?? 0.5) * w * h);
+  return { affected, box: full ? whole : box, full };
+}
+
+/**
+ * Decode latents [C, h, w] (before the 1/scaling_factor of the VAE) inside plan.box; returns the box's
+ * RGB pixels [box.height·f, box.width·f, 3] with generate()'s scaling and postprocessing.
+ */
+export async function decodeBox(models: DiffusionModels, latents: Float32Array, channels: number, h: number, w: number, box: LatentBox): Promise<Uint8Array> {
+  const { info } = models;
+  const inv = Math.fround(info.scalingFactor);
+  const shift = info.shiftFactor === null ? null : Math.fround(info.shiftFactor);
+  const z = new Float32Array(channels * box.width * box.height);
+  for (let c = 0; c < channels; c++) {
+    for (let y = 0; y < box.height; y++) {
+      for (let x = 0; x < box.width; x++) {
+        const v = latents[c * h * w + (box.y + y) * w + box.x + x];
+        const s = Math.fround(v / inv);
+        z[(c * box.height + y) * box.width + x] = shift === null ? s : Math.fround(s + shift);
+      }
+    }
+  }
+  const f = info.vaeScaleFactor;
+  const image = await models.decodeLatents(z, box.height, box.width); // [1, 3, bh·f, bw·f]
+  if (image.length !== 3 * box.height * f * box.width * f) throw new RangeError(`decoder returned ${image.length} values for a ${box.width}×${box.height} latent box`);
+  return imageTensorToRgb(image, 3, box.height * f, box.width * f);
+}
+
+/** parent RGB [H, W, 3] with the affected pixels replaced by the decoded box's. */
+export function compositeRegion(parentRgb: Uint8Array, width: number, height: number, boxRgb: Uint8Array, box: LatentBox, factor: number, affected: BinaryMask): Uint8Array {
+  if (affected.width !== width || affected.height !== height) throw new RangeError(`affected mask ${affected.width}×${affected.height} does not match the image ${width}×${height}`);
+  const out = Uint8Array.from(parentRgb);
+  const bx = box.x * factor;
+  const by = box.y * factor;
+  const bw = box.width * factor;
+  const bh = box.height * factor;
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      if (!affected.data[y * width + x]) continue;
+      if (x < bx || y < by || x >= bx + bw || y >= by + bh) throw new RangeError(`affected pixel (${x}, ${y}) lies outside the decoded box`);
+      const s = ((y - by) * bw + (x - bx)) * 3;
+      const d = (y * width + x) * 3;
+      out[d] = boxRgb[s];
+      out[d + 1] = boxRgb[s + 1];
+      out[d + 2] = boxRgb[s + 2];
+    }
+  }
+  return out;
+}

@@ -1,0 +1,218 @@
+/** @jest-environment ./test/engine/runtime/ortTestEnvironment.js */
+// The edit pipeline (src/engine/pipeline/edit.ts) on the tiny-2level fixture model, with the real
+// recording/sparse UNet: recorded roots, the parent on an empty mask, bit-exact pixels outside the
+// affected region, sparse = dense when every pixel is active and the approximations are off, edits of
+// edits through deltas, and the cache fallbacks.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ActivationCache } from '../../../src/engine/cache/activationCache';
+import { loadModelFolder } from '../../../src/engine/model/modelFolder';
+import { editNode } from '../../../src/engine/pipeline/edit';
+import { generateNode } from '../../../src/engine/pipeline/editRecord';
+import type { StateContext } from '../../../src/engine/pipeline/editTypes';
+import { loadEditUNet, type EditUNet } from '../../../src/engine/pipeline/editUNet';
+import { DiffusionEngine } from '../../../src/engine/pipeline/engine';
+import { gaussianFloat32 } from '../../../src/engine/random/gaussian';
+import { createScheduler } from '../../../src/engine/scheduler';
+import { SparseUNetRunner } from '../../../src/engine/sparse/sparseUNetRunner';
+import { NodeStore } from '../../../src/engine/state/nodeStore';
+import { latentDiffsOutside, maxAbsDiff, pixelDiffs, rectMask, tempDir, TINY } from './editFixtures';
+
+const STEPS = 8;
+const SEED = 3;
+const PROMPT = 'a red circle on the left';
+const H = 16; // latent side of the 32×32 fixture images
+let engine: DiffusionEngine;
+let unet: EditUNet;
+const dirs: string[] = [];
+
+beforeAll(async () => {
+  engine = await DiffusionEngine.load(TINY, { intraOpNumThreads: 1 });
+  unet = await loadEditUNet(TINY, { intraOpNumThreads: 1 });
+});
+afterAll(async () => {
+  await unet?.release();
+  await engine?.dispose();
+  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+});
+
+async function state(opts: { record?: boolean; cache?: ActivationCache; unet?: EditUNet } = {}): Promise<StateContext> {
+  const dir = tempDir('fisedit-edit-');
+  dirs.push(dir);
+  const store = await NodeStore.open(path.join(dir, 'state'), { create: true });
+  if (opts.record === false) return { models: engine, store, cache: null, unet: null };
+  return { models: engine, store, cache: opts.cache ?? (await store.openCache(Infinity)), unet: opts.unet ?? unet };
+}
+
+const root = (ctx: StateContext, prompt = PROMPT) => generateNode(ctx, { prompt, seed: SEED, steps: STEPS });
+
+describe('recording a root (generate --state)', () => {
+  test('stores the latents of every step, the image and a full cache of every step', async () => {
+    const ctx = await state();
+    const { record, result, cacheBytes } = await root(ctx);
+    expect(record).toMatchObject({ parentId: null, mode: 'DENSE', prompt: PROMPT, seed: String(SEED), steps: STEPS, denseSteps: STEPS, latentShape: [4, H, H] });
+    const n = 4 * H * H;
+    const latents = ctx.store.readLatents(record);
+    expect(latents.length).toBe((STEPS + 1) * n);
+    // entry 0 = unit noise × init sigma (DPM++: 1); entry T = the final latents generate returned
+    const sched = createScheduler('dpmpp-2m', engine.schedulerConfig);
+    sched.setTimesteps(STEPS);
+    expect(latents.subarray(0, n)).toEqual(gaussianFloat32(SEED, n).map((v) => Math.fround(v * sched.initNoiseSigma)));
+    expect(latents.subarray(STEPS * n)).toEqual(result.latents);
+    expect((await ctx.store.readImage(record)).rgb).toEqual(result.rgb);
+    expect(cacheBytes).toBeGreaterThan(0);
+    expect(record.cache).toMatchObject({ recorded: true, base: null, bytes: cacheBytes });
+    expect(ctx.cache!.check(record.id, Array.from({ length: STEPS }, (_, i) => i), unet.manifest.map((s) => s.name))).toEqual({ ok: true });
+    // the cache is on disk: a new process (a fresh cache over the directory) sees every step
+    const reopened = await ctx.store.openCache(Infinity);
+    expect(reopened.check(record.id, [0, STEPS - 1], unet.manifest.map((s) => s.name))).toEqual({ ok: true });
+  });
+
+  test('without a recording UNet the root is generate() bit for bit, and strategy dense is generate() of the new prompt', async () => {
+    const ctx = await state({ record: false });
+    const { record, result } = await root(ctx);
+    const ref = await engine.generate({ prompt: PROMPT, seed: SEED, steps: STEPS });
+    expect(result.rgb).toEqual(ref.rgb);
+    expect(result.latents).toEqual(ref.latents);
+    expect(record.cache.recorded).toBe(false);
+    const e = await editNode(ctx, { parentId: record.id, prompt: 'a green circle on the left', strategy: 'dense' });
+    const dense = await engine.generate({ prompt: 'a green circle on the left', seed: SEED, steps: STEPS });
+    expect(e.mode).toBe('DENSE');
+    expect(e.denseSteps).toBe(STEPS);
+    expect(e.rgb).toEqual(dense.rgb);
+    expect(ctx.store.readLatents(e.node).subarray(STEPS * 4 * H * H)).toEqual(dense.latents);
+  });
+});
+
+describe('edit', () => {
+  test('an empty mask returns the parent, bit for bit; so does an unchanged prompt, without running the UNet', async () => {
+    const ctx = await state();
+    const { record } = await root(ctx);
+    const parentImage = await ctx.store.readImage(record);
+    const e = await editNode(ctx, { parentId: record.id, prompt: 'a blue circle on the left', mask: rectMask(H, H, 0, 0, 0, 0) });
+    expect(e.mode).toBe('PARENT');
+    expect(e.node).toMatchObject({ parentId: record.id, mode: 'PARENT', maskedFraction: 0, denseSteps: 0 });
+    expect(e.rgb).toEqual(parentImage.rgb);
+    expect((await ctx.store.readImage(e.node)).rgb).toEqual(parentImage.rgb);
+    expect(ctx.store.readLatents(e.node)).toEqual(ctx.store.readLatents(record));
+
+    let unetCalls = 0;
+    const counting: StateContext = { ...ctx, models: Object.create(engine, { predictNoise: { value: (...a: Parameters<DiffusionEngine['predictNoise']>) => (unetCalls++, engine.predictNoise(...a)) } }) };
+    const same = await editNode(counting, { parentId: record.id, prompt: PROMPT });
+    expect([same.mode, same.captureSteps, unetCalls]).toEqual(['PARENT', 0, 0]);
+    expect(same.rgb).toEqual(parentImage.rgb);
+  });
+
+  test.each(['mask', 'latent'] as const)('strategy %s: every pixel outside the affected region is the parent\'s, bit for bit', async (strategy) => {
+    const ctx = await state();
+    const { record } = await root(ctx);
+    const parentImage = await ctx.store.readImage(record);
+    const mask = strategy === 'mask' ? rectMask(H, H, 2, 3, 8, 10) : undefined;
+    // the tiny random model moves most latents for any prompt change: allow sparse up to 95 %
+    const e = await editNode(ctx, { parentId: record.id, prompt: 'a blue circle on the left', mask, strategy, denseAboveFraction: 0.95 });
+    expect(e.mode).toBe('SPARSE');
+    expect(e.cacheFallback).toBeNull();
+    expect(e.maskedFraction).toBeGreaterThan(0);
+    expect(e.sparseSteps + e.denseSteps).toBe(STEPS);
+    expect(e.captureSteps).toBe(strategy === 'latent' ? 2 : 0); // default k = 20 % of 8 steps
+    const d = pixelDiffs(e.rgb, parentImage.rgb, e.affected);
+    expect(d.outside).toBe(0);
+    expect(d.inside).toBeGreaterThan(0); // the edit did change something
+    expect((await ctx.store.readImage(e.node)).rgb).toEqual(e.rgb);
+    // the latents outside M are the parent's at every step
+    expect(latentDiffsOutside(ctx.store.readLatents(e.node), ctx.store.readLatents(record), e.mask, 4)).toBe(0);
+    // the child's cache is a delta: smaller than the root's full cache
+    expect(e.cacheBytes).toBeGreaterThan(0);
+    expect(e.cacheBytes).toBeLessThan(record.cache.bytes);
+    expect(ctx.cache!.chain(e.node.id)).toEqual([e.node.id, record.id]);
+  });
+
+  test('every pixel active with the approximations off (exact GroupNorm) = dense regeneration of the new prompt', async () => {
+    const folder = loadModelFolder(TINY);
+    const exact = await SparseUNetRunner.create(folder.unet.config, folder.unet.weights, { intraOpNumThreads: 1, groupNorm: 'exact' });
+    try {
+      const ctx = await state({ unet: exact });
+      const { record } = await root(ctx);
+      const prompt = 'a green square on the right';
+      const sparse = await editNode(ctx, { parentId: record.id, prompt, mask: rectMask(H, H, 0, 0, H, H), denseAboveFraction: 1 });
+      expect([sparse.mode, sparse.sparseSteps]).toEqual(['SPARSE', STEPS]);
+      const dense = await engine.generate({ prompt, seed: SEED, steps: STEPS });
+      const z = ctx.store.readLatents(sparse.node).subarray(STEPS * 4 * H * H);
+      // float32 graphs with a different op order: agreement to ~1e-5 of the latent scale after 8 steps
+      expect(maxAbsDiff(z, dense.latents)).toBeLessThan(2e-4);
+      expect(maxAbsDiff(sparse.rgb, dense.rgb)).toBeLessThanOrEqual(1);
+    } finally {
+      await exact.release();
+    }
+  });
+
+  test('an edit of an edit works from the deltas of its parent', async () => {
+    const ctx = await state();
+    const { record } = await root(ctx);
+    const child = await editNode(ctx, { parentId: record.id, prompt: 'a blue circle on the left', mask: rectMask(H, H, 2, 3, 8, 10) });
+    const grand = await editNode(ctx, { parentId: child.node.id, prompt: 'a blue circle on the right', mask: rectMask(H, H, 9, 2, 15, 9) });
+    expect([child.mode, grand.mode, grand.cacheFallback]).toEqual(['SPARSE', 'SPARSE', null]);
+    expect(ctx.cache!.chain(grand.node.id)).toEqual([grand.node.id, child.node.id, record.id]);
+    expect(pixelDiffs(grand.rgb, child.rgb, grand.affected).outside).toBe(0);
+    expect(latentDiffsOutside(ctx.store.readLatents(grand.node), ctx.store.readLatents(child.node), grand.mask, 4)).toBe(0);
+    // what the grandchild read from its parent at a step: the root's rows with the child's rows on top
+    const name = unet.manifest.find((s) => s.kind === 'convInput' && s.level === 0)!.name;
+    const [viaChild, ofRoot] = await Promise.all([ctx.cache!.readRows(child.node.id, 3, name), ctx.cache!.readRows(record.id, 3, name)]);
+    if (!viaChild.ok || !ofRoot.ok) throw new Error('cache read failed');
+    expect(viaChild.chain).toEqual([child.node.id, record.id]);
+    const C = viaChild.shape[2];
+    const active = new Set(Array.from({ length: H * H }, (_, p) => p).filter((p) => child.mask.data[p]));
+    let differs = 0;
+    for (let p = 0; p < H * H; p++) {
+      const same = viaChild.data.subarray(p * C, (p + 1) * C).every((v, c) => v === ofRoot.data[p * C + c]);
+      if (!same) {
+        differs++;
+        expect(active.has(p) || isNeighbourOf(p, active)).toBe(true); // only the child's (dilated) active rows changed
+      }
+    }
+    expect(differs).toBeGreaterThan(0);
+  });
+});
+
+function isNeighbourOf(p: number, set: Set<number>): boolean {
+  const y = Math.floor(p / H);
+  const x = p % H;
+  for (let dy = -1; dy <= 1; dy++) for (let dx = -1; dx <= 1; dx++) if (set.has((y + dy) * H + x + dx)) return true;
+  return false;
+}
+
+describe('when the parent\'s cache is gone', () => {
+  const mask = rectMask(H, H, 4, 4, 10, 12);
+  const prompt = 'a blue circle on the left';
+
+  test('spilled pages deleted: re-record from the stored latents (same result as with the cache), or run dense', async () => {
+    const ctx = await state();
+    const { record } = await root(ctx);
+    const withCache = await editNode(ctx, { parentId: record.id, prompt, mask });
+    expect(withCache.cacheFallback).toBeNull();
+
+    fs.rmSync(path.join(ctx.store.cacheDir, record.id), { recursive: true });
+    const rerecorded = await editNode({ ...ctx, cache: await ctx.store.openCache(Infinity) }, { parentId: record.id, prompt, mask });
+    expect([rerecorded.mode, rerecorded.cacheFallback, rerecorded.rerecordSteps]).toEqual(['SPARSE', 'RERECORDED', STEPS]);
+    expect(rerecorded.cacheMisses.join(' ')).toContain(record.id);
+    expect(rerecorded.reason).toContain('re-recorded');
+    expect(rerecorded.rgb).toEqual(withCache.rgb); // the recording is deterministic: the re-recorded cache is the original
+    expect(rerecorded.node.edit?.cacheFallback).toBe('RERECORDED');
+
+    fs.rmSync(path.join(ctx.store.cacheDir, record.id), { recursive: true });
+    const dense = await editNode({ ...ctx, cache: await ctx.store.openCache(Infinity) }, { parentId: record.id, prompt, mask, cacheFallback: 'dense' });
+    expect([dense.mode, dense.cacheFallback, dense.rerecordSteps, dense.denseSteps]).toEqual(['DENSE', 'DENSE', 0, STEPS]);
+    expect(pixelDiffs(dense.rgb, (await ctx.store.readImage(record)).rgb, dense.affected).outside).toBe(0);
+  });
+
+  test('pages evicted from a memory-only cache over its budget: reported and re-recorded', async () => {
+    const cache = new ActivationCache({ budgetBytes: 2 ** 20 }); // about one recorded step of this model
+    const ctx = await state({ cache });
+    const { record } = await root(ctx);
+    expect(cache.stats().evictions).toBeGreaterThan(0);
+    const e = await editNode(ctx, { parentId: record.id, prompt, mask });
+    expect(e.cacheFallback).toBe('RERECORDED');
+    expect(e.cacheMisses[0]).toMatch(/evicted/);
+    expect(e.mode).toBe('SPARSE');
+  });
+});
