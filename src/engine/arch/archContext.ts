@@ -71,6 +71,8 @@ export interface ArchHooks {
   convInput?(path: string, x: string): void;
   /** Self-attention keys/values [B,N,C] after projection (before the head split). */
   selfAttentionKV?(path: string, k: string, v: string): void;
+  /** Cross-attention queries [B,N,C] and keys [B,M,C] after projection (before the head split); for probability maps. */
+  crossAttentionQK?(path: string, q: string, k: string, heads: number): void;
   /**
    * GroupNorm statistics [B,G,1] (mean, biased variance). Setting this hook switches every GroupNorm
    * to the ReduceMean formulation that exposes them.

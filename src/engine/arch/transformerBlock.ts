@@ -28,6 +28,7 @@ export function attentionModule(actx: ArchContext, x: string, context: string | 
   const k = g.scope('to_k', () => linear(g, kvIn, w.get('to_k.weight', [channels, contextDim]))); // [B,M,C]
   const v = g.scope('to_v', () => linear(g, kvIn, w.get('to_v.weight', [channels, contextDim]))); // [B,M,C]
   if (!context && actx.hooks.selfAttentionKV) actx.hooks.selfAttentionKV(w.prefix, k, v);
+  if (context && actx.hooks.crossAttentionQK) actx.hooks.crossAttentionQK(w.prefix, q, k, heads);
   const o = attention(g, q, k, v, channels, heads); // [B,N,C]
   return g.scope('to_out.0', () => linear(g, o, w.get('to_out.0.weight', [channels, channels]), w.get('to_out.0.bias', [channels])));
 }

@@ -1,0 +1,67 @@
+// The per-edit graph inputs of the sparse UNet step: a mask pyramid (mask/pyramid.ts) as int32 tensors,
+// built ONCE per edit and fed unchanged to every sparse step of that edit.
+//
+// Input names "l<level>.<kind>"; all pixel indices are row-major at the level's own size:
+//   convNeighbors [N_l, 9]  3×3 stride-1 table into concat(active rows; halo rows; zero row)
+//   convHalo      [M_l]     pixels whose rows come from the cached conv input (halo of the active set)
+//   downNeighbors [N_l, 9]  stride-2 table (level l−1 → l) into concat(level l−1 rows; its halo; zero)
+//   downHalo      [M'_l]    level l−1 pixels read from the cached downsampler input
+//   upsample      [N_l]     row of level l+1 holding each active pixel's coarse parent (nearest ×2)
+//   inactive      [h_l·w_l − N_l]  pixels whose self-attention K/V come from the cache
+// ONNX Gather takes int32 indices, so no int64 conversion (or 2× memory) is paid per edit.
+
+import { PyramidLevel } from '../mask/pyramid';
+import { EngineTensor } from '../runtime/ortSession';
+
+export type PyramidInputKind = 'convNeighbors' | 'convHalo' | 'downNeighbors' | 'downHalo' | 'upsample' | 'inactive';
+
+export function pyramidInputName(kind: PyramidInputKind, level: number): string {
+  return `l${level}.${kind}`;
+}
+
+export class SparseInputError extends Error {
+  constructor(reason: string) {
+    super(`sparse/pyramidInputs.ts: ${reason}`);
+    this.name = 'SparseInputError';
+  }
+}
+
+/** One edit's pyramid as graph feeds; reuse it for every sparse step of the edit. */
+export interface SparsePyramidFeed {
+  readonly levels: readonly PyramidLevel[];
+  /** Latent size (level 0). */
+  readonly height: number;
+  readonly width: number;
+  /** Active pixel count per level (N_l). */
+  readonly activeCounts: readonly number[];
+  /** Every pyramid input the graph may ask for, by input name. */
+  readonly tensors: Readonly<Record<string, EngineTensor>>;
+}
+
+const i32 = (data: Int32Array, dims: number[]): EngineTensor => ({ dtype: 'int32', dims, data });
+
+export function buildPyramidFeed(levels: readonly PyramidLevel[]): SparsePyramidFeed {
+  if (levels.length === 0) throw new SparseInputError('empty pyramid');
+  const tensors: Record<string, EngineTensor> = {};
+  levels.forEach((l, i) => {
+    if (l.level !== i) throw new SparseInputError(`pyramid entry ${i} has level ${l.level}`);
+    if (i > 0 && (l.width * 2 !== levels[i - 1].width || l.height * 2 !== levels[i - 1].height)) {
+      throw new SparseInputError(`level ${i} is ${l.width}x${l.height}, not half of level ${i - 1} (${levels[i - 1].width}x${levels[i - 1].height})`);
+    }
+    const n = l.active.length;
+    if (n === 0) throw new SparseInputError(`level ${i} has no active pixels (an empty mask returns the parent; do not run a sparse step)`);
+    tensors[pyramidInputName('convNeighbors', i)] = i32(l.conv.neighbors, [n, 9]);
+    tensors[pyramidInputName('convHalo', i)] = i32(l.conv.halo, [l.conv.halo.length]);
+    tensors[pyramidInputName('inactive', i)] = i32(l.inactive, [l.inactive.length]);
+    if (i > 0) {
+      if (!l.downsample) throw new SparseInputError(`level ${i} has no downsample table`);
+      tensors[pyramidInputName('downNeighbors', i)] = i32(l.downsample.neighbors, [n, 9]);
+      tensors[pyramidInputName('downHalo', i)] = i32(l.downsample.halo, [l.downsample.halo.length]);
+    }
+    if (i < levels.length - 1) {
+      if (!l.upsample) throw new SparseInputError(`level ${i} has no upsample map`);
+      tensors[pyramidInputName('upsample', i)] = i32(l.upsample, [n]);
+    }
+  });
+  return { levels, height: levels[0].height, width: levels[0].width, activeCounts: levels.map((l) => l.active.length), tensors };
+}

@@ -1,0 +1,215 @@
+// SparseUNetRunner: one model's RECORDING step session and SPARSE step session, created once per model
+// (a session load takes seconds at SD width; an edit only changes graph inputs).
+//
+//   recordStep   dense CFG step + every cache entry of that step (fp16 rows channels-last, GroupNorm stats)
+//   preparePyramid  an edit's mask pyramid → int32 feeds, built once per edit, reused every step
+//   sparseStep   the same step on the active pixels only, reading the parent's entries of that step;
+//                returns the noise at the active latent pixels and the child's new rows (deltas)
+//
+// Data stays in the cache's element type end to end: ORT returns the recorded entries as fp16
+// Uint16Arrays, the cache stores them, and the sparse step takes them back as fp16 inputs.
+
+import { UNetConfig } from '../model/configs';
+import { WeightMap } from '../model/tensor';
+import { PyramidLevel } from '../mask/pyramid';
+import { createSession, EngineTensor, float32Tensor, OrtModelSession, SessionOptions } from '../runtime/ortSession';
+import { CacheDType, CacheEntrySpec, entryShape, isRowEntry } from './cacheManifest';
+import { buildPyramidFeed, SparseInputError, SparsePyramidFeed } from './pyramidInputs';
+import { buildRecordingUNetGraph } from './recordingUNet';
+import { CACHE_INPUT_PREFIX, DELTA_OUTPUT_PREFIX, SparseGraphError } from './sparseLayers';
+import { buildSparseUNetGraph } from './sparseUNet';
+
+/** Element array of a cache entry: fp16 bits (default) or float32 (exactness tests). */
+export type CacheArray<D extends CacheDType> = D extends 'float16' ? Uint16Array : Float32Array;
+
+export interface SparseUNetRunnerOptions<D extends CacheDType = 'float16'> {
+  /** onnxruntime intra-op threads per session (default: all cores). */
+  intraOpNumThreads?: number;
+  sessionOptions?: Omit<SessionOptions, 'intraOpNumThreads'>;
+  /** Default 'float16'. 'float32' keeps caches exact (for equivalence tests; 2× the bytes). */
+  cacheDType?: D;
+  /** Sparse GroupNorm: 'cached' (default, FISEdit) or 'exact' (statistics from the active rows). */
+  groupNorm?: 'cached' | 'exact';
+  /** Which sessions to create (default both). */
+  sessions?: { recording?: boolean; sparse?: boolean };
+}
+
+export interface RecordedEntry<D extends CacheDType = 'float16'> {
+  /** [B, h_l·w_l, C] (row entries, rowAxis 1) or [B, G] (GroupNorm statistics). */
+  shape: number[];
+  data: CacheArray<D>;
+}
+
+export interface RecordedStep<D extends CacheDType = 'float16'> {
+  /** ε [B, Cout, h, w]. */
+  noise: Float32Array;
+  /** Every manifest entry of this step, by entry name. */
+  entries: Map<string, RecordedEntry<D>>;
+}
+
+export interface DeltaRows<D extends CacheDType = 'float16'> {
+  /** Shape of the full entry the rows overlay ([B, h_l·w_l, C]); rowAxis 1. */
+  shape: number[];
+  /** Pixel indices at the entry's level, ascending (the level's active set). */
+  rows: Int32Array;
+  /** [B, rows.length, C]. */
+  data: CacheArray<D>;
+}
+
+export interface SparseStepResult<D extends CacheDType = 'float16'> {
+  /** ε at the active latent pixels, [B, N_0, Cout], rows in pyramid order (ascending pixel index). */
+  noise: Float32Array;
+  /** The child's recomputed rows of every row entry, by entry name (putDelta input). */
+  deltas: Map<string, DeltaRows<D>>;
+}
+
+/** The parent's entry of the step being run: full rows [B, h_l·w_l, C] or statistics [B, G]. May be async (cache reads). */
+export type ReadCachedEntry<D extends CacheDType = 'float16'> = (name: string) => CacheArray<D> | Promise<CacheArray<D>>;
+
+export class SparseUNetRunner<D extends CacheDType = 'float16'> {
+  private released = false;
+
+  private constructor(
+    readonly config: UNetConfig,
+    readonly cacheDType: D,
+    /** Entries a recorded step holds (and a sparse step reads), in UNet order. */
+    readonly manifest: readonly CacheEntrySpec[],
+    private readonly recording: OrtModelSession | null,
+    private readonly sparse: OrtModelSession | null,
+  ) {}
+
+  /** Builds and loads both graphs. The weights may be dropped afterwards (the sessions copy them). */
+  static async create<D extends CacheDType = 'float16'>(cfg: UNetConfig, weights: WeightMap, opts: SparseUNetRunnerOptions<D> = {}): Promise<SparseUNetRunner<D>> {
+    const cacheDType = (opts.cacheDType ?? 'float16') as D;
+    const sessionOpts: SessionOptions = { ...opts.sessionOptions, intraOpNumThreads: opts.intraOpNumThreads };
+    const want = { recording: opts.sessions?.recording ?? true, sparse: opts.sessions?.sparse ?? true };
+    // One graph serialised at a time keeps peak memory at one model copy plus the sessions.
+    const rec = buildRecordingUNetGraph(cfg, weights, { cacheDType });
+    const recording = want.recording ? await createSession(rec.g.build(), sessionOpts) : null;
+    let sparse: OrtModelSession | null = null;
+    if (want.sparse) {
+      const sp = buildSparseUNetGraph(cfg, weights, { cacheDType, groupNorm: opts.groupNorm });
+      const recorded = new Set(rec.manifest.map((e) => e.name));
+      const missing = sp.manifest.filter((e) => !recorded.has(e.name)).map((e) => e.name);
+      if (missing.length) throw new SparseGraphError(`the sparse graph reads entries the recording graph does not write: ${missing.join(', ')}`);
+      sparse = await createSession(sp.g.build(), sessionOpts);
+    }
+    return new SparseUNetRunner(cfg, cacheDType, rec.manifest, recording, sparse);
+  }
+
+  /** Full shape of every entry for a batch and latent size. */
+  entryShapes(batch: number, latentHeight: number, latentWidth: number): Map<string, number[]> {
+    return new Map(this.manifest.map((e) => [e.name, entryShape(e, batch, latentHeight, latentWidth)]));
+  }
+
+  /**
+   * Dense step with recording. sample [B, Cin, h, w] (B = 2 for CFG), one timestep for the batch,
+   * text [B, L, D] → ε [B, Cout, h, w] and every entry of the manifest.
+   */
+  async recordStep(sample: Float32Array, height: number, width: number, timestep: number, text: Float32Array): Promise<RecordedStep<D>> {
+    const session = this.live(this.recording, 'recording');
+    const batch = this.batchOf('recordStep sample', sample.length, this.config.inChannels * height * width);
+    const out = await session.run({
+      sample: float32Tensor(sample, [batch, this.config.inChannels, height, width]),
+      timestep: float32Tensor(new Float32Array(batch).fill(timestep), [batch]),
+      encoder_hidden_states: this.textTensor(text, batch),
+    });
+    const entries = new Map<string, RecordedEntry<D>>();
+    for (const e of this.manifest) {
+      const t = out[e.name];
+      if (!t) throw new SparseGraphError(`recording output ${e.name} is missing`);
+      entries.set(e.name, { shape: t.dims, data: t.data as CacheArray<D> });
+    }
+    return { noise: out.noise_pred.data as Float32Array, entries };
+  }
+
+  /** An edit's mask pyramid (levels = len(block_out_channels)) as graph feeds; build once per edit. */
+  preparePyramid(levels: readonly PyramidLevel[]): SparsePyramidFeed {
+    const L = this.config.blockOutChannels.length;
+    if (levels.length !== L) throw new SparseInputError(`pyramid has ${levels.length} levels, the UNet has ${L}`);
+    return buildPyramidFeed(levels);
+  }
+
+  /**
+   * Sparse step. sampleRows [B, N_0, Cin] are the latents at the active latent pixels (pyramid order),
+   * text [B, L, D] the NEW prompt's embeddings, readCached(name) the PARENT's entry of this same step.
+   */
+  async sparseStep(feed: SparsePyramidFeed, sampleRows: Float32Array, timestep: number, text: Float32Array, readCached: ReadCachedEntry<D>): Promise<SparseStepResult<D>> {
+    const session = this.live(this.sparse, 'sparse');
+    const cin = this.config.inChannels;
+    const n0 = feed.activeCounts[0];
+    const batch = this.batchOf('sparseStep sampleRows', sampleRows.length, n0 * cin);
+    const feeds: Record<string, EngineTensor> = {
+      sample_rows: float32Tensor(sampleRows, [batch, n0, cin]),
+      timestep: float32Tensor(new Float32Array(batch).fill(timestep), [batch]),
+      encoder_hidden_states: this.textTensor(text, batch),
+    };
+    const byName = new Map(this.manifest.map((e) => [e.name, e]));
+    const reads: Promise<void>[] = [];
+    for (const input of session.inputNames) {
+      if (input in feeds) continue;
+      const table = feed.tensors[input];
+      if (table) {
+        feeds[input] = table;
+        continue;
+      }
+      if (!input.startsWith(CACHE_INPUT_PREFIX)) throw new SparseInputError(`no feed for sparse graph input ${input}`);
+      const name = input.slice(CACHE_INPUT_PREFIX.length);
+      const spec = byName.get(name);
+      if (!spec) throw new SparseGraphError(`sparse graph input ${input} is not in the manifest`);
+      const dims = entryShape(spec, batch, feed.height, feed.width);
+      reads.push(
+        Promise.resolve(readCached(name)).then((data) => {
+          feeds[input] = this.cacheTensor(name, data, dims);
+        }),
+      );
+    }
+    await Promise.all(reads);
+    const out = await session.run(feeds);
+    const deltas = new Map<string, DeltaRows<D>>();
+    for (const [key, t] of Object.entries(out)) {
+      if (!key.startsWith(DELTA_OUTPUT_PREFIX)) continue;
+      const name = key.slice(DELTA_OUTPUT_PREFIX.length);
+      const spec = byName.get(name)!;
+      if (!isRowEntry(spec.kind)) continue;
+      deltas.set(name, { shape: entryShape(spec, batch, feed.height, feed.width), rows: feed.levels[spec.level].active, data: t.data as CacheArray<D> });
+    }
+    return { noise: out.noise_rows.data as Float32Array, deltas };
+  }
+
+  async release(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
+    await Promise.all([this.recording?.release(), this.sparse?.release()]);
+  }
+
+  private cacheTensor(name: string, data: Uint16Array | Float32Array, dims: number[]): EngineTensor {
+    const want = dims.reduce((a, b) => a * b, 1);
+    if (data.length !== want) throw new SparseInputError(`cache entry ${name}: ${data.length} elements, expected [${dims.join(', ')}] = ${want}`);
+    if (this.cacheDType === 'float16') {
+      if (!(data instanceof Uint16Array)) throw new SparseInputError(`cache entry ${name} must be fp16 bits (Uint16Array)`);
+      return { dtype: 'float16', dims, data };
+    }
+    if (!(data instanceof Float32Array)) throw new SparseInputError(`cache entry ${name} must be a Float32Array (cacheDType float32)`);
+    return { dtype: 'float32', dims, data };
+  }
+
+  private textTensor(text: Float32Array, batch: number): EngineTensor {
+    const D = this.config.crossAttentionDim;
+    const L = text.length / (batch * D);
+    if (!Number.isInteger(L) || L < 1) throw new SparseInputError(`text has ${text.length} values, not [${batch}, L, ${D}]`);
+    return float32Tensor(text, [batch, L, D]);
+  }
+
+  private batchOf(what: string, length: number, perItem: number): number {
+    const b = length / perItem;
+    if (!Number.isInteger(b) || b < 1) throw new SparseInputError(`${what} has ${length} values, not a multiple of ${perItem}`);
+    return b;
+  }
+
+  private live(s: OrtModelSession | null, which: string): OrtModelSession {
+    if (this.released) throw new SparseGraphError('runner used after release()');
+    if (!s) throw new SparseGraphError(`the ${which} session was not created (SparseUNetRunnerOptions.sessions)`);
+    return s;
+  }
+}
