@@ -2,12 +2,15 @@
 // derived independently (sd-architecture.md [K]). For SD 1.5 they must agree line by line.
 
 import * as fs from 'fs';
+import * as path from 'path';
 import { parseClipTextConfig, parseUNetConfig, parseVaeConfig } from '../../../src/engine/model/configs';
 import { expectedClipTensors, expectedUNetTensors, expectedVaeDecoderTensors, ExpectedTensors, isVaeEncoderTensor } from '../../../src/engine/model/expectedTensors';
 import { numel } from '../../../src/engine/model/tensor';
 import { SD15_CLIP, SD15_UNET, SD15_VAE } from '../../helpers/sd15Configs';
 
-const KEYS = '/work/shared/reference/sd15-keys';
+// Copied from shared/reference/sd15-keys (derived from the diffusers constructors for the SD 1.5 configs)
+// so the suite runs from any checkout.
+const KEYS = path.join(__dirname, '..', '..', 'fixtures', 'sd15-keys');
 
 function readTsv(name: string): [string, number[]][] {
   return fs
