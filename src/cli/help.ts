@@ -50,6 +50,7 @@ export const GENERATE_HELP = `Usage: fisedit generate [--model DIR] --prompt TEX
                            the node id (--json: nodeId, parentId, mode, cacheBytes)
   -o, --out FILE           PNG to write (default fisedit-<seed>.png); metadata in tEXt chunks:
                            prompt, negative, seed, steps, scheduler, guidance, model, width, height
+      --variant NAME       load *.NAME.safetensors weight files (e.g. fp16) instead of the default ones
       --json               print one JSON object (settings, timings ms per phase, totalMs) to stdout
       --threads N          onnxruntime threads (default: all cores)
       --progress MODE      bar | lines | none on stderr (default: bar on a terminal, else none);

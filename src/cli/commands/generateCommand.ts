@@ -34,6 +34,7 @@ const SPEC = {
   out: { type: 'string', short: 'o' },
   json: { type: 'boolean' },
   threads: { type: 'string' },
+  variant: { type: 'string' },
   progress: { type: 'string' },
   quiet: { type: 'boolean', short: 'q' },
   help: { type: 'boolean', short: 'h' },
@@ -111,7 +112,7 @@ export async function generateCommand(argv: string[], io: CliIo): Promise<number
 
   // 2. model
   const loadStart = performance.now();
-  const engine = await inPhase(EXIT.model, () => DiffusionEngine.load(modelDir, { intraOpNumThreads: threads }));
+  const engine = await inPhase(EXIT.model, () => DiffusionEngine.load(modelDir, { intraOpNumThreads: threads, variant: typeof o.variant === 'string' ? o.variant : undefined }));
   // --state: the recording UNet and the cache beside the store (loading them counts as model loading)
   const ctx = store ? await loadStateContext(engine, store, { threads, sparse: false }).catch(async (e) => {
     await engine.dispose();
