@@ -45,6 +45,21 @@ export interface ServiceOptions {
    * no other runner is alive. The others serve the API and relay events and cancels through Redis.
    */
   runJobs?: boolean;
+  /** Resident bytes of the engine's activation cache (default: env FISEDIT_CACHE_BYTES, else 2 GiB). */
+  cacheBytes?: number;
+}
+
+/** The engine's node store (roots recorded with activations, sparse edits) lives here, under the data dir. */
+export const ENGINE_STATE_DIR = 'engine-state';
+const DEFAULT_CACHE_BYTES = 2 * 2 ** 30;
+
+/** FISEDIT_CACHE_BYTES: a positive integer number of bytes; anything else is refused with the variable named. */
+export function cacheBytesFromEnv(env: NodeJS.ProcessEnv = process.env): number {
+  const v = env.FISEDIT_CACHE_BYTES;
+  if (v === undefined || v.trim() === '') return DEFAULT_CACHE_BYTES;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new Error(`src/service/service.ts: FISEDIT_CACHE_BYTES must be a positive integer number of bytes (got ${JSON.stringify(v)})`);
+  return n;
 }
 
 export interface Service {
@@ -84,7 +99,14 @@ export async function createService(opts: ServiceOptions): Promise<Service> {
   try {
     const backend =
       opts.backend ??
-      new WorkerInferenceBackend({ modelDir: opts.modelDir, mode: opts.engineMode, intraOpNumThreads: opts.intraOpNumThreads, previewIntervalMs: opts.previewIntervalMs });
+      new WorkerInferenceBackend({
+        modelDir: opts.modelDir,
+        mode: opts.engineMode,
+        intraOpNumThreads: opts.intraOpNumThreads,
+        previewIntervalMs: opts.previewIntervalMs,
+        stateDir: path.join(dataDir, ENGINE_STATE_DIR),
+        cacheBytes: opts.cacheBytes ?? cacheBytesFromEnv(),
+      });
     cleanup.unshift(() => backend.close());
     const model = await backend.start();
     const pubsub: PubSub = opts.redisUrl ? new RedisPubSub({ url: opts.redisUrl }) : new MemoryPubSub();

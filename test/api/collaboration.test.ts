@@ -65,9 +65,13 @@ it('one user edits, the other receives the progress and the tree events', async 
     expect(t.events.find((e) => e.type === 'PROGRESSED')?.progress.totalSteps).toBe(6);
   }
 
-  // The edit's stats say how it ran (dense until sparse edits land in the engine).
-  const { node } = await gqlOk(h.url, `query($id: ID!) { node(id: $id) { status stats { mode wallMs } image { url } promptDiff { kind } } }`, { id: child.id }, carol);
-  expect(node.stats.mode).toBe('DENSE');
+  // The edit's stats say how it ran: a FISEdit sparse edit over the area the changed word touches
+  // (latent strategy; below the engine's dense threshold of 0.6 of the latent).
+  const { node } = await gqlOk(h.url, `query($id: ID!) { node(id: $id) { status stats { mode wallMs maskedFraction } mask { fraction } image { url } promptDiff { kind } } }`, { id: child.id }, carol);
+  expect(node.stats.mode).toBe('SPARSE');
+  expect(node.stats.maskedFraction).toBeGreaterThan(0);
+  expect(node.stats.maskedFraction).toBeLessThanOrEqual(0.6);
+  expect(node.mask.fraction).toBe(node.stats.maskedFraction);
   expect((await fetch(node.image.url)).status).toBe(200);
 
   // The viewer cannot edit, cancel, retry, delete or share.

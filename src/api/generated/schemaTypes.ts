@@ -21,7 +21,7 @@ export type NodeStatus = 'QUEUED' | 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'CANCEL
 
 export type ProgressPhase = 'QUEUED' | 'ENCODING' | 'CAPTURING' | 'DENOISING' | 'DECODING' | 'DONE';
 
-export type RunMode = 'DENSE' | 'SPARSE';
+export type RunMode = 'DENSE' | 'SPARSE' | 'PARENT';
 
 export type Scheduler = 'DDIM' | 'DPMPP_2M' | 'EULER';
 

@@ -4,7 +4,8 @@
 
 export type SchedulerName = 'ddim' | 'dpmpp-2m' | 'euler';
 export type EditStrategy = 'AUTO' | 'DENSE' | 'SPARSE';
-export type RunMode = 'DENSE' | 'SPARSE';
+/** PARENT: an edit whose prompt did not change, so the result is the parent's image. */
+export type RunMode = 'DENSE' | 'SPARSE' | 'PARENT';
 /** What the engine is doing; DONE is only sent by the service, never by a backend. */
 export type ProgressPhase = 'QUEUED' | 'ENCODING' | 'CAPTURING' | 'DENOISING' | 'DECODING' | 'DONE';
 
@@ -23,6 +24,8 @@ export interface EditRequest extends GenerateRequest {
   /** The parent node; its settings are the edit's unless the edit overrides them. */
   parentNodeId: string;
   parentPrompt: string;
+  /** The parent's id in the engine's node store (InferenceResult.engineNodeId), when it has one; without it the edit runs dense. */
+  parentEngineNodeId?: string | null;
   strategy: EditStrategy;
   /** A user-drawn mask at image size (0 = keep, >0 = may change), 8-bit grey, or null to let the engine find the area. */
   mask: { data: Uint8Array; width: number; height: number } | null;
@@ -56,6 +59,8 @@ export interface InferenceResult {
   mask: { data: Uint8Array; width: number; height: number } | null;
   /** ms per phase, as the engine reports them. */
   timings: Record<string, number>;
+  /** The node's id in the engine's node store when the engine recorded it there (edits of it can run sparse). */
+  engineNodeId?: string | null;
 }
 
 export interface ModelInfo {

@@ -3,13 +3,17 @@
 // never run on the API thread (DESIGN.md "The service in one page"). This file is the entry of both;
 // workerBackend.ts starts it and talks to it with the messages in workerProtocol.ts.
 //
-// Edits: until sparse FISEdit edits land in the engine (issue 4), an edit runs as a dense generation of
-// the new prompt with the parent's seed and settings, and reports mode DENSE.
+// With a state dir (the service's DATA/engine-state) roots are recorded into the engine's node store and
+// edits run as FISEdit edits from it (engineState.ts). Without one, or when the store cannot be opened,
+// an edit runs as a dense generation of the new prompt with the parent's seed and settings (mode DENSE).
 
 import { parentPort, workerData } from 'worker_threads';
 import { DiffusionEngine } from '../../engine/pipeline/engine';
 import { GenerateInputError, GenerationAbortedError, type StepProgress } from '../../engine/pipeline/generate';
-import type { GenerateRequest, InferenceProgress, InferenceResult, ModelInfo, ProgressPhase } from './backend';
+import { EditInputError, type EditStepProgress, type StateContext } from '../../engine/pipeline/editTypes';
+import { UserMaskError } from '../../engine/mask/userMask';
+import type { EditRequest, GenerateRequest, InferenceProgress, InferenceResult, ModelInfo, ProgressPhase } from './backend';
+import { editSparse, generateRecorded, openEngineState, sparseParent } from './engineState';
 import { fitLatentRgbMap, latentColourSamples, looksLikeSd, previewDataUrl, SD15_LATENT_RGB, type LatentRgbMap } from './latentPreview';
 import { WORKER_DATA_ENV, type EngineWorkerData, type FromWorker, type ToWorker } from './workerProtocol';
 import { gaussianFloat32 } from '../../engine/random/gaussian';
@@ -93,6 +97,15 @@ async function main(): Promise<void> {
     setImmediate(() => channel.exit());
     return;
   }
+  let state: StateContext | null = null;
+  if (cfg.stateDir) {
+    try {
+      state = await openEngineState(engine, cfg.stateDir, { cacheBytes: cfg.cacheBytes, intraOpNumThreads: cfg.intraOpNumThreads });
+    } catch (e) {
+      // The service still works without it: generations are not recorded and edits run dense.
+      console.error(`engine worker: cannot open the engine state ${cfg.stateDir}; edits will run dense: ${(e as Error).message}`);
+    }
+  }
   const { info: ei } = engine;
   const info: ModelInfo = {
     name: ei.name,
@@ -117,16 +130,28 @@ async function main(): Promise<void> {
     }
     if (msg.type === 'shutdown') {
       for (const ac of aborts.values()) ac.abort();
-      void chain.then(() => engine.dispose()).finally(() => channel.exit());
+      void chain
+        .then(() => state?.unet?.release())
+        .then(() => engine.dispose())
+        .finally(() => channel.exit());
       return;
     }
     const ac = new AbortController();
     aborts.set(msg.runId, ac);
-    chain = chain.then(() => run(engine, map, msg.runId, msg.request, ac.signal)).finally(() => aborts.delete(msg.runId));
+    const edit = msg.kind === 'edit' ? msg.request : null;
+    chain = chain.then(() => run(engine, state, map, msg.runId, msg.request, edit, ac.signal)).finally(() => aborts.delete(msg.runId));
   });
 }
 
-async function run(engine: DiffusionEngine, map: LatentRgbMap, runId: string, req: GenerateRequest, signal: AbortSignal): Promise<void> {
+async function run(
+  engine: DiffusionEngine,
+  state: StateContext | null,
+  map: LatentRgbMap,
+  runId: string,
+  req: GenerateRequest,
+  edit: EditRequest | null,
+  signal: AbortSignal,
+): Promise<void> {
   const t0 = performance.now();
   const { info } = engine;
   const h = req.height / info.vaeScaleFactor;
@@ -148,6 +173,21 @@ async function run(engine: DiffusionEngine, map: LatentRgbMap, runId: string, re
       }
       progress(s.step, s.total, s.step === s.total ? 'DECODING' : 'DENOISING', preview);
     };
+    if (state) {
+      const from = edit ? sparseParent(state, edit) : null;
+      let result: InferenceResult;
+      if (edit && from?.parent) {
+        // editNode reports UNet evaluations (capture, re-record, denoise), not latents: no preview.
+        const onEditStep = async (p: EditStepProgress) => {
+          progress(p.done, p.total, p.done === p.total ? 'DECODING' : p.phase === 'capture' ? 'CAPTURING' : 'DENOISING', null);
+        };
+        result = await editSparse(state, from.parent, edit, { onStep: onEditStep, signal });
+      } else {
+        result = await generateRecorded(state, req, { onStep, signal });
+      }
+      send({ type: 'result', runId, result }, [result.rgb.buffer as ArrayBuffer]);
+      return;
+    }
     const r = await engine.generate(
       {
         prompt: req.prompt,
@@ -175,7 +215,8 @@ async function run(engine: DiffusionEngine, map: LatentRgbMap, runId: string, re
     send({ type: 'result', runId, result }, [r.rgb.buffer as ArrayBuffer]);
   } catch (e) {
     if (e instanceof GenerationAbortedError) send({ type: 'cancelled', runId, completedSteps: e.completedSteps });
-    else if (e instanceof GenerateInputError) send({ type: 'error', runId, kind: 'input', field: e.field, message: e.message });
+    else if (e instanceof GenerateInputError || e instanceof EditInputError) send({ type: 'error', runId, kind: 'input', field: e.field, message: e.message });
+    else if (e instanceof UserMaskError) send({ type: 'error', runId, kind: 'input', field: 'mask', message: e.message });
     else send({ type: 'error', runId, kind: 'engine', message: (e as Error).message ?? String(e) });
   }
 }

@@ -37,6 +37,10 @@ export interface WorkerBackendOptions {
   previewMaxSide?: number;
   /** Largest side = this × the model's default side (default 2). */
   maxSideFactor?: number;
+  /** The engine's node store folder (see EngineWorkerData.stateDir); absent: edits run dense. */
+  stateDir?: string;
+  /** Resident activation-cache bytes (default 2 GiB). */
+  cacheBytes?: number;
   /** Model load timeout, ms (default 10 minutes: SD-size graphs take a while to build on CPU). */
   loadTimeoutMs?: number;
   /** How long close() waits for a clean exit before killing a child process, ms (default 10 s). */
@@ -194,6 +198,8 @@ export class WorkerInferenceBackend implements InferenceBackend {
       previewIntervalMs: this.opts.previewIntervalMs ?? 250,
       previewMaxSide: this.opts.previewMaxSide ?? 256,
       maxSideFactor: this.opts.maxSideFactor ?? 2,
+      stateDir: this.opts.stateDir,
+      cacheBytes: this.opts.cacheBytes,
     };
     const ex = this.mode === 'thread' ? startThread(data) : startProcess(data);
     this.executor = ex;

@@ -14,6 +14,13 @@ export interface EngineWorkerData {
   previewMaxSide: number;
   /** Longest side allowed, as a multiple of the model's default size (the service's limit). */
   maxSideFactor: number;
+  /**
+   * The engine's node store (src/engine/state/nodeStore.ts): roots are recorded there with their
+   * activations, and edits of recorded nodes run sparse (FISEdit). Absent: edits run dense.
+   */
+  stateDir?: string;
+  /** Resident bytes of the activation cache; the rest spills to stateDir/cache on disk. */
+  cacheBytes?: number;
 }
 
 export type ToWorker =

@@ -15,7 +15,7 @@ export interface ClaimedJob {
 }
 
 export interface JobOutcome {
-  statsMode: 'DENSE' | 'SPARSE';
+  statsMode: 'DENSE' | 'SPARSE' | 'PARENT';
   wallMs: number;
   denseEstimateMs: number | null;
   speedup: number | null;
@@ -23,6 +23,8 @@ export interface JobOutcome {
   imagePath: string;
   thumbPath: string;
   maskPath: string | null;
+  /** The node's id in the engine's node store, when the engine recorded it. */
+  engineNodeId?: string | null;
 }
 
 export interface RecoveryReport {
@@ -114,7 +116,7 @@ export class PrismaJobQueue {
       if (r.count === 0) return false;
       await tx.node.updateMany({
         where: { id: nodeId },
-        data: { status: 'QUEUED', error: null, startedAt: null, finishedAt: null, statsMode: null, wallMs: null, denseEstimateMs: null, speedup: null, maskedFraction: null },
+        data: { status: 'QUEUED', error: null, startedAt: null, finishedAt: null, statsMode: null, wallMs: null, denseEstimateMs: null, speedup: null, maskedFraction: null, engineNodeId: null },
       });
       return true;
     });

@@ -185,6 +185,7 @@ export class JobRunner {
       imagePath: files.imagePath,
       thumbPath: files.thumbPath,
       maskPath,
+      engineNodeId: result.engineNodeId ?? null,
     });
     if (!done) {
       // The branch was deleted while this job ran.
@@ -219,7 +220,7 @@ export class JobRunner {
     }
     return this.backend.edit(
       runIdOf(job),
-      { ...req, parentNodeId: node.parentId!, parentPrompt: parent?.prompt ?? '', strategy: node.strategy as 'AUTO' | 'DENSE' | 'SPARSE', mask },
+      { ...req, parentNodeId: node.parentId!, parentPrompt: parent?.prompt ?? '', parentEngineNodeId: parent?.engineNodeId ?? null, strategy: node.strategy as 'AUTO' | 'DENSE' | 'SPARSE', mask },
       onProgress,
     );
   }

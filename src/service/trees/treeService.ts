@@ -302,6 +302,8 @@ export class TreeService {
     if (isRoot) await this.db.tree.delete({ where: { id: node.treeId } });
     else await this.db.node.delete({ where: { id: nodeId } }); // cascades to descendants and their jobs
     for (const n of all) if (subtree.has(n.id)) this.images.remove([n.imagePath, n.thumbPath, n.maskPath, n.inputMaskPath]);
+    // The engine's node store (DATA/engine-state) keeps these nodes' latents and activations: NodeStore has no
+    // delete yet, so they stay until the folder is cleared (orphans are never read: only ids in the DB are).
     if (!isRoot) await this.db.tree.update({ where: { id: node.treeId }, data: { updatedAt: new Date() } });
     await this.bus.tree('DELETED', node, { deletedNodeIds: [...subtree] });
     return true;

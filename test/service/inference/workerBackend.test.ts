@@ -1,11 +1,17 @@
 // The real engine worker on the tiny fixture model (32×32 images, milliseconds per step), in both modes.
+import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
+import type { EditRequest, GenerateRequest, InferenceProgress } from '../../../src/service/inference/backend';
 import { WorkerInferenceBackend } from '../../../src/service/inference/workerBackend';
 import { runBackendConformance } from './backendConformance';
 
 const TINY = path.join(__dirname, '../../fixtures/models/tiny-2level');
 
-runBackendConformance('WorkerInferenceBackend, child process (tiny-2level)', () => new WorkerInferenceBackend({ modelDir: TINY, mode: 'process', intraOpNumThreads: 1, previewIntervalMs: 0 }), {
+const stateDir = () => path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'fisedit-worker-')), 'engine-state');
+
+// The child process records every run into an engine node store (the service's default).
+runBackendConformance('WorkerInferenceBackend, child process with engine state (tiny-2level)', () => new WorkerInferenceBackend({ modelDir: TINY, mode: 'process', intraOpNumThreads: 1, previewIntervalMs: 0, stateDir: stateDir() }), {
   crash: (b) => (b as WorkerInferenceBackend).crashForTest(),
 });
 
@@ -20,5 +26,65 @@ describe('WorkerInferenceBackend', () => {
     } finally {
       await b.close();
     }
+  });
+});
+
+describe('WorkerInferenceBackend with engine state: FISEdit edits', () => {
+  let backend: WorkerInferenceBackend;
+  beforeAll(async () => {
+    backend = new WorkerInferenceBackend({ modelDir: TINY, mode: 'process', intraOpNumThreads: 1, previewIntervalMs: 0, stateDir: stateDir(), cacheBytes: 64 * 2 ** 20 });
+    await backend.start();
+  });
+  afterAll(async () => {
+    await backend.close();
+  });
+
+  const root: GenerateRequest = { prompt: 'a red circle on the left', negativePrompt: '', seed: 11, steps: 5, guidance: 7.5, scheduler: 'dpmpp-2m', width: 32, height: 32 };
+  const edit = (over: Partial<EditRequest>): EditRequest => ({ ...root, prompt: 'a green circle on the left', parentNodeId: 'p', parentPrompt: root.prompt, strategy: 'AUTO', mask: null, ...over });
+
+  it('records roots and edits them sparsely inside a user mask, keeping the parent outside it', async () => {
+    const parent = await backend.generate('st-root', root, () => undefined);
+    expect(parent.engineNodeId).toMatch(/^[0-9a-f]{10}$/);
+    // Image pixels [0, 8) × [0, 32): the left quarter, 4 of 16 latent columns.
+    const data = new Uint8Array(32 * 32);
+    for (let y = 0; y < 32; y++) for (let x = 0; x < 8; x++) data[y * 32 + x] = 200;
+    const events: InferenceProgress[] = [];
+    const r = await backend.edit('st-edit', edit({ parentEngineNodeId: parent.engineNodeId, mask: { data, width: 32, height: 32 } }), (p) => events.push(p));
+    expect(r.mode).toBe('SPARSE');
+    expect(r.maskedFraction).toBeCloseTo(0.25, 6);
+    expect(r.engineNodeId).toMatch(/^[0-9a-f]{10}$/);
+    expect(r.engineNodeId).not.toBe(parent.engineNodeId);
+    expect(r.denseEstimateMs).toBe(parent.wallMs);
+    expect(r.mask).not.toBeNull();
+    expect(Array.from(r.mask!.data)).toEqual(Array.from(data, (v) => (v > 0 ? 255 : 0)));
+    // Columns 10… are outside the mask dilated by one latent pixel (2 image pixels): the parent's bytes.
+    for (let y = 0; y < 32; y++) {
+      const row = (b: Uint8Array) => Buffer.from(b.subarray((y * 32 + 10) * 3, (y * 32 + 32) * 3));
+      expect(row(r.rgb).equals(row(parent.rgb))).toBe(true);
+    }
+    expect(Buffer.from(r.rgb).equals(Buffer.from(parent.rgb))).toBe(false);
+    const steps = events.filter((e) => e.phase === 'DENOISING' || e.phase === 'DECODING').map((e) => e.step);
+    expect(steps).toEqual([1, 2, 3, 4, 5]);
+  });
+
+  it('runs dense (and records) when the parent has no engine state or the edit changes its settings', async () => {
+    const parent = await backend.generate('st-root2', root, () => undefined);
+    const noState = await backend.edit('st-nostate', edit({ parentEngineNodeId: null }), () => undefined);
+    expect(noState.mode).toBe('DENSE');
+    expect(noState.engineNodeId).toMatch(/^[0-9a-f]{10}$/);
+    const reseeded = await backend.edit('st-seed', edit({ parentEngineNodeId: parent.engineNodeId, seed: 12 }), () => undefined);
+    expect(reseeded.mode).toBe('DENSE');
+    const direct = await backend.generate('st-direct', { ...root, prompt: 'a green circle on the left', seed: 12 }, () => undefined);
+    expect(Buffer.from(reseeded.rgb).equals(Buffer.from(direct.rgb))).toBe(true);
+    const gone = await backend.edit('st-gone', edit({ parentEngineNodeId: 'ffffffffff' }), () => undefined);
+    expect(gone.mode).toBe('DENSE');
+  });
+
+  it('returns the parent for an unchanged prompt (mode PARENT)', async () => {
+    const parent = await backend.generate('st-root3', root, () => undefined);
+    const r = await backend.edit('st-same', edit({ prompt: root.prompt, parentEngineNodeId: parent.engineNodeId }), () => undefined);
+    expect(r.mode).toBe('PARENT');
+    expect(r.maskedFraction).toBe(0);
+    expect(Buffer.from(r.rgb).equals(Buffer.from(parent.rgb))).toBe(true);
   });
 });
