@@ -38,8 +38,11 @@ export interface EditRequest {
   denseAboveFraction?: number;
   /** When the parent's cache is gone: re-record it from its stored latents (default), or run dense. */
   cacheFallback?: CacheFallbackPolicy;
-  /** Latent pixels of dilation per UNet level for the sparse active sets (mask/pyramid.ts). Default 1. */
-  dilation?: number;
+  /**
+   * Dilation of the sparse active sets in pixels at each UNet level (mask/pyramid.ts): one value for all
+   * levels or one per level. Default: 1 px at the latent level, none below (see DEFAULT_EDIT_DILATION).
+   */
+  dilation?: number | readonly number[];
   /** Region decode: 'auto' (crop unless the crop is most of the image), 'crop' or 'full'. */
   decode?: 'auto' | 'crop' | 'full';
 }
