@@ -159,15 +159,19 @@ describe('fisedit errors', () => {
     expect(r.stderr).toContain(`${copy}${path.sep}scheduler/scheduler_config.json: ddim supports prediction_type "epsilon" only (got "v_prediction")`);
   });
 
-  test('without --model the bundled default is used, or a clear error says it is missing', async () => {
-    const r = await fisedit('tokenize', '--prompt', 'a cat');
-    if (fs.existsSync(path.join(ROOT, 'models/default/model_index.json'))) {
-      expect(r.code).toBe(0);
-      expect(JSON.parse(r.stdout).ids).toHaveLength(77);
-    } else {
-      expect(r.code).toBe(3);
-      expect(r.stderr).toMatch(/bundled default model is missing.*pass --model DIR/);
-    }
+  test('without --model the bundled default model (models/default, committed) is used', async () => {
+    const t = await fisedit('tokenize', '--prompt', 'a red circle on the left');
+    expect(t.code).toBe(0);
+    // Every scene word is one token in the bundled model's vocabulary; EOS pads to 77.
+    const tok = JSON.parse(t.stdout);
+    expect(tok.tokens).toEqual(['a</w>', 'red</w>', 'circle</w>', 'on</w>', 'the</w>', 'left</w>']);
+    expect(tok.ids).toHaveLength(77);
+    expect(tok.ids.slice(7).every((id: number) => id === tok.ids[7])).toBe(true);
+    const out = path.join(tmp, 'default.png');
+    const g = await fisedit('generate', '--prompt', 'a red circle on the left on a white background', '--seed', '3', '--steps', '2', '--out', out, '--json');
+    expect(g.code).toBe(0);
+    expect(JSON.parse(g.stdout)).toMatchObject({ model: 'default', width: 64, height: 64, steps: 2 });
+    expect(fs.statSync(out).size).toBeGreaterThan(100);
   });
 
   test.each([
