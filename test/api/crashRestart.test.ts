@@ -61,7 +61,7 @@ it('recovers every job after the server is killed mid-job', async () => {
   for (const id of ids) await waitForStatus(h.url, token, id, ['SUCCEEDED'], 120_000);
   const job = await h.service.database.db.job.findUnique({ where: { nodeId: ids[0] } });
   expect(job?.attempts).toBe(2); // the interrupted attempt counted
-});
+}, 300_000); // two server processes and a kill -9: minutes on a loaded 2-core machine
 
 it('fails a job cleanly when it was interrupted on its last attempt', async () => {
   h = await startHarness();
