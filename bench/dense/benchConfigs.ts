@@ -24,8 +24,8 @@ export interface BenchConfig {
   warmup: number;
   /**
    * Timed steps per variant. On a busy 2-core machine a 10 ms step's median is mostly other processes'
-   * time slices (30 rounds at 8×8 gave torch/ours 0.73 once and 1.17 another time; 200 rounds give
-   * 1.36 and 1.38), so small configs get many rounds; SD 1.5 steps are seconds long.
+   * time slices (30 rounds at 8×8 gave torch/ours 0.73 once and 1.17 another time; 200 rounds gave
+   * 1.28–1.38 in three runs), so small configs get many rounds; SD 1.5 steps are seconds long.
    */
   rounds: number;
   /** max |ours − torch| / max |torch| allowed before timing. */

@@ -43,6 +43,8 @@ export interface ConfigResult {
   /** torch / ours: > 1 means ours is faster (or smaller). */
   ratio: { minStep: number; medianStep: number; medianCpu: number; peakRss: number; createTotal: number };
   loadavg: { before: number[]; after: number[] };
+  /** When this config finished (ISO). */
+  measuredAt: string;
   wallSeconds: number;
 }
 
@@ -109,6 +111,9 @@ export async function writeChart(results: ConfigResult[], file: string): Promise
     `<text x="10" y="22" font-size="14" font-family="sans-serif" font-weight="bold">UNet step time, median, relative to torch.onnx.export (shorter is faster)</text>`,
   ];
   const scale = barW / Math.max(1.05, ...results.map((r) => r.ours.stepMs.median / r.torch.stepMs.median));
+  // The 100 % line first, so bars and labels draw over it.
+  parts.push(`<line x1="${left + scale}" y1="${top}" x2="${left + scale}" y2="${height - 30}" stroke="#999" stroke-dasharray="4 3"/>`);
+  parts.push(`<text x="${left + scale}" y="${height - 14}" font-size="11" font-family="sans-serif" text-anchor="middle">torch = 100 %</text>`);
   results.forEach((r, i) => {
     const y = top + i * rowH;
     parts.push(`<text x="${left - 8}" y="${y + 27}" font-size="12" font-family="sans-serif" text-anchor="end">${esc(r.name)}</text>`);
@@ -119,8 +124,6 @@ export async function writeChart(results: ConfigResult[], file: string): Promise
       parts.push(`<text x="${left + rel * scale + 6}" y="${by + 13}" font-size="11" font-family="sans-serif">${v} ${esc(ms(r[v].stepMs.median))}${v === 'ours' ? ` (torch/ours ${r.ratio.medianStep.toFixed(2)})` : ''}</text>`);
     });
   });
-  parts.push(`<line x1="${left + scale}" y1="${top}" x2="${left + scale}" y2="${height - 30}" stroke="#555" stroke-dasharray="4 3"/>`);
-  parts.push(`<text x="${left + scale}" y="${height - 14}" font-size="11" font-family="sans-serif" text-anchor="middle">torch = 100 %</text>`);
   const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">${parts.join('')}</svg>`;
   await sharp(Buffer.from(svg)).png().toFile(file);
 }

@@ -1,7 +1,7 @@
 // Dense bench (issue 2): per-step UNet time of our graph (arch/unet.ts) against the same UNet exported
 // whole with torch.onnx.export, both run by onnxruntime-node on this machine's CPU.
 //
-//   npm run bench:dense -- [--configs a,b] [--rounds N] [--threads N] [--out FILE.json] [--no-chart]
+//   npm run bench:dense -- [--configs a,b] [--merge] [--rounds N] [--threads N] [--out FILE.json] [--no-chart]
 //
 // Per config: 1. make sure the torch export exists; 2. start one child process per variant (sessions
 // created one after the other, so their creation peaks do not overlap); 3. run both once on the same
@@ -22,10 +22,12 @@ interface Options {
   threads: number;
   out: string;
   chart: boolean;
+  /** Keep the configs of the existing --out file that this run does not measure. */
+  merge: boolean;
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { configs: CONFIGS, rounds: null, threads: 2, out: path.join(ROOT, 'bench/results/dense.json'), chart: true };
+  const o: Options = { configs: CONFIGS, rounds: null, threads: 2, out: path.join(ROOT, 'bench/results/dense.json'), chart: true, merge: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -47,6 +49,7 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--threads') o.threads = positiveInt(value());
     else if (a === '--out') o.out = path.resolve(value());
     else if (a === '--no-chart') o.chart = false;
+    else if (a === '--merge') o.merge = true;
     else throw new Error(`bench/dense: unknown argument ${a}`);
   }
   return o;
@@ -172,6 +175,7 @@ async function benchConfig(c: BenchConfig, opts: Options): Promise<ConfigResult>
         createTotal: result.torch.create.totalMs / result.ours.create.totalMs,
       },
       loadavg: { before: loadBefore, after: os.loadavg() },
+      measuredAt: new Date().toISOString(),
       wallSeconds: (performance.now() - t0) / 1000,
     };
   } finally {
@@ -192,53 +196,73 @@ function onnxruntimeVersion(): string {
   return pkg.version;
 }
 
+function machineInfo(opts: Options, loadStart: number[]) {
+  return {
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model ?? 'unknown',
+    totalMemGB: round(os.totalmem() / 2 ** 30, 1),
+    platform: `${os.platform()} ${os.release()} ${os.arch()}`,
+    node: process.version,
+    onnxruntimeNode: onnxruntimeVersion(),
+    intraOpThreads: opts.threads,
+    // The bench machine may be shared (training jobs, other benchmarks): read timings with the load in mind.
+    loadavgStart: loadStart,
+    loadavgEnd: os.loadavg(),
+  };
+}
+
+/** Configs measured earlier in opts.out (for --merge), by name. */
+function previousResults(opts: Options): Map<string, ConfigResult> {
+  if (!opts.merge || !fs.existsSync(opts.out)) return new Map();
+  const old = JSON.parse(fs.readFileSync(opts.out, 'utf8')) as { configs?: ConfigResult[] };
+  return new Map((old.configs ?? []).map((c) => [c.name, c]));
+}
+
 async function main(): Promise<void> {
   const opts = parseArgs(process.argv.slice(2));
   const startedAt = new Date().toISOString();
   const loadStart = os.loadavg();
-  const results: ConfigResult[] = [];
+  const previous = previousResults(opts);
+  const fresh = new Map<string, ConfigResult>();
   const skipped: { name: string; reason: string }[] = [];
+  // This run's results, plus (--merge) the earlier ones it did not redo, in CONFIGS order.
+  const merged = () => CONFIGS.map((c) => fresh.get(c.name) ?? previous.get(c.name)).filter((r): r is ConfigResult => r !== undefined);
+  const writeReport = () => {
+    const report = {
+      bench: 'dense',
+      description: 'Per-step UNet time (batch 2 = CFG): our ONNX graph (src/engine/arch/unet.ts) vs torch.onnx.export of the same weights, both on onnxruntime-node CPU, same session options, interleaved steps, warm-up excluded. ratio = torch / ours (> 1: ours faster). Each variant runs in its own child process; peakRssMB is its maxRSS (session creation included). Each config carries its own measuredAt and loadavg (configs may come from separate runs, --merge).',
+      startedAt,
+      finishedAt: new Date().toISOString(),
+      machine: machineInfo(opts, loadStart),
+      configs: merged(),
+      skipped,
+    };
+    fs.mkdirSync(path.dirname(opts.out), { recursive: true });
+    fs.writeFileSync(opts.out, `${JSON.stringify(report, tidy, 2)}\n`);
+  };
+
   for (const c of opts.configs) {
-    // A config that cannot run or fails is reported; the others still run.
+    // A config that cannot run or fails is reported; the others still run. The file is rewritten after
+    // every config, so a long run that is interrupted keeps what it measured.
     try {
       const why = prepareConfig(c, log);
       if (why) throw new Error(why);
-      results.push(await benchConfig(c, opts));
+      fresh.set(c.name, await benchConfig(c, opts));
     } catch (e) {
       log(`${c.name}: skipped: ${(e as Error).message}`);
       skipped.push({ name: c.name, reason: (e as Error).message });
     }
+    writeReport();
   }
+  log(`wrote ${path.relative(process.cwd(), opts.out)}`);
 
-  const table = formatTable(results);
-  process.stdout.write(`\n${table}\n\nratio = torch / ours (> 1: ours is faster), wall time (cpu ratio: process CPU time per step, less sensitive to other load); peak RSS = each variant's own process (maxRSS)\n`);
+  const results = merged();
+  const kept = results.filter((r) => !fresh.has(r.name));
+  process.stdout.write(`\n${formatTable(results)}\n\nratio = torch / ours (> 1: ours is faster), wall time (cpu ratio: process CPU time per step, less sensitive to other load); peak RSS = each variant's own process (maxRSS)\n`);
+  if (kept.length) process.stdout.write(`kept from earlier runs (--merge): ${kept.map((r) => `${r.name} (${r.measuredAt})`).join(', ')}\n`);
   const slower = results.filter((r) => r.ratio.medianStep < 1);
   if (slower.length) process.stdout.write(`NOTE: ours is slower at ${slower.map((r) => r.name).join(', ')}\n`);
   for (const s of skipped) process.stdout.write(`SKIPPED ${s.name}: ${s.reason}\n`);
-
-  const report = {
-    bench: 'dense',
-    description: 'Per-step UNet time (batch 2 = CFG): our ONNX graph (src/engine/arch/unet.ts) vs torch.onnx.export of the same weights, both on onnxruntime-node CPU, same process options, interleaved steps, warm-up excluded. ratio = torch / ours (> 1: ours faster). Each variant runs in its own child process; peakRssMB is its maxRSS (session creation included).',
-    startedAt,
-    finishedAt: new Date().toISOString(),
-    machine: {
-      cpus: os.cpus().length,
-      cpuModel: os.cpus()[0]?.model ?? 'unknown',
-      totalMemGB: round(os.totalmem() / 2 ** 30, 1),
-      platform: `${os.platform()} ${os.release()} ${os.arch()}`,
-      node: process.version,
-      onnxruntimeNode: onnxruntimeVersion(),
-      intraOpThreads: opts.threads,
-      // The bench machine is shared (a training job and other work ran alongside): read timings with this in mind.
-      loadavgStart: loadStart,
-      loadavgEnd: os.loadavg(),
-    },
-    configs: results,
-    skipped,
-  };
-  fs.mkdirSync(path.dirname(opts.out), { recursive: true });
-  fs.writeFileSync(opts.out, `${JSON.stringify(report, tidy, 2)}\n`);
-  log(`wrote ${path.relative(process.cwd(), opts.out)}`);
   if (skipped.length) process.exitCode = 1;
   if (opts.chart && results.length) {
     const png = opts.out.replace(/\.json$/, '') + '.png';
