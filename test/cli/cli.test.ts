@@ -59,7 +59,10 @@ describe('fisedit generate', () => {
     expect(j.timings.denoise).toBeGreaterThan(0);
     // totalMs is the inference phases only: model loading and file writing are reported beside it
     const phases = j.timings.encodeText + j.timings.prepareLatents + j.timings.denoise + j.timings.decode + j.timings.postprocess;
-    expect(Math.abs(j.totalMs - phases)).toBeLessThan(5);
+    // The gaps between phases (input checks, scheduler set-up, GC) are small but not bounded on a loaded
+    // machine; what matters is that totalMs spans the phases and excludes model loading and writing.
+    expect(j.totalMs).toBeGreaterThanOrEqual(phases - 0.5);
+    expect(j.totalMs - phases).toBeLessThan(50 + 0.2 * phases);
     expect(j.timings.loadModel).toBeGreaterThan(0);
 
     const { info } = await sharp(out).raw().toBuffer({ resolveWithObject: true });
