@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import sharp from 'sharp';
 import { readPngText } from '../../src/engine/image/png';
 import { readNpy, writeNpy } from '../../src/engine/io/npy';
+import { runFisedit } from '../helpers/runCli';
 
 const ROOT = path.resolve(__dirname, '../..');
 const BIN = path.join(ROOT, 'bin', 'fisedit.js');
@@ -15,23 +16,7 @@ const meta = JSON.parse(fs.readFileSync(path.join(GOLDEN, 'meta.json'), 'utf8'))
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fisedit-cli-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function fisedit(...args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: tmp, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const fisedit = (...args: string[]) => runFisedit(tmp, args);
 
 function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   expect(a.length).toBe(b.length);

@@ -1,38 +1,20 @@
 // fisedit generate --state and fisedit edit, spawned as a user runs them (node bin/fisedit.js) on the
 // tiny fixture model: node ids, the JSON report, edits of edits, and refusals with their exit codes
 // that leave the state directory as it was.
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { readPngText } from '../../src/engine/image/png';
 import { fingerprint, rectMask, tempDir, TINY, writeMaskFile } from '../engine/pipeline/editFixtures';
+import { runFisedit, type CliRun } from '../helpers/runCli';
 
-const ROOT = path.resolve(__dirname, '../..');
-const BIN = path.join(ROOT, 'bin', 'fisedit.js');
 const tmp = tempDir('fisedit-cli-edit-');
 const STATE = path.join(tmp, 'state');
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+const fisedit = (...args: string[]) => runFisedit(tmp, args);
 
-function fisedit(...args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: tmp, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-const json = (r: Run) => {
+const json = (r: CliRun) => {
   expect(r.stderr).toBe('');
   expect(r.code).toBe(0);
   return JSON.parse(r.stdout);
