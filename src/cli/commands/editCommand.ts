@@ -18,6 +18,7 @@ import { optionalFloat, optionalInt, parseOptions, requireString } from '../opti
 import { defaultProgressMode, ProgressBar } from '../progressBar';
 import type { CliIo } from './io';
 import { loadStateContext, openStateStore } from './stateContext';
+import { abortOnSigint } from '../sigintAbort';
 
 const SPEC = {
   model: { type: 'string', short: 'm' },
@@ -111,12 +112,7 @@ export async function editCommand(argv: string[], io: CliIo): Promise<number> {
   const loadMs = performance.now() - loadStart;
   try {
     // 3. edit, Ctrl-C aborting between steps (a second Ctrl-C exits at once)
-    const abort = new AbortController();
-    const onSigint = () => {
-      if (abort.signal.aborted) process.exit(EXIT.interrupted);
-      abort.abort();
-    };
-    process.on('SIGINT', onSigint);
+    const abort = abortOnSigint();
     const bar = new ProgressBar(io.stderr, 'steps', progressMode);
     let r: EditResult;
     try {
@@ -131,7 +127,7 @@ export async function editCommand(argv: string[], io: CliIo): Promise<number> {
       throw new CliError(EXIT.inference, `edit: ${(e as Error).message}`);
     } finally {
       bar.finish();
-      process.removeListener('SIGINT', onSigint);
+      abort.release();
     }
 
     // 4. outputs: the node's PNG (with its metadata) and optionally the mask

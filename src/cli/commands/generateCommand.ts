@@ -17,6 +17,7 @@ import { optionalFloat, optionalInt, parseOptions, requireString } from '../opti
 import { defaultProgressMode, ProgressBar } from '../progressBar';
 import type { CliIo } from './io';
 import { loadStateContext, openStateStore } from './stateContext';
+import { abortOnSigint } from '../sigintAbort';
 
 const SPEC = {
   model: { type: 'string', short: 'm' },
@@ -121,13 +122,7 @@ export async function generateCommand(argv: string[], io: CliIo): Promise<number
   const loadMs = performance.now() - loadStart;
   try {
     // 3. generate, Ctrl-C aborting between steps (a second Ctrl-C exits at once)
-    // One listener for the whole run: swapping listeners would briefly restore the default (kill) action.
-    const abort = new AbortController();
-    const onSigint = () => {
-      if (abort.signal.aborted) process.exit(EXIT.interrupted);
-      abort.abort();
-    };
-    process.on('SIGINT', onSigint);
+    const abort = abortOnSigint();
     const bar = new ProgressBar(io.stderr, 'steps', progressMode);
     let result: GenerateResult;
     let node: GenerateNodeResult | null = null;
@@ -154,7 +149,7 @@ export async function generateCommand(argv: string[], io: CliIo): Promise<number
       throw new CliError(EXIT.inference, `generate: ${(e as Error).message}`);
     } finally {
       bar.finish();
-      process.removeListener('SIGINT', onSigint);
+      abort.release();
     }
 
     // 4. outputs
