@@ -160,6 +160,14 @@ def load_vae(run_dir):
     return vae, ck["config"]
 
 
+def load_folder_weights(module, path):
+    """Loads a diffusers/transformers safetensors file (e.g. models/default/unet/...) into a sd_torch module;
+    used to resume training from committed weights when the run's checkpoints are gone (a new machine)."""
+    import safetensors_io
+    sd = safetensors_io.load_file(path)
+    module.load_state_dict({k: v.float() for k, v in sd.items()})
+
+
 def write_json(path, obj):
     tmp = path + ".tmp"
     with open(tmp, "w") as f:

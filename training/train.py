@@ -49,6 +49,12 @@ p.add_argument("--dec-every", type=int, default=4, help="one VAE-decoder fine-tu
 p.add_argument("--dec-steps", type=int, default=1500, help="total decoder fine-tuning steps")
 p.add_argument("--dec-batch", type=int, default=8)
 p.add_argument("--dec-lr", type=float, default=3e-4)
+p.add_argument("--min-snr", type=float, default=5.0,
+               help="Min-SNR-γ loss weight min(SNR, γ)/SNR (Hang et al. 2023): stops the nearly clean steps, which "
+                    "teach little about layout and colour, from dominating the gradient; 0 turns it off")
+p.add_argument("--init-from", default=None,
+               help="with no checkpoint yet: start UNet, text encoder and their EMA from a diffusers folder "
+                    "(e.g. models/default, the committed resume point)")
 args = p.parse_args()
 
 torch.set_num_threads(2)
@@ -77,6 +83,12 @@ betas = torch.linspace(0.00085 ** 0.5, 0.012 ** 0.5, 1000, dtype=torch.float32) 
 ac = torch.cumprod(1.0 - betas, 0)
 
 step, elapsed = 0, 0.0
+if args.init_from and not os.path.exists(ckpt_path):
+    for m_ in (unet, ema_unet):
+        common.load_folder_weights(m_, os.path.join(args.init_from, "unet", "diffusion_pytorch_model.safetensors"))
+    for m_ in (te, ema_te):
+        common.load_folder_weights(m_, os.path.join(args.init_from, "text_encoder", "model.safetensors"))
+    print("initialised UNet and text encoder from", args.init_from, flush=True)
 if os.path.exists(ckpt_path):
     ck = torch.load(ckpt_path)
     unet.load_state_dict(ck["model"]["unet"])
@@ -196,7 +208,12 @@ while True:
     a = ac[t][:, None, None, None]
     x = a.sqrt() * z + (1 - a).sqrt() * noise
     pred = unet(x, t.float(), te(tok(caps)))
-    loss = F.mse_loss(pred, noise)
+    if args.min_snr > 0:
+        snr = (a / (1 - a)).flatten()
+        wgt = torch.clamp(snr, max=args.min_snr) / snr
+        loss = (wgt * ((pred - noise) ** 2).mean(dim=(1, 2, 3))).mean()
+    else:
+        loss = F.mse_loss(pred, noise)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(params, 1.0)

@@ -27,6 +27,7 @@ p.add_argument("--batch", type=int, default=16)
 p.add_argument("--lr", type=float, default=1e-3)
 p.add_argument("--seed", type=int, default=1)
 p.add_argument("--kl", type=float, default=1e-5)
+p.add_argument("--init-from", default=None, help="start from a diffusers folder's vae/ (e.g. models/default)")
 args = p.parse_args()
 
 torch.set_num_threads(2)
@@ -40,6 +41,9 @@ if os.path.exists(os.path.join(run, "vae.pt")):
 
 cfg = dict(common.VAE_CONFIG)
 vae = sd_torch.AutoencoderKL(cfg)
+if args.init_from and not os.path.exists(ckpt_path):
+    common.load_folder_weights(vae, os.path.join(args.init_from, "vae", "diffusion_pytorch_model.safetensors"))
+    print("initialised from", args.init_from, flush=True)
 opt = torch.optim.AdamW(vae.parameters(), lr=args.lr, weight_decay=0.0)
 step, elapsed = 0, 0.0
 if os.path.exists(ckpt_path):

@@ -88,8 +88,9 @@ elsewhere (FISEdit). Outside the mask the image is the parent's, bit for bit.
       --strategy S         auto | latent | attention | mask | dense (default auto: the mask if given,
                            else latent). latent = FISEdit target-area capture: the first k steps run
                            dense with the new prompt, the mask is where the latents moved. dense =
-                           regenerate everything. attention needs cross-attention maps (not recorded)
-      --capture-steps K    k for the latent strategy (default 20 % of the steps, at least 1)
+                           regenerate everything. attention = the first k steps run dense, the mask
+                           is where the changed words' cross-attention maps concentrate
+      --capture-steps K    k for latent (default 20 % of the steps) or attention (default 10 %), >= 1
       --dense-above F      run dense when the mask covers more than F of the latent (default 0.6)
       --cache-fallback P   when the parent's cache is gone: rerecord (default; rebuild it from its
                            stored latents) or dense (run this edit dense)

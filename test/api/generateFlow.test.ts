@@ -148,4 +148,11 @@ it('runs an edit with a mask as a sparse FISEdit edit: the image outside the mas
   expect(['SPARSE', 'DENSE']).toContain(g.stats.mode);
   expect(g.stats.maskedFraction).toBeGreaterThan(0);
   expect(g.mask.fraction).toBe(g.stats.maskedFraction);
+
+  // ATTENTION: the area comes from where the changed words attend; still a finished child of the tree.
+  const { edit: att } = await gqlOk(h.url, EDIT, { input: { parentId: root.id, prompt: 'a red square on the left', strategy: 'ATTENTION' } }, alice);
+  expect((await waitForStatus(h.url, alice, att.id, ['SUCCEEDED', 'FAILED'])).status).toBe('SUCCEEDED');
+  const { node: at } = await gqlOk(h.url, NODE_WITH_MASK, { id: att.id }, alice);
+  expect(['SPARSE', 'DENSE']).toContain(at.stats.mode);
+  expect(at.mask.fraction).toBe(at.stats.maskedFraction);
 });

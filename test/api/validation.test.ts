@@ -88,6 +88,7 @@ describe('edit(input)', () => {
     ['mask a broken PNG', async () => ({ parentId: rootId, prompt: 'x', mask: Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47]), Buffer.alloc(40)]).toString('base64') }), 'BAD_USER_INPUT'],
     ['mask of the wrong size', async () => ({ parentId: rootId, prompt: 'x', mask: (await png(64, 64, 255)).toString('base64') }), 'BAD_USER_INPUT'],
     ['mask marking nothing', async () => ({ parentId: rootId, prompt: 'x', mask: (await png(32, 32, 0)).toString('base64') }), 'BAD_USER_INPUT'],
+    ['mask with strategy ATTENTION', async () => ({ parentId: rootId, prompt: 'x', mask: (await png(32, 32, 255)).toString('base64'), strategy: 'ATTENTION' }), 'BAD_USER_INPUT'],
     ['mask too large', async () => ({ parentId: rootId, prompt: 'x', mask: 'A'.repeat(1_000_004) }), 'BAD_USER_INPUT'],
   ])('%s → %s', async (_name, input, expected) => {
     expect(await code(EDIT, { input: await input() })).toBe(expected);

@@ -15,7 +15,7 @@ export interface SubscriptionResolver<P, A, R> {
 
 export type DiffKind = 'EQUAL' | 'REPLACE' | 'INSERT' | 'DELETE';
 
-export type EditStrategy = 'AUTO' | 'DENSE' | 'SPARSE';
+export type EditStrategy = 'AUTO' | 'DENSE' | 'SPARSE' | 'ATTENTION';
 
 export type NodeStatus = 'QUEUED' | 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'CANCELLED';
 

@@ -19,6 +19,7 @@ import { createScheduler } from '../scheduler';
 import type { CacheMiss } from '../cache/cacheTypes';
 import { diffTokens } from '../tokenizer/tokenDiff';
 import { loadUserMask, resolveStrategy, unetLevels } from './editMask';
+import { AttentionMapAccumulator } from './editAttention';
 import { encodeCfgText, rerecordNode } from './editRecord';
 import { firstNonFinite, gatherActiveRows, guideNoise, scatterGuidedRows, takeParentOutside } from './editSteps';
 import { EditInputError, type EditOptions, type EditRequest, type EditResult, type EditTimings, type StateContext } from './editTypes';
@@ -113,16 +114,38 @@ export async function editNode(ctx: StateContext, request: EditRequest, options:
   //    user's mask, or everything
   let mask: BinaryMask;
   let captureSteps = 0;
+  let attentionNote = '';
   if (unchanged) {
     mask = { width: w, height: h, data: new Uint8Array(w * h) };
-  } else if (strategy === 'latent') {
+  } else if (strategy === 'latent' || strategy === 'attention') {
+    // k dense steps with the new prompt from the parent's noise; the latent strategy compares their
+    // latents with the parent's, the attention strategy records where the changed words look.
     const capture = new TargetAreaCapture({ channels: C, height: h, width: w });
+    let maps: AttentionMapAccumulator | null = null;
+    if (strategy === 'attention') {
+      if (!unet) throw new EditInputError('strategy', 'attention needs the recording UNet, which this engine did not load; use latent or mask');
+      // Sequence positions: BOS is position 0, so token index j sits at j + 1.
+      maps = new AttentionMapAccumulator(unet.manifest, h, w, diff.changedB.map((j) => j + 1), diff.changedA.map((j) => j + 1));
+      if (!maps.available) throw new EditInputError('strategy', `model "${info.name}" has no cross-attention at the recorded levels; use latent or mask`);
+    }
     const input = new Float32Array(batch * n);
     for (let i = 0; i < k; i++) {
       if (signal?.aborted) throw new GenerationAbortedError(i, T);
       const scaled = scheduler.scaleModelInput(x, i);
       for (let b = 0; b < batch; b++) input.set(scaled, b * n);
-      const eps = await models.predictNoise(input, batch, h, w, scheduler.timesteps[i], text);
+      let eps: Float32Array;
+      if (maps) {
+        const r = await unet!.recordStep(input, h, w, scheduler.timesteps[i], text);
+        maps.addChildStep(r.entries);
+        await maps.addParentStep(async (name) => {
+          if (!cache) return null;
+          const got = await cache.readRows(parent.id, i, name);
+          return got.ok ? { shape: got.shape, data: got.data } : null;
+        });
+        eps = r.noise;
+      } else {
+        eps = await models.predictNoise(input, batch, h, w, scheduler.timesteps[i], text);
+      }
       x = scheduler.step(guideNoise(eps, batch, parent.guidance, n), i, x);
       capture.addStep(x, parentAt(i + 1));
       child.set(x, (i + 1) * n);
@@ -130,7 +153,17 @@ export async function editNode(ctx: StateContext, request: EditRequest, options:
     }
     captureSteps = k;
     lap('capture');
-    mask = targetAreaMask(capture.differenceMap(), w, h).mask;
+    if (maps) {
+      mask = maps.mask().mask;
+      if (maps.parentMissing > 0) attentionNote = `; the parent's attention maps were not cached for ${maps.parentMissing} of ${k} capture steps: the mask follows the new words only there`;
+      if (diff.changedA.length + diff.changedB.length === 0) {
+        // Only the negative prompt changed: no word to follow, so every pixel may change.
+        mask = { width: w, height: h, data: new Uint8Array(w * h).fill(1) };
+        attentionNote = '; no word of the prompt changed (only the negative prompt): attention cannot localise the edit';
+      }
+    } else {
+      mask = targetAreaMask(capture.differenceMap(), w, h).mask;
+    }
   } else if (strategy === 'mask') {
     mask = userMask!;
   } else {
@@ -141,6 +174,7 @@ export async function editNode(ctx: StateContext, request: EditRequest, options:
   let decision: EditDecision = decideEditMode(levels[0].mask, { denseAboveFraction: request.denseAboveFraction });
   if (unchanged) decision = { mode: 'PARENT', fraction: 0, reason: 'the prompt is unchanged: the result is the parent' };
   else if (strategy === 'dense') decision = { mode: 'DENSE', fraction: 1, reason: 'strategy dense: every pixel is regenerated' };
+  decision = { ...decision, reason: decision.reason + attentionNote };
   lap('mask');
 
   const childId = store.newId();

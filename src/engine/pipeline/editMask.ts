@@ -5,6 +5,7 @@ import { BinaryMask, checkMask } from '../mask/binaryMask';
 import { readUserMask } from '../mask/userMask';
 import type { NodeRecord } from '../state/nodeRecord';
 import { DEFAULT_CAPTURE_FRACTION, EditInputError, MASK_STRATEGIES, type EditRequest, type MaskStrategy } from './editTypes';
+import { ATTENTION_CAPTURE_FRACTION } from './editAttention';
 import type { ModelInfo } from './models';
 
 export interface ResolvedStrategy {
@@ -25,14 +26,12 @@ export function resolveStrategy(req: EditRequest, steps: number): ResolvedStrate
   if (given === 'mask' && !hasMask) throw new EditInputError('mask', 'strategy "mask" needs a mask (a PNG the size of the image, white where the edit may change things)');
   if (hasMask && given !== 'auto' && given !== 'mask') throw new EditInputError('mask', `a mask was given with strategy "${given}"; use strategy "mask" (or auto) to edit inside it`);
   const strategy = given === 'auto' ? (hasMask ? 'mask' : 'latent') : given;
-  if (strategy === 'attention') {
-    throw new EditInputError('strategy', 'attention masks need the cross-attention maps of the changed tokens, and this engine does not record them; use latent or mask');
+  const captures = strategy === 'latent' || strategy === 'attention';
+  if (req.captureSteps !== undefined && !captures) {
+    throw new EditInputError('captureSteps', `applies to the latent and attention strategies only (this edit uses "${strategy}")`);
   }
-  if (req.captureSteps !== undefined && strategy !== 'latent') {
-    throw new EditInputError('captureSteps', `applies to the latent strategy only (this edit uses "${strategy}")`);
-  }
-  if (strategy !== 'latent') return { strategy, captureSteps: 0 };
-  const k = req.captureSteps ?? defaultCaptureSteps(steps);
+  if (!captures) return { strategy, captureSteps: 0 };
+  const k = req.captureSteps ?? (strategy === 'attention' ? Math.max(1, Math.round(ATTENTION_CAPTURE_FRACTION * steps)) : defaultCaptureSteps(steps));
   if (!Number.isInteger(k) || k < 1 || k > steps) throw new EditInputError('captureSteps', `must be an integer in [1, ${steps}] for this ${steps}-step node (got ${k})`);
   return { strategy, captureSteps: k };
 }

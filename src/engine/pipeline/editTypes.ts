@@ -32,7 +32,11 @@ export interface EditRequest {
   strategy?: MaskStrategy;
   /** A user mask at latent resolution, or a PNG the size of the image (white = may change). */
   mask?: BinaryMask | { file: string } | null;
-  /** Dense steps of target-area capture (FISEdit's k, 10 of 50 there). Default DEFAULT_CAPTURE_FRACTION of the steps, at least 1. */
+  /**
+   * Dense steps before the sparse part (FISEdit's k, 10 of 50 there): target-area capture for 'latent'
+   * (default DEFAULT_CAPTURE_FRACTION of the steps), attention-map capture for 'attention' (default
+   * ATTENTION_CAPTURE_FRACTION); at least 1.
+   */
   captureSteps?: number;
   /** Above this fraction of active latent pixels the edit runs dense (decideEditMode). */
   denseAboveFraction?: number;

@@ -3,7 +3,7 @@
 // Every implementation passes test/service/inference/backendConformance.ts.
 
 export type SchedulerName = 'ddim' | 'dpmpp-2m' | 'euler';
-export type EditStrategy = 'AUTO' | 'DENSE' | 'SPARSE';
+export type EditStrategy = 'AUTO' | 'DENSE' | 'SPARSE' | 'ATTENTION';
 /** PARENT: an edit whose prompt did not change, so the result is the parent's image. */
 export type RunMode = 'DENSE' | 'SPARSE' | 'PARENT';
 /** What the engine is doing; DONE is only sent by the service, never by a backend. */

@@ -94,6 +94,7 @@ export function sparseParent(ctx: StateContext, req: EditRequest): { parent: Nod
 /** The service's strategy and mask as the engine's. A user mask is image-sized grey, > 0 = may change. */
 export function engineMask(req: EditRequest, factor: number): { strategy: MaskStrategy; mask: BinaryMask | null } {
   if (req.strategy === 'DENSE') return { strategy: 'dense', mask: null };
+  if (req.strategy === 'ATTENTION') return { strategy: 'attention', mask: null };
   if (!req.mask) return { strategy: 'latent', mask: null };
   const { data, width, height } = req.mask;
   if (data.length !== width * height) throw new EditInputError('mask', `has ${data.length} bytes for ${width}x${height}`);

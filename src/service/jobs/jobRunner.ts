@@ -9,6 +9,7 @@
 import type { Db } from '../../db/client';
 import type { Job, Node as NodeRecord } from '../../generated/sqlite/client';
 import {
+  EditStrategy,
   InferenceBackend,
   InferenceCancelledError,
   InferenceCrashedError,
@@ -220,7 +221,7 @@ export class JobRunner {
     }
     return this.backend.edit(
       runIdOf(job),
-      { ...req, parentNodeId: node.parentId!, parentPrompt: parent?.prompt ?? '', parentEngineNodeId: parent?.engineNodeId ?? null, strategy: node.strategy as 'AUTO' | 'DENSE' | 'SPARSE', mask },
+      { ...req, parentNodeId: node.parentId!, parentPrompt: parent?.prompt ?? '', parentEngineNodeId: parent?.engineNodeId ?? null, strategy: node.strategy as EditStrategy, mask },
       onProgress,
     );
   }

@@ -15,7 +15,7 @@ export const MAX_SEED = 2 ** 31 - 1;
 export const PRIORITY_RANGE = [-10, 10] as const;
 
 export type SchedulerEnum = 'DDIM' | 'DPMPP_2M' | 'EULER';
-export type StrategyEnum = 'AUTO' | 'DENSE' | 'SPARSE';
+export type StrategyEnum = 'AUTO' | 'DENSE' | 'SPARSE' | 'ATTENTION';
 const SCHEDULERS: Record<SchedulerEnum, string> = { DDIM: 'ddim', DPMPP_2M: 'dpmpp-2m', EULER: 'euler' };
 
 export function schedulerToEngine(s: string): string {

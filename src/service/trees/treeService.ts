@@ -47,7 +47,7 @@ export interface TreePage {
   cursors: string[];
 }
 
-const STRATEGIES: StrategyEnum[] = ['AUTO', 'DENSE', 'SPARSE'];
+const STRATEGIES: StrategyEnum[] = ['AUTO', 'DENSE', 'SPARSE', 'ATTENTION'];
 const MAX_PAGE = 100;
 /** How long cancelJob waits for a running job to stop before answering with its current state, ms. */
 const CANCEL_WAIT_MS = 10_000;
@@ -213,6 +213,7 @@ export class TreeService {
     const priority = v.priority(input.priority);
     const mask = input.mask === undefined || input.mask === null ? null : await decodeMask(input.mask, parent.width, parent.height);
     if (mask && mask.fraction === 0) throw new BadUserInputError('mask', 'marks no pixel (white = may change); send no mask to let the engine find the area');
+    if (mask && strategy === 'ATTENTION') throw new BadUserInputError('mask', 'strategy ATTENTION finds the area from the changed words; send a mask or ATTENTION, not both');
     await this.checkQueueRoom(user);
     const node = await this.db.node.create({
       data: {

@@ -59,7 +59,7 @@ describe('edit refuses bad input and writes nothing', () => {
   });
 
   test('inconsistent options', async () => {
-    await refused({ strategy: 'attention' }, EditInputError, /cross-attention maps/);
+    await refused({ strategy: 'dense', captureSteps: 2 }, EditInputError, /^captureSteps: applies to the latent and attention strategies only/);
     await refused({ strategy: 'latent', mask: rectMask(16, 16, 0, 0, 4, 4) }, EditInputError, /^mask: a mask was given with strategy "latent"/);
     await refused({ strategy: 'mask' }, EditInputError, /^mask: strategy "mask" needs a mask/);
     await refused({ captureSteps: 0 }, EditInputError, /^captureSteps: must be an integer in \[1, 4\]/);
