@@ -38,5 +38,23 @@ describe('fisedit eval', () => {
     expect(r1.stderr).toMatch(/expected \{"scenes"/);
     const r2 = spawnSync('node', [cli, 'eval', '--model', model, '--scheduler', 'pndm'], { encoding: 'utf8' });
     expect(r2.status).toBe(2);
+    const r3 = spawnSync('node', [cli, 'eval', '--model', model, '--edits', '--strategy', 'mask'], { encoding: 'utf8' });
+    expect(r3.status).toBe(2);
+    expect(r3.stderr).toMatch(/--strategy must be one of auto, latent, attention, dense/);
+  });
+
+  it('--edits: edit quality, nothing outside the edit regions changed, a parent/edit sheet; --state keeps the nodes', async () => {
+    const json = path.join(tmp, 'e.json');
+    const sheet = path.join(tmp, 'e.png');
+    const state = path.join(tmp, 'state');
+    const out = execFileSync('node', [cli, 'eval', '--model', model, '--edits', '--limit', '3', '--steps', '3', '--json', json, '--sheet', sheet, '--state', state], { encoding: 'utf8' });
+    expect(out).toMatch(/shows the new attribute\s+\d+\.\d %/);
+    expect(out).toMatch(/pixels changed outside the edit region\s+0\n/);
+    const r = JSON.parse(fs.readFileSync(json, 'utf8'));
+    expect(r.items.map((i: { kind: string }) => i.kind)).toEqual(['colour', 'shape', 'colour']);
+    expect(r.summary.success).toBeCloseTo(r.items.filter((i: { success: boolean }) => i.success).length / 3, 10);
+    expect(r.items.every((i: { outsideChanged: number }) => i.outsideChanged === 0)).toBe(true);
+    expect((await sharp(sheet).metadata()).height).toBe(2 * (64 + 6)); // parents above edits (32-px images ×2)
+    expect(fs.readdirSync(path.join(state, 'nodes')).length).toBeGreaterThanOrEqual(6);
   });
 });

@@ -1,0 +1,150 @@
+// Edit quality on a scene model: for each held-out scene, generate the parent (recorded), make the edit
+// case (one object's colour or shape changed, editCases.ts), run the FISEdit edit, and score
+//   - success: the edited object shows the new attribute (colour edit: its new colour forms a blob in its
+//     cell; shape edit: its colour there with the new shape), by scoreScene on the edited spec;
+//   - preservation: pixels outside the edit's affected region that differ from the parent (must be 0),
+//     and how many of the other objects keep their parent's score;
+//   - cost: mode, masked fraction, edit time against the parent's dense generation time.
+import type { MaskStrategy, StateContext } from '../engine/pipeline/editTypes';
+import { editNode } from '../engine/pipeline/edit';
+import { generateNode } from '../engine/pipeline/editRecord';
+import type { SheetTile } from './contactSheet';
+import { editCase, type EditCase } from './editCases';
+import type { EvalSettings } from './runEvaluation';
+import { scoreScene, type ObjectScore } from './scoreScene';
+import type { SceneSpec } from './sceneSpec';
+
+export interface EditEvalSettings extends EvalSettings {
+  strategy: Exclude<MaskStrategy, 'mask'>;
+}
+
+export interface EditEvalItem {
+  edit: EditCase;
+  seed: number;
+  parentRgb: Uint8Array;
+  childRgb: Uint8Array;
+  width: number;
+  height: number;
+  /** The edited object as the parent drew it (scored against the parent's spec). */
+  parentObject: ObjectScore;
+  /** The edited object as the child drew it (scored against the edited spec). */
+  childObject: ObjectScore;
+  success: boolean;
+  /** Pixels outside the affected region that differ from the parent. */
+  outsideChanged: number;
+  /** Other objects whose colour+position score is the same in parent and child. */
+  othersKept: number;
+  others: number;
+  mode: string;
+  maskedFraction: number;
+  editMs: number;
+  generateMs: number;
+}
+
+export interface EditEvalSummary {
+  cases: number;
+  success: number;
+  /** Success among cases whose parent drew the object right (colour+position): the edit's own share. */
+  successWhereParentRight: number;
+  parentRight: number;
+  byKind: Record<'colour' | 'shape', { cases: number; success: number }>;
+  outsideChangedPixels: number;
+  /** Fraction of the other objects whose score the edit kept; null when no case has another object. */
+  othersKept: number | null;
+  meanMaskedFraction: number;
+  modes: Record<string, number>;
+  /** Σ generate ms / Σ edit ms. */
+  speedup: number;
+}
+
+export interface EditEvalReport {
+  settings: EditEvalSettings;
+  summary: EditEvalSummary;
+  items: EditEvalItem[];
+  wallMs: number;
+}
+
+function shows(kind: EditCase['kind'], o: ObjectScore): boolean {
+  return kind === 'colour' ? o.colourPosition : o.shapeCorrect;
+}
+
+export async function runEditEvaluation(
+  ctx: StateContext,
+  specs: SceneSpec[],
+  settings: EditEvalSettings,
+  onProgress?: (done: number, total: number) => void,
+): Promise<EditEvalReport> {
+  const t0 = performance.now();
+  const items: EditEvalItem[] = [];
+  for (let i = 0; i < specs.length; i++) {
+    const c = editCase(specs[i], i);
+    const seed = settings.baseSeed + i;
+    const root = await generateNode(ctx, { prompt: c.parent.caption, seed, steps: settings.steps, guidance: settings.guidance, scheduler: settings.scheduler });
+    const e = await editNode(ctx, { parentId: root.record.id, prompt: c.child.caption, strategy: settings.strategy });
+    const { width: W, height: H } = root.result;
+    const parentRgb = root.result.rgb;
+    let outsideChanged = 0;
+    for (let p = 0; p < W * H; p++) {
+      if (e.affected.data[p]) continue;
+      if (parentRgb[3 * p] !== e.rgb[3 * p] || parentRgb[3 * p + 1] !== e.rgb[3 * p + 1] || parentRgb[3 * p + 2] !== e.rgb[3 * p + 2]) outsideChanged++;
+    }
+    const before = scoreScene(parentRgb, W, H, c.parent).objects;
+    const after = scoreScene(e.rgb, W, H, c.child).objects;
+    const others = before.map((_, k) => k).filter((k) => k !== c.objectIndex);
+    items.push({
+      edit: c,
+      seed,
+      parentRgb,
+      childRgb: e.rgb,
+      width: W,
+      height: H,
+      parentObject: before[c.objectIndex],
+      childObject: after[c.objectIndex],
+      success: shows(c.kind, after[c.objectIndex]),
+      outsideChanged,
+      othersKept: others.filter((k) => before[k].colourPosition === after[k].colourPosition).length,
+      others: others.length,
+      mode: e.mode,
+      maskedFraction: e.maskedFraction,
+      editMs: e.totalMs,
+      generateMs: root.result.totalMs,
+    });
+    onProgress?.(i + 1, specs.length);
+  }
+  return { settings, summary: summariseEdits(items), items, wallMs: performance.now() - t0 };
+}
+
+export function summariseEdits(items: EditEvalItem[]): EditEvalSummary {
+  const frac = (n: number, d: number) => (d === 0 ? 0 : n / d);
+  const right = items.filter((it) => it.parentObject.colourPosition);
+  const byKind = (k: 'colour' | 'shape') => {
+    const of = items.filter((it) => it.edit.kind === k);
+    return { cases: of.length, success: frac(of.filter((it) => it.success).length, of.length) };
+  };
+  const modes: Record<string, number> = {};
+  for (const it of items) modes[it.mode] = (modes[it.mode] ?? 0) + 1;
+  const sum = (f: (it: EditEvalItem) => number) => items.reduce((a, it) => a + f(it), 0);
+  return {
+    cases: items.length,
+    success: frac(items.filter((it) => it.success).length, items.length),
+    successWhereParentRight: frac(right.filter((it) => it.success).length, right.length),
+    parentRight: right.length,
+    byKind: { colour: byKind('colour'), shape: byKind('shape') },
+    outsideChangedPixels: sum((it) => it.outsideChanged),
+    othersKept: sum((it) => it.others) === 0 ? null : sum((it) => it.othersKept) / sum((it) => it.others),
+    meanMaskedFraction: frac(sum((it) => it.maskedFraction), items.length),
+    modes,
+    speedup: frac(sum((it) => it.generateMs), sum((it) => it.editMs)),
+  };
+}
+
+/** Rows of up to `perRow` cases: parents (grey frames) above their edits (green = shows the new attribute). */
+export function editSheetRows(items: EditEvalItem[], perRow = 10): SheetTile[][] {
+  const rows: SheetTile[][] = [];
+  for (let i = 0; i < items.length; i += perRow) {
+    const chunk = items.slice(i, i + perRow);
+    rows.push(chunk.map((it) => ({ rgb: it.parentRgb, width: it.width, height: it.height, ok: null })));
+    rows.push(chunk.map((it) => ({ rgb: it.childRgb, width: it.width, height: it.height, ok: it.success })));
+  }
+  return rows;
+}

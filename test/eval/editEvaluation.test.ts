@@ -1,0 +1,55 @@
+/** @jest-environment ./test/engine/runtime/ortTestEnvironment.js */
+// The edit-quality evaluation's mechanics on the tiny fixture model (it cannot draw scenes, so success is
+// not asserted here; `fisedit eval --edits` measures it on the bundled model): every case runs a recorded
+// parent and its edit, nothing outside the edit's region changes, and the summary adds up.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { editNode } from '../../src/engine/pipeline/edit';
+import { loadEditUNet, type EditUNet } from '../../src/engine/pipeline/editUNet';
+import { DiffusionEngine } from '../../src/engine/pipeline/engine';
+import { NodeStore } from '../../src/engine/state/nodeStore';
+import { runEditEvaluation, summariseEdits, editSheetRows } from '../../src/eval/editEvaluation';
+import { parseSceneCaption } from '../../src/eval/sceneSpec';
+import { tempDir, TINY } from '../engine/pipeline/editFixtures';
+
+let engine: DiffusionEngine;
+let unet: EditUNet;
+let dir: string;
+beforeAll(async () => {
+  engine = await DiffusionEngine.load(TINY, { intraOpNumThreads: 1 });
+  unet = await loadEditUNet(TINY, { intraOpNumThreads: 1 });
+  dir = tempDir('fisedit-edit-eval-');
+});
+afterAll(async () => {
+  await unet?.release();
+  await engine?.dispose();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('runs each case as parent + edit and keeps every pixel outside the edit region', async () => {
+  const store = await NodeStore.open(path.join(dir, 'state'), { create: true });
+  const ctx = { models: engine, store, cache: await store.openCache(Infinity), unet };
+  const specs = ['a red circle on the left on a white background', 'a blue square at the top and a green triangle on the right on a black background'].map(parseSceneCaption);
+  const report = await runEditEvaluation(ctx, specs, { steps: 4, guidance: 4.5, scheduler: 'dpmpp-2m', baseSeed: 7, strategy: 'latent' });
+  expect(report.items.map((it) => [it.edit.kind, it.edit.child.caption])).toEqual([
+    ['colour', expect.stringMatching(/^an? \w+ circle on the left on a white background$/)],
+    ['shape', 'a blue square at the top and a green circle on the right on a black background'],
+  ]);
+  for (const it of report.items) {
+    expect(it.outsideChanged).toBe(0);
+    expect(it.seed).toBe(7 + report.items.indexOf(it));
+    expect(it.childRgb.length).toBe(it.width * it.height * 3);
+    expect(it.success).toBe(it.edit.kind === 'colour' ? it.childObject.colourPosition : it.childObject.shapeCorrect);
+  }
+  expect(report.items[1].others).toBe(1);
+  const s = report.summary;
+  expect(s).toEqual(summariseEdits(report.items));
+  expect(s.cases).toBe(2);
+  expect(Object.values(s.modes).reduce((a, b) => a + b, 0)).toBe(2);
+  expect(s.outsideChangedPixels).toBe(0);
+  expect(editSheetRows(report.items).map((r) => r.length)).toEqual([2, 2]);
+  // the parents are real recorded nodes: editing one again works from the store
+  expect(store.list().length).toBe(4);
+  const again = await editNode(ctx, { parentId: store.list()[0].id, prompt: 'a yellow circle on the left on a white background' });
+  expect(again.node.parentId).toBe(store.list()[0].id);
+});
