@@ -1,5 +1,8 @@
 // Jobs over the real API: cancel (queued and running, at the next step), priority then FIFO, retry,
 // deleting a subtree while its jobs run, and a graceful restart mid-job.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ENGINE_STATE_DIR } from '../../src/service/service';
 import { collect, gql, gqlOk, Harness, startHarness, waitForStatus, wsClient } from './harness';
 
 let h: Harness;
@@ -88,6 +91,11 @@ it('deletes a subtree, stopping its running job, and tells the tree', async () =
   await gqlOk(h.url, CANCEL, { id: blocker.id }, alice);
   await waitForStatus(h.url, alice, slow.id, ['RUNNING']);
   const imageOfA = (await gqlOk(h.url, NODE, { id: a.id }, alice)).node.image.url;
+  // The engine recorded each finished node in its store (latents, activations): deleting frees them.
+  const engineIds = async (ids: string[]) => (await h.service.database.db.node.findMany({ where: { id: { in: ids } }, select: { engineNodeId: true } })).map((n) => n.engineNodeId!);
+  const engineNodes = path.join(h.dataDir, ENGINE_STATE_DIR, 'nodes');
+  const [engA, engA1, engB] = [...(await engineIds([a.id])), ...(await engineIds([a1.id])), ...(await engineIds([b.id]))];
+  for (const e of [engA, engA1, engB]) expect(fs.existsSync(path.join(engineNodes, e, 'node.json'))).toBe(true);
 
   const ws = wsClient(h.wsUrl, alice);
   const events = collect<any>(ws, `subscription($t: ID!) { treeEvents(treeId: $t) { type node { id } deletedNodeIds } }`, { t: root.tree.id });
@@ -103,6 +111,10 @@ it('deletes a subtree, stopping its running job, and tells the tree', async () =
   expect((await fetch(imageOfA)).status).toBe(404);
   expect(await h.service.database.db.job.count({ where: { nodeId: { in: [a.id, a1.id, slow.id] } } })).toBe(0);
   expect(h.service.runner.currentNodeId()).toBeNull();
+  // ... after the worker's current run: the branch's engine nodes go, its sibling's stay
+  for (let i = 0; i < 100 && fs.existsSync(path.join(engineNodes, engA1)); i++) await new Promise((r) => setTimeout(r, 100));
+  expect([engA, engA1].map((e) => fs.existsSync(path.join(engineNodes, e)))).toEqual([false, false]);
+  expect(fs.existsSync(path.join(engineNodes, engB, 'node.json'))).toBe(true);
   // Deleting it again: NOT_FOUND. Deleting the root deletes the tree.
   expect((await gql(h.url, DELETE, { id: a.id }, alice)).errors?.[0].extensions?.code).toBe('NOT_FOUND');
   expect((await gqlOk(h.url, DELETE, { id: root.id }, alice)).deleteNode).toBe(true);

@@ -40,6 +40,14 @@ export class StateDirError extends Error {
   }
 }
 
+/** A node cannot be deleted while a node built on it stays. Nothing was deleted. */
+export class NodeInUseError extends Error {
+  constructor(readonly dir: string, readonly nodeId: string, readonly childId: string) {
+    super(`state directory ${dir}: node ${nodeId} has child ${childId}, which is not being deleted; delete the subtree`);
+    this.name = 'NodeInUseError';
+  }
+}
+
 export class UnknownNodeError extends Error {
   constructor(readonly dir: string, readonly nodeId: string, readonly known: string[]) {
     const list = known.length === 0 ? 'it holds no nodes' : `it holds ${known.length} node(s): ${known.slice(-8).join(', ')}${known.length > 8 ? ', …' : ''}`;
@@ -286,6 +294,41 @@ export class NodeStore {
       throw new StateDirError(this.dir, 'unwritable', `cannot write node ${n.id}: ${errnoText(e)}`);
     }
     return full;
+  }
+
+  /**
+   * Deletes the given nodes' folders (unknown ids are skipped) and returns the ids deleted. Refuses, with
+   * nothing deleted, when a node that stays is the child of one that goes: edits of it read its parent's
+   * latents and its activations are deltas over the parent's. Each folder is first renamed out of the
+   * node namespace, so a reader never sees half a node.
+   */
+  delete(ids: readonly string[]): string[] {
+    const doomed = new Set(ids.filter((id) => this.has(id)));
+    if (doomed.size === 0) return [];
+    for (const id of this.ids()) {
+      if (doomed.has(id)) continue;
+      let parentId: string | null;
+      try {
+        parentId = this.get(id).parentId;
+      } catch {
+        continue; // a damaged record cannot be edited anyway
+      }
+      if (parentId !== null && doomed.has(parentId)) {
+        throw new NodeInUseError(this.dir, parentId, id);
+      }
+    }
+    const deleted: string[] = [];
+    for (const id of doomed) {
+      const gone = path.join(this.nodesDir, `.deleted-${id}-${process.pid}`);
+      try {
+        fs.renameSync(this.nodeDir(id), gone);
+      } catch (e) {
+        throw new StateDirError(this.dir, 'unwritable', `cannot delete node ${id}: ${errnoText(e)}`);
+      }
+      deleted.push(id);
+      fs.rmSync(gone, { recursive: true, force: true });
+    }
+    return deleted;
   }
 
   /**

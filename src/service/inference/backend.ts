@@ -88,6 +88,8 @@ export interface InferenceBackend {
   edit(runId: string, request: EditRequest, onProgress: ProgressListener): Promise<InferenceResult>;
   /** Asks a run to stop at its next step; false if no such run is active. */
   cancel(runId: string): boolean;
+  /** Frees the engine state of deleted nodes (InferenceResult.engineNodeId), after the current run. */
+  forget(engineNodeIds: string[]): void;
   close(): Promise<void>;
 }
 

@@ -32,6 +32,16 @@ export async function openEngineState(engine: DiffusionEngine, stateDir: string,
   }
 }
 
+/**
+ * Frees deleted nodes' engine state: their folders (latents, image) and their activations. The service
+ * deletes whole subtrees, so no surviving node builds on them (NodeStore.delete refuses otherwise).
+ */
+export async function forgetNodes(ctx: StateContext, engineNodeIds: readonly string[]): Promise<string[]> {
+  const deleted = ctx.store.delete(engineNodeIds);
+  if (ctx.cache) for (const id of engineNodeIds) await ctx.cache.deleteNode(id);
+  return deleted;
+}
+
 function engineRequest(req: GenerateRequest) {
   return {
     prompt: req.prompt,

@@ -13,7 +13,7 @@ import { GenerateInputError, GenerationAbortedError, type StepProgress } from '.
 import { EditInputError, type EditStepProgress, type StateContext } from '../../engine/pipeline/editTypes';
 import { UserMaskError } from '../../engine/mask/userMask';
 import type { EditRequest, GenerateRequest, InferenceProgress, InferenceResult, ModelInfo, ProgressPhase } from './backend';
-import { editSparse, generateRecorded, openEngineState, sparseParent } from './engineState';
+import { editSparse, forgetNodes, generateRecorded, openEngineState, sparseParent } from './engineState';
 import { fitLatentRgbMap, latentColourSamples, looksLikeSd, previewDataUrl, SD15_LATENT_RGB, type LatentRgbMap } from './latentPreview';
 import { WORKER_DATA_ENV, type EngineWorkerData, type FromWorker, type ToWorker } from './workerProtocol';
 import { gaussianFloat32 } from '../../engine/random/gaussian';
@@ -126,6 +126,18 @@ async function main(): Promise<void> {
   channel.onMessage((msg: ToWorker) => {
     if (msg.type === 'cancel') {
       aborts.get(msg.runId)?.abort();
+      return;
+    }
+    if (msg.type === 'forget') {
+      const st = state;
+      if (st) {
+        chain = chain
+          .then(() => forgetNodes(st, msg.engineNodeIds))
+          .then(
+            () => undefined,
+            (e) => console.error(`engine worker: could not free the engine state of ${msg.engineNodeIds.join(', ')}: ${(e as Error).message}`),
+          );
+      }
       return;
     }
     if (msg.type === 'shutdown') {

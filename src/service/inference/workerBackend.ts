@@ -152,6 +152,12 @@ export class WorkerInferenceBackend implements InferenceBackend {
     return true;
   }
 
+  forget(engineNodeIds: string[]): void {
+    // A worker that is not running holds nothing in memory; the next one opens the store from disk, so a
+    // missed forget leaves files (never read: only ids in the database are) but loses nothing.
+    if (engineNodeIds.length > 0 && this.executor) this.executor.send({ type: 'forget', engineNodeIds });
+  }
+
   /** Tests of crash handling: kills the worker process as a crash would (process mode only; see the header). */
   async crashForTest(): Promise<void> {
     if (this.mode !== 'process') throw new Error('crashForTest: only a child process can be killed mid-run safely');

@@ -27,6 +27,8 @@ export type ToWorker =
   | { type: 'run'; runId: string; kind: 'generate'; request: GenerateRequest }
   | { type: 'run'; runId: string; kind: 'edit'; request: EditRequest }
   | { type: 'cancel'; runId: string }
+  /** Free the engine state of deleted nodes (between runs; nothing is answered). */
+  | { type: 'forget'; engineNodeIds: string[] }
   /** Dispose the engine and exit cleanly (terminating a thread mid-run aborts the process: see workerBackend.ts). */
   | { type: 'shutdown' };
 

@@ -78,6 +78,11 @@ export class JobRunner {
   }
 
   /** Asks the running job of this node to stop at its next step; false if it is not running here. */
+  /** Frees the engine state of deleted nodes. */
+  forget(engineNodeIds: string[]): void {
+    this.backend.forget(engineNodeIds);
+  }
+
   cancel(nodeId: string): boolean {
     if (!this.current || this.current.node.id !== nodeId) return false;
     this.current.cancelled = true;

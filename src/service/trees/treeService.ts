@@ -295,7 +295,7 @@ export class TreeService {
     if (!node) throw new NotFoundError('node', nodeId);
     const isRoot = node.parentId === null;
     await requireTreeRole(this.db, user.id, node.treeId, isRoot ? 'OWNER' : 'EDITOR', isRoot ? 'deleting the root (the whole tree)' : 'deleting a branch');
-    const all = await this.db.node.findMany({ where: { treeId: node.treeId }, select: { id: true, parentId: true, imagePath: true, thumbPath: true, maskPath: true, inputMaskPath: true } });
+    const all = await this.db.node.findMany({ where: { treeId: node.treeId }, select: { id: true, parentId: true, imagePath: true, thumbPath: true, maskPath: true, inputMaskPath: true, engineNodeId: true } });
     const subtree = collectSubtree(nodeId, all);
     // Stop a running job in the branch first, so it does not write files after we delete them.
     const running = await this.db.job.findMany({ where: { nodeId: { in: [...subtree] }, status: 'RUNNING' }, select: { nodeId: true } });
@@ -303,8 +303,8 @@ export class TreeService {
     if (isRoot) await this.db.tree.delete({ where: { id: node.treeId } });
     else await this.db.node.delete({ where: { id: nodeId } }); // cascades to descendants and their jobs
     for (const n of all) if (subtree.has(n.id)) this.images.remove([n.imagePath, n.thumbPath, n.maskPath, n.inputMaskPath]);
-    // The engine's node store (DATA/engine-state) keeps these nodes' latents and activations: NodeStore has no
-    // delete yet, so they stay until the folder is cleared (orphans are never read: only ids in the DB are).
+    // The engine's node store (DATA/engine-state) frees these nodes' latents and activations.
+    this.runner.forget(all.filter((n) => subtree.has(n.id) && n.engineNodeId).map((n) => n.engineNodeId!));
     if (!isRoot) await this.db.tree.update({ where: { id: node.treeId }, data: { updatedAt: new Date() } });
     await this.bus.tree('DELETED', node, { deletedNodeIds: [...subtree] });
     return true;
