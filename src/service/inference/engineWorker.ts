@@ -7,6 +7,7 @@
 // edits run as FISEdit edits from it (engineState.ts). Without one, or when the store cannot be opened,
 // an edit runs as a dense generation of the new prompt with the parent's seed and settings (mode DENSE).
 
+import * as os from 'node:os';
 import { parentPort, workerData } from 'worker_threads';
 import { DiffusionEngine } from '../../engine/pipeline/engine';
 import { GenerateInputError, GenerationAbortedError, type StepProgress } from '../../engine/pipeline/generate';
@@ -85,9 +86,20 @@ async function previewMap(engine: DiffusionEngine): Promise<LatentRgbMap> {
   return fitLatentRgbMap(cat(zs), cat(rgbs), C);
 }
 
+/** Lower this thread's priority before onnxruntime starts its threads, which inherit it (Linux: per thread). */
+function lowerPriority(niceness: number | undefined): void {
+  if (!niceness) return;
+  try {
+    os.setPriority(0, Math.min(19, Math.max(os.getPriority(0), niceness)));
+  } catch (e) {
+    console.error(`engine worker: cannot set niceness ${niceness}: ${(e as Error).message}`);
+  }
+}
+
 async function main(): Promise<void> {
   let engine: DiffusionEngine;
   let map: LatentRgbMap;
+  lowerPriority(cfg.niceness);
   try {
     engine = await DiffusionEngine.load(cfg.modelDir, { intraOpNumThreads: cfg.intraOpNumThreads });
     map = await previewMap(engine);

@@ -29,6 +29,9 @@ import { WORKER_DATA_ENV, type EngineWorkerData, type FromWorker, type ToWorker 
 
 export type WorkerMode = 'process' | 'thread';
 
+/** Default niceness of the engine: below the API, which must answer in milliseconds while a job runs. */
+export const ENGINE_NICENESS = 10;
+
 export interface WorkerBackendOptions {
   modelDir: string;
   mode?: WorkerMode;
@@ -41,6 +44,8 @@ export interface WorkerBackendOptions {
   stateDir?: string;
   /** Resident activation-cache bytes (default 2 GiB). */
   cacheBytes?: number;
+  /** The engine's OS niceness (default ENGINE_NICENESS; 0 = unchanged): see EngineWorkerData.niceness. */
+  niceness?: number;
   /** Model load timeout, ms (default 10 minutes: SD-size graphs take a while to build on CPU). */
   loadTimeoutMs?: number;
   /** How long close() waits for a clean exit before killing a child process, ms (default 10 s). */
@@ -206,6 +211,7 @@ export class WorkerInferenceBackend implements InferenceBackend {
       maxSideFactor: this.opts.maxSideFactor ?? 2,
       stateDir: this.opts.stateDir,
       cacheBytes: this.opts.cacheBytes,
+      niceness: this.opts.niceness ?? ENGINE_NICENESS,
     };
     const ex = this.mode === 'thread' ? startThread(data) : startProcess(data);
     this.executor = ex;

@@ -21,6 +21,11 @@ export interface EngineWorkerData {
   stateDir?: string;
   /** Resident bytes of the activation cache; the rest spills to stateDir/cache on disk. */
   cacheBytes?: number;
+  /**
+   * OS niceness the engine sets on itself before it creates its inference threads (they inherit it), so
+   * the API answers ahead of a busy engine on the same cores. 0 leaves the priority alone.
+   */
+  niceness?: number;
 }
 
 export type ToWorker =

@@ -80,6 +80,36 @@ describe('WorkerInferenceBackend with engine state: FISEdit edits', () => {
     expect(gone.mode).toBe('DENSE');
   });
 
+  // Linux: /proc/<pid>/task/<tid>/stat field 19 is each thread's nice value (niceness is per thread).
+  const childThreadNice = (): number[] => {
+    const out: number[] = [];
+    for (const pid of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+      let stat: string;
+      try {
+        stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      } catch {
+        continue;
+      }
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields from 3 on
+      if (Number(fields[1]) !== process.pid) continue; // field 4: ppid
+      for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+        const t = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+        out.push(Number(t.slice(t.lastIndexOf(')') + 2).split(' ')[16])); // field 19
+      }
+    }
+    return out;
+  };
+
+  (process.platform === 'linux' ? it : it.skip)('runs the engine below the API: its main and inference threads are niced to 10', async () => {
+    await backend.generate('st-nice', root, () => undefined); // onnxruntime's threads exist by now
+    const nice = childThreadNice();
+    expect(nice.length).toBeGreaterThan(1);
+    // The main thread (tid = pid, listed first), which runs the sessions with intraOpNumThreads 1 and starts
+    // any onnxruntime pool threads, runs at 10; V8's helper threads started before it lowered itself.
+    expect(nice[0]).toBe(10);
+    expect(nice.every((n) => n === 10 || n === 0)).toBe(true);
+  });
+
   it('returns the parent for an unchanged prompt (mode PARENT)', async () => {
     const parent = await backend.generate('st-root3', root, () => undefined);
     const r = await backend.edit('st-same', edit({ prompt: root.prompt, parentEngineNodeId: parent.engineNodeId }), () => undefined);
