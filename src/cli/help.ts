@@ -98,7 +98,9 @@ elsewhere (FISEdit). Outside the mask the image is the parent's, bit for bit.
       --decode MODE        auto (default) | crop | full: crop runs the VAE decoder on the changed
                            region's bounding box plus a margin only (faster; the decoder's GroupNorm
                            then sees the box, not the image, so the pasted pixels differ slightly
-                           from a full decode); auto crops when the box is at most half the latent
+                           from a full decode); auto decodes everything where that is cheap
+                           (small decoders such as the bundled model's) and otherwise crops when the
+                           box is at most half the latent
   -o, --out FILE           PNG to write (default fisedit-edit-of-<parent>.png)
       --json               one JSON object: nodeId, parentId, mode (SPARSE | DENSE | PARENT), reason,
                            maskedFraction (overall and per UNet level), denseSteps, sparseSteps,

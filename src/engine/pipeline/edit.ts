@@ -26,7 +26,7 @@ import { EditInputError, type EditOptions, type EditRequest, type EditResult, ty
 import { putRecordedStep, putSparseStep, type SparseUNetStep } from './editUNet';
 import { GenerationAbortedError, InferenceError } from './generate';
 import { commitEdit, type EditBase } from './editCommit';
-import { compositeRegion, decodeBox, planRegionDecode } from './regionDecode';
+import { autoDecodeMode, compositeRegion, decodeBox, planRegionDecode } from './regionDecode';
 
 /** Thrown through the sparse step when the parent's cache misses mid-edit. */
 class CacheMissError extends Error {
@@ -310,7 +310,8 @@ export async function editNode(ctx: StateContext, request: EditRequest, options:
     lap('denoise');
 
     // 8. decode the affected region only; every other pixel is the parent's
-    const plan = planRegionDecode(mask, f, { mode: request.decode ?? 'auto', dilate: 1 });
+    const decodeMode = (request.decode ?? 'auto') === 'auto' ? autoDecodeMode(info.vaeDecoderWidth, parent.width, parent.height) : request.decode;
+    const plan = planRegionDecode(mask, f, { mode: decodeMode, dilate: 1 });
     const boxRgb = await decodeBox(models, x, C, h, w, plan.box);
     lap('decode');
     const rgb = compositeRegion(parentImage.rgb, parent.width, parent.height, boxRgb, plan.box, f, plan.affected);

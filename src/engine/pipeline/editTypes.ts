@@ -47,7 +47,10 @@ export interface EditRequest {
    * levels or one per level. Default: 1 px at the latent level, none below (see DEFAULT_EDIT_DILATION).
    */
   dilation?: number | readonly number[];
-  /** Region decode: 'auto' (crop unless the crop is most of the image), 'crop' or 'full'. */
+  /**
+   * Region decode: 'auto' (full where decoding is cheap, see autoDecodeMode; else crop unless the crop is
+   * most of the image), 'crop' or 'full'. Pixels outside the affected region are the parent's either way.
+   */
   decode?: 'auto' | 'crop' | 'full';
 }
 

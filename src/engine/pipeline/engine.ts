@@ -57,6 +57,7 @@ export class DiffusionEngine implements DiffusionModels {
       dir: folder.dir,
       latentChannels: vae.config.latentChannels,
       vaeScaleFactor: 2 ** (vae.config.blockOutChannels.length - 1),
+      vaeDecoderWidth: Math.max(...vae.config.blockOutChannels),
       unetDownscale: 2 ** (unet.config.blockOutChannels.length - 1),
       defaultWidth: unet.config.sampleSize * 2 ** (vae.config.blockOutChannels.length - 1),
       defaultHeight: unet.config.sampleSize * 2 ** (vae.config.blockOutChannels.length - 1),

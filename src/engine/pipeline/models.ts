@@ -10,6 +10,8 @@ export interface ModelInfo {
   latentChannels: number;
   /** Image pixels per latent pixel: 2^(len(vae.block_out_channels) − 1) (8 for SD). */
   vaeScaleFactor: number;
+  /** Widest VAE decoder level (max block_out_channels): its decode cost scales with pixels × width². */
+  vaeDecoderWidth: number;
   /** Latent size must divide by this: 2^(len(unet.block_out_channels) − 1) (8 for SD 1.5). */
   unetDownscale: number;
   /** diffusers' default image size: unet.sample_size × vaeScaleFactor (512 for SD 1.5). */
