@@ -11,14 +11,13 @@ import argparse
 import json
 import os
 import shutil
-import struct
 import sys
 
-import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
+import safetensors_io  # noqa: E402  (tools/reference, on the path via common)
 
 F16_ABOVE_BYTES = 30 * 1024 * 1024
 
@@ -37,26 +36,11 @@ MODEL_INDEX = {
 
 
 def write_safetensors(path, tensors, dtype, metadata=None):
-    """tensors: dict name -> torch tensor. Layout: u64 LE header length, JSON header
-    {name: {dtype, shape, data_offsets [begin, end)}} padded with spaces to 8 bytes, then the raw data."""
-    np_dtype, tag = {"F32": (np.float32, "F32"), "F16": (np.float16, "F16")}[dtype]
-    header = {"__metadata__": metadata or {"format": "pt"}}
-    blobs = []
-    off = 0
-    for name in sorted(tensors):
-        a = np.ascontiguousarray(tensors[name].detach().cpu().numpy().astype(np_dtype))
-        b = a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes()
-        header[name] = {"dtype": tag, "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    h = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    h += b" " * ((8 - len(h) % 8) % 8)
+    """tensors: dict name -> torch tensor, written as dtype ("F32" or "F16") by tools/reference/safetensors_io.py,
+    under a temporary name and then renamed, so a reader never sees half a file."""
+    target = {"F32": torch.float32, "F16": torch.float16}[dtype]
     tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
+    safetensors_io.save_file({k: v.detach().to(target) for k, v in tensors.items()}, tmp, metadata or {"format": "pt"})
     os.replace(tmp, path)
 
 

@@ -10,7 +10,7 @@ import { editNode } from '../../engine/pipeline/edit';
 import { generateNode } from '../../engine/pipeline/editRecord';
 import { EditInputError, type EditStepProgress, type MaskStrategy, type StateContext } from '../../engine/pipeline/editTypes';
 import { loadEditUNet } from '../../engine/pipeline/editUNet';
-import type { StepProgress } from '../../engine/pipeline/generate';
+import type { GenerateResult, StepProgress } from '../../engine/pipeline/generate';
 import { downsampleAny, upsampleNearest, type BinaryMask } from '../../engine/mask/binaryMask';
 import type { NodeRecord } from '../../engine/state/nodeRecord';
 import { NodeStore, UnknownNodeError } from '../../engine/state/nodeStore';
@@ -61,7 +61,12 @@ export async function generateRecorded(
   req: GenerateRequest,
   opts: { onStep: (s: StepProgress) => Promise<void>; signal: AbortSignal },
 ): Promise<InferenceResult> {
-  const { record, result: r } = await generateNode(ctx, engineRequest(req), opts);
+  const { record, result } = await generateNode(ctx, engineRequest(req), opts);
+  return { ...denseResult(result), engineNodeId: record.id };
+}
+
+/** A dense generation as the service's result: its own time is the dense estimate. */
+export function denseResult(r: GenerateResult): InferenceResult {
   return {
     rgb: r.rgb,
     width: r.width,
@@ -72,7 +77,6 @@ export async function generateRecorded(
     maskedFraction: null,
     mask: null,
     timings: { ...r.timings },
-    engineNodeId: record.id,
   };
 }
 

@@ -14,7 +14,7 @@ import { GenerateInputError, GenerationAbortedError, type StepProgress } from '.
 import { EditInputError, type EditStepProgress, type StateContext } from '../../engine/pipeline/editTypes';
 import { UserMaskError } from '../../engine/mask/userMask';
 import type { EditRequest, GenerateRequest, InferenceProgress, InferenceResult, ModelInfo, ProgressPhase } from './backend';
-import { editSparse, forgetNodes, generateRecorded, openEngineState, sparseParent } from './engineState';
+import { denseResult, editSparse, forgetNodes, generateRecorded, openEngineState, sparseParent } from './engineState';
 import { fitLatentRgbMap, latentColourSamples, looksLikeSd, previewDataUrl, SD15_LATENT_RGB, type LatentRgbMap } from './latentPreview';
 import { WORKER_DATA_ENV, type EngineWorkerData, type FromWorker, type ToWorker } from './workerProtocol';
 import { gaussianFloat32 } from '../../engine/random/gaussian';
@@ -225,18 +225,7 @@ async function run(
       },
       { onStep, signal },
     );
-    const result: InferenceResult = {
-      rgb: r.rgb,
-      width: r.width,
-      height: r.height,
-      mode: 'DENSE',
-      wallMs: r.totalMs,
-      denseEstimateMs: r.totalMs,
-      maskedFraction: null,
-      mask: null,
-      timings: { ...r.timings },
-    };
-    send({ type: 'result', runId, result }, [r.rgb.buffer as ArrayBuffer]);
+    send({ type: 'result', runId, result: denseResult(r) }, [r.rgb.buffer as ArrayBuffer]);
   } catch (e) {
     if (e instanceof GenerationAbortedError) send({ type: 'cancelled', runId, completedSteps: e.completedSteps });
     else if (e instanceof GenerateInputError || e instanceof EditInputError) send({ type: 'error', runId, kind: 'input', field: e.field, message: e.message });
