@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
+import { pickEvenly } from '../../src/cli/commands/evalCommand';
 
 const root = path.resolve(__dirname, '..', '..');
 const cli = path.join(root, 'bin', 'fisedit.js');
@@ -57,4 +58,11 @@ describe('fisedit eval', () => {
     expect((await sharp(sheet).metadata()).height).toBe(2 * (64 + 6)); // parents above edits (32-px images ×2)
     expect(fs.readdirSync(path.join(state, 'nodes')).length).toBeGreaterThanOrEqual(6);
   });
+});
+
+test('--limit spreads the captions over the file (held-out files list 1-, 2-, 3-object scenes in blocks)', () => {
+  const all = Array.from({ length: 100 }, (_, i) => i);
+  expect(pickEvenly(all, 4)).toEqual([0, 25, 50, 75]);
+  expect(pickEvenly(all, undefined)).toBe(all);
+  expect(pickEvenly(all, 200)).toBe(all);
 });

@@ -41,7 +41,8 @@ export const EVAL_HELP = `fisedit eval — held-out accuracy of a scene model
 Usage: fisedit eval [--model DIR] [--captions FILE.json] [--limit N] [--steps 20] [--guidance 4.5]
                     [--scheduler dpmpp-2m] [--seed 1000] [--json report.json] [--sheet sheet.png]
 
-Generates each held-out caption (training/heldout_captions.json by default; caption i uses seed+i),
+Generates each held-out caption (training/heldout_captions.json by default; --limit N takes N spread
+evenly over the file; caption i of the run uses seed+i),
 segments the image to the scene palette and scores, per named object, colour at its named position and
 shape (bounding-box fill ratio), and per image the background colour. Prints accuracy per attribute.
 
@@ -52,6 +53,15 @@ shape (bounding-box fill ratio), and per image the background colour. Prints acc
   --strategy S         the edits' mask strategy: auto | latent | attention | dense (default auto)
   --state DIR          keep the parents and edits in DIR (default: a temporary directory, removed)
 `;
+
+/**
+ * `limit` captions spread evenly over the file (all when limit is absent): held-out files list 1-, 2- and
+ * 3-object scenes in blocks, so the first N alone would be single-object scenes.
+ */
+export function pickEvenly<T>(all: T[], limit: number | undefined): T[] {
+  if (limit === undefined || limit >= all.length) return all;
+  return Array.from({ length: limit }, (_, i) => all[Math.floor((i * all.length) / limit)]);
+}
 
 function loadSpecs(file: string): EvalSpec[] {
   const doc = JSON.parse(fs.readFileSync(file, 'utf8')) as HeldoutFile;
@@ -133,7 +143,7 @@ export async function evalCommand(argv: string[], io: CliIo): Promise<number> {
     baseSeed: optionalInt(o.seed, 'seed') ?? 1000,
   };
   const captionsFile = path.resolve(o.captions ?? DEFAULT_HELDOUT);
-  const specs = (await inPhase(EXIT.io, () => loadSpecs(captionsFile))).slice(0, limit);
+  const specs = pickEvenly(await inPhase(EXIT.io, () => loadSpecs(captionsFile)), limit);
   const modelDir = resolveModelDir(o.model);
   const threads = optionalInt(o.threads, 'threads');
   const engine = await inPhase(EXIT.model, () => DiffusionEngine.load(modelDir, { intraOpNumThreads: threads }));

@@ -1,7 +1,9 @@
 // The attention strategy's mask: where the changed words look during the first k steps.
 // The child's maps come from the capture steps (dense, new prompt, recorded); the parent's maps for its
-// removed words come from its activation cache at the same steps. Per layer and side the maps are summed
-// over the k steps, then mask/attentionMask.ts combines the layers (max after min–max) and thresholds.
+// removed words come from its activation cache at the same steps. Per resolution and side the maps are
+// summed over the layers and the k steps (one layer's map is noisy: taking the max over layers instead made
+// 60 % masks on the bundled model), then mask/attentionMask.ts combines the sources (max after min–max:
+// the union of where the old and the new words live) and thresholds.
 
 import type { BinaryMask } from '../mask/binaryMask';
 import { buildAttentionMask, type AttentionSource } from '../mask/attentionMask';
@@ -60,8 +62,9 @@ export class AttentionMapAccumulator {
   private add(into: Map<string, AttentionSource>, spec: CacheEntrySpec, e: RecordedEntry, changed: readonly number[]): void {
     const L = e.shape[2];
     const src = attentionSource(spec, e, this.latentHeight, this.latentWidth, changed.filter((t) => t < L));
-    const acc = into.get(spec.name);
-    if (!acc) into.set(spec.name, src);
+    const key = `level ${spec.level}`;
+    const acc = into.get(key);
+    if (!acc) into.set(key, src);
     else for (let i = 0; i < acc.probs.length; i++) acc.probs[i] += src.probs[i];
   }
 
