@@ -120,7 +120,7 @@ export async function editNode(ctx: StateContext, request: EditRequest, options:
   } else if (strategy === 'latent' || strategy === 'attention') {
     // k dense steps with the new prompt from the parent's noise; the latent strategy compares their
     // latents with the parent's, the attention strategy records where the changed words look.
-    const capture = new TargetAreaCapture({ channels: C, height: h, width: w });
+    const capture = strategy === 'latent' ? new TargetAreaCapture({ channels: C, height: h, width: w }) : null;
     let maps: AttentionMapAccumulator | null = null;
     if (strategy === 'attention') {
       if (!unet) throw new EditInputError('strategy', 'attention needs the recording UNet, which this engine did not load; use latent or mask');
@@ -147,7 +147,7 @@ export async function editNode(ctx: StateContext, request: EditRequest, options:
         eps = await models.predictNoise(input, batch, h, w, scheduler.timesteps[i], text);
       }
       x = scheduler.step(guideNoise(eps, batch, parent.guidance, n), i, x);
-      capture.addStep(x, parentAt(i + 1));
+      capture?.addStep(x, parentAt(i + 1));
       child.set(x, (i + 1) * n);
       await progress('capture');
     }
@@ -162,7 +162,7 @@ export async function editNode(ctx: StateContext, request: EditRequest, options:
         attentionNote = '; no word of the prompt changed (only the negative prompt): attention cannot localise the edit';
       }
     } else {
-      mask = targetAreaMask(capture.differenceMap(), w, h).mask;
+      mask = targetAreaMask(capture!.differenceMap(), w, h).mask;
     }
   } else if (strategy === 'mask') {
     mask = userMask!;
