@@ -2,33 +2,16 @@
 // The edit-quality evaluation's mechanics on the tiny fixture model (it cannot draw scenes, so success is
 // not asserted here; `fisedit eval --edits` measures it on the bundled model): every case runs a recorded
 // parent and its edit, nothing outside the edit's region changes, and the summary adds up.
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { editNode } from '../../src/engine/pipeline/edit';
-import { loadEditUNet, type EditUNet } from '../../src/engine/pipeline/editUNet';
-import { DiffusionEngine } from '../../src/engine/pipeline/engine';
-import { NodeStore } from '../../src/engine/state/nodeStore';
 import { runEditEvaluation, summariseEdits, editSheetRows } from '../../src/eval/editEvaluation';
 import { parseSceneCaption } from '../../src/eval/sceneSpec';
-import { tempDir, TINY } from '../engine/pipeline/editFixtures';
+import { useTinyStateContext } from '../engine/pipeline/editFixtures';
 
-let engine: DiffusionEngine;
-let unet: EditUNet;
-let dir: string;
-beforeAll(async () => {
-  engine = await DiffusionEngine.load(TINY, { intraOpNumThreads: 1 });
-  unet = await loadEditUNet(TINY, { intraOpNumThreads: 1 });
-  dir = tempDir('fisedit-edit-eval-');
-});
-afterAll(async () => {
-  await unet?.release();
-  await engine?.dispose();
-  fs.rmSync(dir, { recursive: true, force: true });
-});
+const tiny = useTinyStateContext('fisedit-edit-eval-');
 
 test('runs each case as parent + edit and keeps every pixel outside the edit region', async () => {
-  const store = await NodeStore.open(path.join(dir, 'state'), { create: true });
-  const ctx = { models: engine, store, cache: await store.openCache(Infinity), unet };
+  const ctx = await tiny.state();
+  const { store } = ctx;
   const specs = ['a red circle on the left on a white background', 'a blue square at the top and a green triangle on the right on a black background'].map(parseSceneCaption);
   const report = await runEditEvaluation(ctx, specs, { steps: 4, guidance: 4.5, scheduler: 'dpmpp-2m', baseSeed: 7, strategy: 'latent' });
   expect(report.items.map((it) => [it.edit.kind, it.edit.child.caption])).toEqual([

@@ -6,6 +6,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import type { BinaryMask } from '../../../src/engine/mask/binaryMask';
+import type { StateContext } from '../../../src/engine/pipeline/editTypes';
+import { loadEditUNet, type EditUNet } from '../../../src/engine/pipeline/editUNet';
+import { DiffusionEngine } from '../../../src/engine/pipeline/engine';
+import { NodeStore } from '../../../src/engine/state/nodeStore';
 
 export const TINY = path.resolve(__dirname, '../../fixtures/models/tiny-2level');
 
@@ -72,4 +76,31 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
   return m;
+}
+
+/**
+ * Registers beforeAll/afterAll that load the tiny fixture model (engine + recording/sparse UNet, one
+ * thread) and a temporary directory; `state()` opens a new node store with an unbounded cache in it.
+ */
+export function useTinyStateContext(prefix: string): { state: () => Promise<StateContext> } {
+  let engine: DiffusionEngine;
+  let unet: EditUNet;
+  let dir: string;
+  let n = 0;
+  beforeAll(async () => {
+    engine = await DiffusionEngine.load(TINY, { intraOpNumThreads: 1 });
+    unet = await loadEditUNet(TINY, { intraOpNumThreads: 1 });
+    dir = tempDir(prefix);
+  });
+  afterAll(async () => {
+    await unet?.release();
+    await engine?.dispose();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+  return {
+    state: async () => {
+      const store = await NodeStore.open(path.join(dir, `state-${n++}`), { create: true });
+      return { models: engine, store, cache: await store.openCache(Infinity), unet };
+    },
+  };
 }

@@ -5,30 +5,15 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { editNode } from '../../../src/engine/pipeline/edit';
 import { generateNode } from '../../../src/engine/pipeline/editRecord';
-import type { StateContext } from '../../../src/engine/pipeline/editTypes';
-import { loadEditUNet, type EditUNet } from '../../../src/engine/pipeline/editUNet';
-import { DiffusionEngine } from '../../../src/engine/pipeline/engine';
-import { NodeInUseError, NodeStore } from '../../../src/engine/state/nodeStore';
+import { NodeInUseError } from '../../../src/engine/state/nodeStore';
 import { forgetNodes } from '../../../src/service/inference/engineState';
-import { rectMask, tempDir, TINY } from '../../engine/pipeline/editFixtures';
+import { rectMask, useTinyStateContext } from '../../engine/pipeline/editFixtures';
 
-let engine: DiffusionEngine;
-let unet: EditUNet;
-let dir: string;
-beforeAll(async () => {
-  engine = await DiffusionEngine.load(TINY, { intraOpNumThreads: 1 });
-  unet = await loadEditUNet(TINY, { intraOpNumThreads: 1 });
-  dir = tempDir('fisedit-delete-');
-});
-afterAll(async () => {
-  await unet?.release();
-  await engine?.dispose();
-  fs.rmSync(dir, { recursive: true, force: true });
-});
+const tiny = useTinyStateContext('fisedit-delete-');
 
 test('deletes a subtree; refuses a parent whose child stays; frees the activations', async () => {
-  const store = await NodeStore.open(path.join(dir, 'state'), { create: true });
-  const ctx: StateContext = { models: engine, store, cache: await store.openCache(Infinity), unet };
+  const ctx = await tiny.state();
+  const { store } = ctx;
   const root = (await generateNode(ctx, { prompt: 'a red circle on the left', seed: 1, steps: 3 })).record;
   const mask = rectMask(16, 16, 2, 2, 6, 6);
   const a = (await editNode(ctx, { parentId: root.id, prompt: 'a blue circle on the left', mask })).node;
@@ -44,7 +29,7 @@ test('deletes a subtree; refuses a parent whose child stays; frees the activatio
   // the branch a → a1 (plus an unknown id): both folders and both caches go; root and b stay usable
   expect((await forgetNodes(ctx, [a.id, a1.id, 'ffffffffff'])).sort()).toEqual([a.id, a1.id].sort());
   expect(store.ids().sort()).toEqual([root.id, b.id].sort());
-  expect(fs.readdirSync(path.join(dir, 'state', 'nodes')).filter((n) => n.startsWith('.deleted-'))).toEqual([]);
+  expect(fs.readdirSync(path.join(store.dir, 'nodes')).filter((n) => n.startsWith('.deleted-'))).toEqual([]);
   expect([ctx.cache!.hasNode(a.id), ctx.cache!.hasNode(a1.id), ctx.cache!.hasNode(b.id)]).toEqual([false, false, true]);
   const again = await editNode(ctx, { parentId: b.id, prompt: 'a green square on the left', mask });
   expect(again.mode).toBe('SPARSE');
