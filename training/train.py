@@ -93,6 +93,15 @@ if args.init_from and not os.path.exists(ckpt_path):
     for m_ in (te, ema_te):
         common.load_folder_weights(m_, os.path.join(args.init_from, "text_encoder", "model.safetensors"))
     print("initialised UNet and text encoder from", args.init_from, flush=True)
+    # Continue the committed curve: step numbers (and so the step-indexed batches) pick up where the run that
+    # produced those weights stopped, instead of restarting at 0 and overwriting its loss history.
+    prev_curve = os.path.join(common.HERE, "loss_curve.csv")
+    if os.path.exists(prev_curve):
+        last = open(prev_curve).read().strip().splitlines()[-1].split(",")
+        if last[0].isdigit():
+            step, elapsed = int(last[0]), float(last[1])
+            shutil.copyfile(prev_curve, os.path.join(run, "loss.csv"))
+            print(f"continuing the committed loss curve at step {step} ({elapsed / 60:.1f} min)", flush=True)
 if os.path.exists(ckpt_path):
     ck = torch.load(ckpt_path)
     unet.load_state_dict(ck["model"]["unet"])
@@ -109,6 +118,7 @@ if os.path.exists(ckpt_path):
         dec_step = ck["dec_step"]
     step, elapsed = ck["step"], ck["elapsed"]
     print(f"resumed from {ckpt_path} at step {step} ({elapsed / 60:.1f} min trained)", flush=True)
+start_step = step  # warm-up restarts with every launch (a fresh optimiser after --init-from needs it)
 print(f"unet {sum(p.numel() for p in unet.parameters())} params, text encoder {sum(p.numel() for p in te.parameters())}, "
       f"vae scaling_factor {sf}", flush=True)
 
@@ -127,7 +137,7 @@ empty_ids = tok([""])
 
 
 def lr_at(step):
-    lr = args.lr * min(1.0, (step + 1) / args.warmup)
+    lr = args.lr * min(1.0, (step - start_step + 1) / args.warmup)
     if stop_ts is not None:
         left = (stop_ts - time.time()) / 60.0
         if left < args.decay_min:  # cosine to 10% over the last decay_min minutes
