@@ -11,7 +11,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { activeFraction, BinaryMask } from '../../src/engine/mask/binaryMask';
+import { activeFraction } from '../../src/engine/mask/binaryMask';
 import { editNode } from '../../src/engine/pipeline/edit';
 import { generateNode } from '../../src/engine/pipeline/editRecord';
 import type { EditResult, StateContext } from '../../src/engine/pipeline/editTypes';
@@ -19,6 +19,7 @@ import { loadEditUNet } from '../../src/engine/pipeline/editUNet';
 import { DiffusionEngine } from '../../src/engine/pipeline/engine';
 import type { GenerateResult } from '../../src/engine/pipeline/generate';
 import { NodeStore } from '../../src/engine/state/nodeStore';
+import { discMask } from './masks';
 import { amdahl, AreaResult, formatTable, stat, writeChart } from './report';
 
 const ROOT = path.resolve(__dirname, '../..');
@@ -66,16 +67,6 @@ function parseArgs(argv: string[]): Options {
 }
 
 const log = (s: string) => process.stderr.write(`${s}\n`);
-
-/** A centred disc of (close to) the requested area on a w × h latent: an object-shaped user mask. */
-function discMask(w: number, h: number, fraction: number): BinaryMask {
-  const r = Math.sqrt((fraction * w * h) / Math.PI);
-  const data = new Uint8Array(w * h);
-  const cx = (w - 1) / 2 - w / 8; // off-centre, like an object on the left
-  const cy = (h - 1) / 2;
-  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) if ((x - cx) ** 2 + (y - cy) ** 2 <= r * r) data[y * w + x] = 1;
-  return { width: w, height: h, data };
-}
 
 function outsideChanged(e: EditResult, parent: Uint8Array): number {
   let n = 0;

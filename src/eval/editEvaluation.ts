@@ -16,6 +16,8 @@ import type { SceneSpec } from './sceneSpec';
 
 export interface EditEvalSettings extends EvalSettings {
   strategy: Exclude<MaskStrategy, 'mask'>;
+  /** Latent pixels the found mask grows by before the sparse steps (EditRequest.maskDilation). */
+  maskDilation?: number;
 }
 
 export interface EditEvalItem {
@@ -80,7 +82,7 @@ export async function runEditEvaluation(
     const c = editCase(specs[i], i);
     const seed = settings.baseSeed + i;
     const root = await generateNode(ctx, { prompt: c.parent.caption, seed, steps: settings.steps, guidance: settings.guidance, scheduler: settings.scheduler });
-    const e = await editNode(ctx, { parentId: root.record.id, prompt: c.child.caption, strategy: settings.strategy });
+    const e = await editNode(ctx, { parentId: root.record.id, prompt: c.child.caption, strategy: settings.strategy, maskDilation: settings.maskDilation });
     const { width: W, height: H } = root.result;
     const parentRgb = root.result.rgb;
     let outsideChanged = 0;

@@ -2,6 +2,7 @@
 
     /usr/bin/python3 tools/reference/export_unet_onnx.py MODEL_FOLDER [--name NAME]
     /usr/bin/python3 tools/reference/export_unet_onnx.py --sd15-random
+    /usr/bin/python3 tools/reference/export_unet_onnx.py --sd15-random --sd-vae --folder-only --name sd15-sdvae
 
 MODEL_FOLDER holds unet/config.json and unet/diffusion_pytorch_model.safetensors (F32 or F16; the
 `.fp16` variant is used when it is the only one). --sd15-random first writes a seeded random
@@ -74,13 +75,32 @@ MINI_VAE_CONFIG = {
 }
 
 
+# SD 1.5's own VAE (sd-architecture.md §1.4): with it an end-to-end edit bench pays the real decoder cost,
+# which the region decode of an edit is there to cut.
+SD15_VAE_CONFIG = {
+    "_class_name": "AutoencoderKL",
+    "_diffusers_version": "0.6.0",
+    "act_fn": "silu",
+    "block_out_channels": [128, 256, 512, 512],
+    "down_block_types": ["DownEncoderBlock2D"] * 4,
+    "in_channels": 3,
+    "latent_channels": 4,
+    "layers_per_block": 2,
+    "norm_num_groups": 32,
+    "out_channels": 3,
+    "sample_size": 512,
+    "scaling_factor": 0.18215,
+    "up_block_types": ["UpDecoderBlock2D"] * 4,
+}
+
+
 def write_json(path, obj):
     with open(path, "w") as f:
         json.dump(obj, f, indent=2)
         f.write("\n")
 
 
-def make_sd15_random(folder, seed=0):
+def make_sd15_random(folder, seed=0, vae_config=MINI_VAE_CONFIG):
     """Seeded random SD 1.5-width UNet + minimal companions, diffusers layout. Returns the UNet."""
     # Imported here so the fixture constants stay in one place.
     from make_fixtures import MODEL_INDEX, SCHEDULER_CONFIG, text_encoder_config
@@ -98,8 +118,8 @@ def make_sd15_random(folder, seed=0):
     te = CLIPTextModel(te_cfg).eval()
     write_json(os.path.join(folder, "text_encoder", "config.json"), te_cfg)
     safetensors_io.save_file(te.state_dict(), os.path.join(folder, "text_encoder", "model.safetensors"))
-    vae = AutoencoderKL(MINI_VAE_CONFIG).eval()
-    write_json(os.path.join(folder, "vae", "config.json"), MINI_VAE_CONFIG)
+    vae = AutoencoderKL(vae_config).eval()
+    write_json(os.path.join(folder, "vae", "config.json"), vae_config)
     safetensors_io.save_file(vae.state_dict(), os.path.join(folder, "vae", "diffusion_pytorch_model.safetensors"))
     write_json(os.path.join(folder, "scheduler", "scheduler_config.json"), SCHEDULER_CONFIG)
     write_json(os.path.join(folder, "model_index.json"), MODEL_INDEX)
@@ -150,6 +170,8 @@ def main():
     ap.add_argument("model", nargs="?", help="diffusers model folder")
     ap.add_argument("--sd15-random", action="store_true", help="create bench/.cache/sd15-random and export it")
     ap.add_argument("--name", help="output name under bench/.cache (default: the folder's name)")
+    ap.add_argument("--sd-vae", action="store_true", help="with --sd15-random: SD 1.5's VAE width instead of a mini VAE")
+    ap.add_argument("--folder-only", action="store_true", help="with --sd15-random: write the model folder, skip the ONNX export")
     args = ap.parse_args()
     torch.set_num_threads(2)
     t0 = time.time()
@@ -157,7 +179,11 @@ def main():
         name = args.name or "sd15-random"
         folder = os.path.join(CACHE, name)
         unet_file = os.path.join(folder, "unet", "diffusion_pytorch_model.safetensors")
-        unet = load_unet(folder) if os.path.exists(unet_file) else make_sd15_random(folder)
+        vae_config = SD15_VAE_CONFIG if args.sd_vae else MINI_VAE_CONFIG
+        unet = load_unet(folder) if os.path.exists(unet_file) else make_sd15_random(folder, vae_config=vae_config)
+        if args.folder_only:
+            print(f"wrote {folder} in {time.time() - t0:.1f}s")
+            return
     elif args.model:
         name = args.name or os.path.basename(os.path.normpath(args.model))
         unet = load_unet(args.model)

@@ -29,6 +29,7 @@ const SPEC = {
   mask: { type: 'string' },
   strategy: { type: 'string' },
   'capture-steps': { type: 'string' },
+  dilation: { type: 'string' },
   'dense-above': { type: 'string' },
   'cache-fallback': { type: 'string' },
   'save-mask': { type: 'string' },
@@ -84,6 +85,8 @@ export async function editCommand(argv: string[], io: CliIo): Promise<number> {
   if (threads !== undefined && threads < 1) throw new CliError(EXIT.usage, '--threads must be ≥ 1');
   const captureSteps = optionalInt(o['capture-steps'], 'capture-steps');
   const denseAbove = optionalFloat(o['dense-above'], 'dense-above');
+  const dilation = optionalInt(o.dilation, 'dilation');
+  if (dilation !== undefined && dilation < 0) throw new CliError(EXIT.usage, `edit: --dilation must be >= 0 (got ${dilation})`);
   const progressMode = o.quiet ? 'none' : (o.progress ?? defaultProgressMode(io.stderr));
   if (progressMode !== 'bar' && progressMode !== 'lines' && progressMode !== 'none') {
     throw new CliError(EXIT.usage, `edit: --progress must be bar, lines or none (got ${JSON.stringify(progressMode)})`);
@@ -118,7 +121,7 @@ export async function editCommand(argv: string[], io: CliIo): Promise<number> {
     try {
       r = await editNode(
         ctx,
-        { parentId: parent.id, prompt, negativePrompt: o.negative, strategy, mask, captureSteps, denseAboveFraction: denseAbove, cacheFallback: fallback, decode },
+        { parentId: parent.id, prompt, negativePrompt: o.negative, strategy, mask, captureSteps, maskDilation: dilation, denseAboveFraction: denseAbove, cacheFallback: fallback, decode },
         { signal: abort.signal, onStep: (p) => bar.update(p.done, p.total) },
       );
     } catch (e) {

@@ -31,6 +31,7 @@ const SPEC = {
   threads: { type: 'string' },
   edits: { type: 'boolean' },
   strategy: { type: 'string' },
+  dilation: { type: 'string' },
   state: { type: 'string' },
   progress: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
@@ -51,6 +52,7 @@ shape (bounding-box fill ratio), and per image the background colour. Prints acc
                        edit, and score whether the object shows the new attribute, the pixels outside the
                        edit's region that changed (must be 0), the other objects kept, mode and speed
   --strategy S         the edits' mask strategy: auto | latent | attention | dense (default auto)
+  --dilation N         grow each found mask by N latent pixels before the sparse steps (edit --dilation)
   --state DIR          keep the parents and edits in DIR (default: a temporary directory, removed)
 `;
 
@@ -77,7 +79,7 @@ function loadSpecs(file: string): EvalSpec[] {
 const EDIT_STRATEGIES = ['auto', 'latent', 'attention', 'dense'] as const;
 
 async function evalEdits(
-  o: { strategy?: string; state?: string; json?: string; sheet?: string; progress?: string },
+  o: { strategy?: string; dilation?: string; state?: string; json?: string; sheet?: string; progress?: string },
   engine: DiffusionEngine,
   specs: EvalSpec[],
   settings: EvalSettings,
@@ -86,18 +88,20 @@ async function evalEdits(
 ): Promise<number> {
   const strategy = (o.strategy ?? 'auto') as (typeof EDIT_STRATEGIES)[number];
   if (!EDIT_STRATEGIES.includes(strategy)) throw usageError(`--strategy must be one of ${EDIT_STRATEGIES.join(', ')} (got ${JSON.stringify(o.strategy)})`);
+  const maskDilation = o.dilation === undefined ? undefined : Number(o.dilation);
+  if (maskDilation !== undefined && !(Number.isInteger(maskDilation) && maskDilation >= 0)) throw usageError(`--dilation must be an integer >= 0 (got ${JSON.stringify(o.dilation)})`);
   const dir = o.state ? path.resolve(o.state) : fs.mkdtempSync(path.join(os.tmpdir(), 'fisedit-eval-edits-'));
   try {
     const store = await openStateStore(dir, 'eval', true);
     const ctx = await loadStateContext(engine, store, { threads, sparse: true });
     const bar = new ProgressBar(io.stderr, 'edits', (o.progress as 'bar' | 'lines' | 'none' | undefined) ?? defaultProgressMode(io.stderr));
-    const report = await inPhase(EXIT.inference, () => runEditEvaluation(ctx, specs, { ...settings, strategy }, (d, t) => bar.update(d, t)));
+    const report = await inPhase(EXIT.inference, () => runEditEvaluation(ctx, specs, { ...settings, strategy, maskDilation }, (d, t) => bar.update(d, t)));
     bar.finish();
     await ctx.unet?.release();
     const s = report.summary;
     const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
     io.stdout.write(
-      `model ${engine.info.name}: ${s.cases} edits (strategy ${strategy}), ${settings.steps} steps ${settings.scheduler}, guidance ${settings.guidance}\n` +
+      `model ${engine.info.name}: ${s.cases} edits (strategy ${strategy}${maskDilation === undefined ? '' : `, mask dilation ${maskDilation}`}), ${settings.steps} steps ${settings.scheduler}, guidance ${settings.guidance}\n` +
         `  shows the new attribute   ${pct(s.success)} (colour ${pct(s.byKind.colour.success)} of ${s.byKind.colour.cases}, shape ${pct(s.byKind.shape.success)} of ${s.byKind.shape.cases})\n` +
         `  ... where the parent drew the object  ${pct(s.successWhereParentRight)} of ${s.parentRight}\n` +
         `  pixels changed outside the edit region  ${s.outsideChangedPixels}\n` +

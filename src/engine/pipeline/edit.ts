@@ -45,8 +45,11 @@ const range = (a: number, b: number) => Array.from({ length: Math.max(0, b - a) 
  * 2.9x (bench/sparse/step.ts, 32x32 latent); [1,0,0,0] gave 4.85x. FISEdit itself dilates none; the
  * latent-level pixel keeps the ring around the edit recomputed where it is visible.
  */
-export function defaultEditDilation(levels: number): number[] {
-  return Array.from({ length: levels }, (_, i) => (i === 0 ? 1 : 0));
+export const DEFAULT_MASK_DILATION = 1;
+
+export function defaultEditDilation(levels: number, maskDilation = DEFAULT_MASK_DILATION): number[] {
+  if (!Number.isInteger(maskDilation) || maskDilation < 0) throw new EditInputError('maskDilation', `must be a non-negative integer, got ${maskDilation}`);
+  return Array.from({ length: levels }, (_, i) => (i === 0 ? maskDilation : 0));
 }
 
 export async function editNode(ctx: StateContext, request: EditRequest, options: EditOptions = {}): Promise<EditResult> {
@@ -170,7 +173,7 @@ export async function editNode(ctx: StateContext, request: EditRequest, options:
     mask = { width: w, height: h, data: new Uint8Array(w * h).fill(1) };
   }
   const nLevels = unetLevels(info);
-  const levels = buildMaskPyramid(mask, { levels: nLevels, dilation: request.dilation ?? defaultEditDilation(nLevels) });
+  const levels = buildMaskPyramid(mask, { levels: nLevels, dilation: request.dilation ?? defaultEditDilation(nLevels, request.maskDilation) });
   let decision: EditDecision = decideEditMode(levels[0].mask, { denseAboveFraction: request.denseAboveFraction });
   if (unchanged) decision = { mode: 'PARENT', fraction: 0, reason: 'the prompt is unchanged: the result is the parent' };
   else if (strategy === 'dense') decision = { mode: 'DENSE', fraction: 1, reason: 'strategy dense: every pixel is regenerated' };

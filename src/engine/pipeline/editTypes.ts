@@ -47,6 +47,8 @@ export interface EditRequest {
    * levels or one per level. Default: 1 px at the latent level, none below (see DEFAULT_EDIT_DILATION).
    */
   dilation?: number | readonly number[];
+  /** Shorthand for dilation = [maskDilation, 0, 0, …]: latent pixels the mask grows by (ignored with `dilation`). */
+  maskDilation?: number;
   /**
    * Region decode: 'auto' (full where decoding is cheap, see autoDecodeMode; else crop unless the crop is
    * most of the image), 'crop' or 'full'. Pixels outside the affected region are the parent's either way.

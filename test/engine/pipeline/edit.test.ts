@@ -148,6 +148,27 @@ describe('edit', () => {
     }
   });
 
+  test('maskDilation: 0 recomputes exactly the user mask, 1 adds a 1-px latent ring; the pixels that may change are the same', async () => {
+    const ctx = await state();
+    const { record, result } = await root(ctx);
+    const user = rectMask(H, H, 2, 3, 8, 10); // 6 × 7 latent pixels
+    const prompt = 'a blue circle on the left';
+    const [tight, ringed] = [await editNode(ctx, { parentId: record.id, prompt, mask: user, maskDilation: 0 }), await editNode(ctx, { parentId: record.id, prompt, mask: user, maskDilation: 1 })];
+    expect(tight.mask.data).toEqual(user.data);
+    // maskedFraction is the mask's own; the recomputed (dilated) set is level 0 of the pyramid
+    expect(tight.maskedFractionPerLevel[0].fraction).toBeCloseTo(42 / (H * H), 10);
+    expect(ringed.maskedFractionPerLevel[0].fraction).toBeCloseTo(72 / (H * H), 10); // 8 × 9
+    // the pixels taken from the decode are the MASK plus the decoder's 1-px latent ring (regionDecode), with
+    // or without the UNet's ring: that ring only changes what the decoder sees just outside the mask
+    const factor = result.width / H;
+    const count = (m: { data: Uint8Array }) => m.data.reduce((a, v) => a + v, 0);
+    expect(count(tight.affected)).toBe(8 * 9 * factor * factor);
+    expect(ringed.affected.data).toEqual(tight.affected.data);
+    expect(pixelDiffs(tight.rgb, result.rgb, tight.affected)).toMatchObject({ outside: 0 });
+    expect(pixelDiffs(tight.rgb, result.rgb, tight.affected).inside).toBeGreaterThan(0);
+    await expect(editNode(ctx, { parentId: record.id, prompt, mask: user, maskDilation: -1 })).rejects.toThrow(/maskDilation/);
+  });
+
   test('an edit of an edit works from the deltas of its parent', async () => {
     const ctx = await state();
     const { record } = await root(ctx);
