@@ -91,8 +91,9 @@ elsewhere (FISEdit). Outside the mask the image is the parent's, bit for bit.
                            regenerate everything. attention = the first k steps run dense, the mask
                            is where the changed words' cross-attention maps concentrate
       --capture-steps K    k for latent (default 20 % of the steps) or attention (default 10 %), >= 1
-      --dilation N         grow the mask by N latent pixels before the sparse steps (default 0, as
-                           FISEdit: the edit stays inside the mask; 1 blends a ring outside it too)
+      --dilation N         also recompute N latent pixels around the mask in the sparse steps
+                           (default 0, as FISEdit; the pixels that may change are the same, only the
+                           work grows)
       --dense-above F      run dense when the mask covers more than F of the latent (default 0.6)
       --cache-fallback P   when the parent's cache is gone: rerecord (default; rebuild it from its
                            stored latents) or dense (run this edit dense)

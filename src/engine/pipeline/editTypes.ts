@@ -44,7 +44,7 @@ export interface EditRequest {
   cacheFallback?: CacheFallbackPolicy;
   /**
    * Dilation of the sparse active sets in pixels at each UNet level (mask/pyramid.ts): one value for all
-   * levels or one per level. Default: 1 px at the latent level, none below (see DEFAULT_EDIT_DILATION).
+   * levels or one per level. Default: none (DEFAULT_MASK_DILATION, see defaultEditDilation).
    */
   dilation?: number | readonly number[];
   /** Shorthand for dilation = [maskDilation, 0, 0, …]: latent pixels the mask grows by (ignored with `dilation`). */
