@@ -142,7 +142,7 @@ async function main(): Promise<void> {
         `${ss.min.toFixed(0).padStart(6)} ${ss.med.toFixed(0).padStart(6)} | ${(ds.min / ss.min).toFixed(2)}x | ${(1 / macRatio).toFixed(2)}x | ${(0.7 / pyr[0].fraction).toFixed(1)}x`,
     );
   }
-  console.log(`\nthreads ${threads ?? 'all'}; dilation "1" = 1 px at every level`);
+  console.log(`\nthreads ${threads ?? 'all'}; dilation = px per level ("1" = 1 px at every level, "0" = none, the edit default); squares shrink by 2 px for the dilation`);
   console.log(`dilation | area  | per level          | dense ms min/med | sparse ms min/med | speedup (min) | MAC ratio | target 0.7/area`);
   for (const r of rows) console.log(r);
 }
