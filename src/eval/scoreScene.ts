@@ -13,6 +13,13 @@ export interface ObjectScore {
   colourPosition: boolean;
   shapeCorrect: boolean;
   detectedShape: Shape | null;
+  /**
+   * Diagnostics beyond the reference checker: the colour forms a blob in the cell that holds the most of
+   * it, wherever that is, and that cell as row·3 + col (null without a blob). colourAnywhere without
+   * colourPosition = the right colour drawn in the wrong place.
+   */
+  colourAnywhere: boolean;
+  detectedCell: number | null;
 }
 
 export interface SceneScore {
@@ -111,21 +118,25 @@ export function scoreScene(rgb: Uint8Array, w: number, h: number, spec: SceneSpe
         perCell.push(n);
       }
     }
-    // Without a named place the object's cell is wherever most of its colour is.
-    const cellIdx = o.cell ? o.cell[0] * 3 + o.cell[1] : perCell.indexOf(Math.max(...perCell));
-    let ok = perCell[cellIdx] >= minPx && perCell[cellIdx] >= Math.max(...perCell);
-    let detectedShape: Shape | null = null;
-    if (ok) {
-      const [y0, y1, x0, x1] = cellBounds(Math.floor(cellIdx / 3), cellIdx % 3, w, h);
+    const bestIdx = perCell.indexOf(Math.max(...perCell));
+    // A blob of the colour in cell idx, if it holds the most of that colour: its shape, else null.
+    const blobIn = (idx: number): Shape | null => {
+      if (perCell[idx] < minPx || perCell[idx] < perCell[bestIdx]) return null;
+      const [y0, y1, x0, x1] = cellBounds(Math.floor(idx / 3), idx % 3, w, h);
       const cw = x1 - x0;
       const ch = y1 - y0;
       const m = new Uint8Array(cw * ch);
       for (let y = 0; y < ch; y++) for (let x = 0; x < cw; x++) m[y * cw + x] = lab[(y0 + y) * w + x0 + x] === k ? 1 : 0;
       const comp = largestComponent(m, cw, ch);
-      ok = comp.size >= minPx; // a blob, not scattered noise pixels
-      detectedShape = ok ? shapeFromFill(comp.fill) : null;
-    }
-    return { colour: o.colour, shape: o.shape, colourPosition: ok, shapeCorrect: ok && detectedShape === o.shape, detectedShape };
+      return comp.size >= minPx ? shapeFromFill(comp.fill) : null; // a blob, not scattered noise pixels
+    };
+    // Without a named place the object's cell is wherever most of its colour is.
+    const cellIdx = o.cell ? o.cell[0] * 3 + o.cell[1] : bestIdx;
+    const detectedShape = blobIn(cellIdx);
+    const ok = detectedShape !== null;
+    const anywhere = ok || (cellIdx !== bestIdx && blobIn(bestIdx) !== null);
+    const detectedCell = ok ? cellIdx : anywhere ? bestIdx : null;
+    return { colour: o.colour, shape: o.shape, colourPosition: ok, shapeCorrect: ok && detectedShape === o.shape, detectedShape, colourAnywhere: anywhere, detectedCell };
   });
   const allCorrect = background !== false && objects.every((o) => o.shapeCorrect);
   return { objects, background, detectedBackground, allCorrect };
@@ -135,6 +146,8 @@ export interface AccuracySummary {
   images: number;
   objects: number;
   colourPosition: number;
+  /** Named colour drawn as a blob somewhere (ObjectScore.colourAnywhere). */
+  colourAnywhere: number;
   shape: number;
   background: number;
   scene: number;
@@ -148,6 +161,7 @@ export function summarise(scores: SceneScore[]): AccuracySummary {
     images: scores.length,
     objects: objs.length,
     colourPosition: frac(objs.filter((o) => o.colourPosition).length, objs.length),
+    colourAnywhere: frac(objs.filter((o) => o.colourAnywhere).length, objs.length),
     shape: frac(objs.filter((o) => o.shapeCorrect).length, objs.length),
     background: frac(bgs.filter((s) => s.background).length, bgs.length),
     scene: frac(scores.filter((s) => s.allCorrect).length, scores.length),

@@ -38,6 +38,19 @@ describe('scene scoring against the Python checker (training/checker.py)', () =>
   });
 });
 
+describe('colour anywhere (diagnostic beyond the checker)', () => {
+  it('tells the right colour in the wrong cell from a missing colour', () => {
+    const drawn = renderScene([{ colour: 'red', shape: 'circle', size: 'large', cell: [0, 0], jitter: [0, 0] }], 'white');
+    const asked = parseSceneCaption('a large red circle in the bottom right and a blue square on the left on a white background');
+    const [red, blue] = scoreScene(drawn, 64, 64, asked).objects;
+    expect(red).toMatchObject({ colourPosition: false, colourAnywhere: true, detectedCell: 0, shapeCorrect: false });
+    expect(blue).toMatchObject({ colourPosition: false, colourAnywhere: false, detectedCell: null });
+    const right = scoreScene(drawn, 64, 64, parseSceneCaption('a large red circle in the top left on a white background'));
+    expect(right.objects[0]).toMatchObject({ colourPosition: true, colourAnywhere: true, detectedCell: 0, detectedShape: 'circle' });
+    expect(summarise([scoreScene(drawn, 64, 64, asked)])).toMatchObject({ colourPosition: 0, colourAnywhere: 0.5 });
+  });
+});
+
 describe('caption grammar', () => {
   it('parses objects, sizes, places and background', () => {
     const s = parseSceneCaption('a large red circle on the left and an orange triangle in the top right on a white background');

@@ -165,7 +165,7 @@ export async function evalCommand(argv: string[], io: CliIo): Promise<number> {
   const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
   io.stdout.write(
     `model ${engine.info.name}: ${s.images} captions, ${s.objects} objects, ${settings.steps} steps ${settings.scheduler}, guidance ${settings.guidance}\n` +
-      `  colour+position  ${pct(s.colourPosition)}\n  shape            ${pct(s.shape)}\n  background       ${pct(s.background)}\n  whole scene      ${pct(s.scene)}\n` +
+      `  colour+position  ${pct(s.colourPosition)}\n  colour anywhere  ${pct(s.colourAnywhere)} (the named colour drawn as a blob, in any cell)\n  shape            ${pct(s.shape)}\n  background       ${pct(s.background)}\n  whole scene      ${pct(s.scene)}\n` +
       Object.entries(report.byObjectCount).map(([n, b]) => `  ${n} object(s): colour+position ${pct(b.colourPosition)}, shape ${pct(b.shape)}, scene ${pct(b.scene)}\n`).join(''),
   );
   if (o.json) {
