@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { readUserMask, UserMaskError, writeMaskPng } from '../../engine/mask/userMask';
 import { editNode } from '../../engine/pipeline/edit';
 import { EditInputError, MASK_STRATEGIES, type EditResult, type MaskStrategy } from '../../engine/pipeline/editTypes';
-import { DiffusionEngine } from '../../engine/pipeline/engine';
+import { DiffusionEngine, RECORDING_ENGINE_COMPONENTS } from '../../engine/pipeline/engine';
 import { GenerationAbortedError } from '../../engine/pipeline/generate';
 import { StateDirError, UnknownNodeError, type NodeStore } from '../../engine/state/nodeStore';
 import type { NodeRecord } from '../../engine/state/nodeRecord';
@@ -100,7 +100,7 @@ export async function editCommand(argv: string[], io: CliIo): Promise<number> {
 
   // 2. model, recording/sparse UNet, cache
   const loadStart = performance.now();
-  const engine = await inPhase(EXIT.model, () => DiffusionEngine.load(modelDir, { intraOpNumThreads: threads }));
+  const engine = await inPhase(EXIT.model, () => DiffusionEngine.load(modelDir, { intraOpNumThreads: threads, components: RECORDING_ENGINE_COMPONENTS }));
   if (engine.info.name !== parent.model) {
     await engine.dispose();
     throw new CliError(EXIT.usage, `edit: node ${parent.id} was made with model "${parent.model}", but --model loads "${engine.info.name}" (${modelDir}); pass the parent's model folder`);

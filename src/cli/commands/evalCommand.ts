@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { DiffusionEngine } from '../../engine/pipeline/engine';
+import { DiffusionEngine, RECORDING_ENGINE_COMPONENTS } from '../../engine/pipeline/engine';
 import { isSchedulerName } from '../../engine/scheduler';
 import { writeContactSheet } from '../../eval/contactSheet';
 import { editSheetRows, runEditEvaluation } from '../../eval/editEvaluation';
@@ -150,7 +150,7 @@ export async function evalCommand(argv: string[], io: CliIo): Promise<number> {
   const specs = pickEvenly(await inPhase(EXIT.io, () => loadSpecs(captionsFile)), limit);
   const modelDir = resolveModelDir(o.model);
   const threads = optionalInt(o.threads, 'threads');
-  const engine = await inPhase(EXIT.model, () => DiffusionEngine.load(modelDir, { intraOpNumThreads: threads }));
+  const engine = await inPhase(EXIT.model, () => DiffusionEngine.load(modelDir, { intraOpNumThreads: threads, components: o.edits ? RECORDING_ENGINE_COMPONENTS : undefined }));
   if (o.edits) {
     try {
       return await evalEdits(o, engine, specs, settings, threads, io);

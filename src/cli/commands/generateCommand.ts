@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { writePng } from '../../engine/image/png';
 import { readNpy, writeNpy } from '../../engine/io/npy';
 import { halfToFloat } from '../../engine/model/tensor';
-import { DiffusionEngine } from '../../engine/pipeline/engine';
+import { DiffusionEngine, RECORDING_ENGINE_COMPONENTS } from '../../engine/pipeline/engine';
 import { generateNode, type GenerateNodeResult } from '../../engine/pipeline/editRecord';
 import { checkGenerateSettings, GenerateInputError, GenerationAbortedError, type GenerateResult } from '../../engine/pipeline/generate';
 import { SchedulerConfigError, type SchedulerName } from '../../engine/scheduler';
@@ -113,7 +113,7 @@ export async function generateCommand(argv: string[], io: CliIo): Promise<number
 
   // 2. model
   const loadStart = performance.now();
-  const engine = await inPhase(EXIT.model, () => DiffusionEngine.load(modelDir, { intraOpNumThreads: threads, variant: typeof o.variant === 'string' ? o.variant : undefined }));
+  const engine = await inPhase(EXIT.model, () => DiffusionEngine.load(modelDir, { intraOpNumThreads: threads, variant: typeof o.variant === 'string' ? o.variant : undefined, components: store ? RECORDING_ENGINE_COMPONENTS : undefined }));
   // --state: the recording UNet and the cache beside the store (loading them counts as model loading)
   const ctx = store ? await loadStateContext(engine, store, { threads, sparse: false }).catch(async (e) => {
     await engine.dispose();

@@ -37,5 +37,7 @@ export async function loadStateContext(engine: DiffusionEngine, store: NodeStore
     if (e instanceof StateDirError) throw new CliError(EXIT.io, e.message);
     throw e;
   }
+  // The recording graph runs the engine's dense steps too: one UNet copy in memory, not two.
+  if (unet.denseSession) await engine.adoptUNet(unet.denseSession);
   return { models: engine, store, cache, unet };
 }

@@ -16,6 +16,7 @@ import type { CacheEntrySpec } from '../sparse/cacheManifest';
 import type { SparsePyramidFeed } from '../sparse/pyramidInputs';
 import { SparseUNetRunner } from '../sparse/sparseUNetRunner';
 import type { DiffusionModels } from './models';
+import type { OrtModelSession } from '../runtime/ortSession';
 
 export interface RecordedEntry {
   shape: number[];
@@ -45,6 +46,8 @@ export interface SparseUNetStep {
 }
 
 export interface EditUNet {
+  /** A session that also runs dense steps (the recording graph), for DiffusionEngine.adoptUNet. */
+  readonly denseSession?: OrtModelSession | null;
   /** What recordStep records (names, kinds, levels). */
   readonly manifest: readonly CacheEntrySpec[];
   recordStep(sample: Float32Array, height: number, width: number, timestep: number, text: Float32Array): Promise<RecordedUNetStep>;

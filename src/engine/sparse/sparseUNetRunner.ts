@@ -97,6 +97,11 @@ export class SparseUNetRunner<D extends CacheDType = 'float16'> {
     return new SparseUNetRunner(cfg, cacheDType, rec.manifest, recording, sparse);
   }
 
+  /** The recording session, which also serves dense steps (DiffusionEngine.adoptUNet); null when not created. */
+  get denseSession(): OrtModelSession | null {
+    return this.recording;
+  }
+
   /** Full shape of every entry for a batch and latent size. */
   entryShapes(batch: number, latentHeight: number, latentWidth: number): Map<string, number[]> {
     return new Map(this.manifest.map((e) => [e.name, entryShape(e, batch, latentHeight, latentWidth)]));

@@ -25,6 +25,8 @@ export async function openEngineState(engine: DiffusionEngine, stateDir: string,
   const unet = await loadEditUNet(engine.info.dir, { intraOpNumThreads: opts.intraOpNumThreads, sessions: { recording: true, sparse: true } });
   try {
     const cache = await store.openCache(opts.cacheBytes ?? DEFAULT_ENGINE_CACHE_BYTES);
+    // The recording graph runs the engine's dense steps too: one UNet copy in memory, not two.
+    if (unet.denseSession) await engine.adoptUNet(unet.denseSession);
     return { models: engine, store, cache, unet };
   } catch (e) {
     await unet.release();

@@ -9,7 +9,7 @@
 
 import * as os from 'node:os';
 import { parentPort, workerData } from 'worker_threads';
-import { DiffusionEngine } from '../../engine/pipeline/engine';
+import { DiffusionEngine, RECORDING_ENGINE_COMPONENTS } from '../../engine/pipeline/engine';
 import { GenerateInputError, GenerationAbortedError, type StepProgress } from '../../engine/pipeline/generate';
 import { EditInputError, type EditStepProgress, type StateContext } from '../../engine/pipeline/editTypes';
 import { UserMaskError } from '../../engine/mask/userMask';
@@ -101,7 +101,8 @@ async function main(): Promise<void> {
   let map: LatentRgbMap;
   lowerPriority(cfg.niceness);
   try {
-    engine = await DiffusionEngine.load(cfg.modelDir, { intraOpNumThreads: cfg.intraOpNumThreads });
+    // With a state dir the recording session runs the dense steps too (adoptUNet): no UNet of our own.
+    engine = await DiffusionEngine.load(cfg.modelDir, { intraOpNumThreads: cfg.intraOpNumThreads, components: cfg.stateDir ? RECORDING_ENGINE_COMPONENTS : undefined });
     map = await previewMap(engine);
   } catch (e) {
     send({ type: 'loadError', message: (e as Error).message });
@@ -114,8 +115,17 @@ async function main(): Promise<void> {
     try {
       state = await openEngineState(engine, cfg.stateDir, { cacheBytes: cfg.cacheBytes, intraOpNumThreads: cfg.intraOpNumThreads });
     } catch (e) {
-      // The service still works without it: generations are not recorded and edits run dense.
+      // The service still works without it: generations are not recorded and edits run dense, on a UNet
+      // of the engine's own.
       console.error(`engine worker: cannot open the engine state ${cfg.stateDir}; edits will run dense: ${(e as Error).message}`);
+      try {
+        await engine.dispose();
+        engine = await DiffusionEngine.load(cfg.modelDir, { intraOpNumThreads: cfg.intraOpNumThreads });
+      } catch (e2) {
+        send({ type: 'loadError', message: (e2 as Error).message });
+        setImmediate(() => channel.exit());
+        return;
+      }
     }
   }
   const { info: ei } = engine;

@@ -11,7 +11,7 @@ import { editNode } from '../../../src/engine/pipeline/edit';
 import { generateNode } from '../../../src/engine/pipeline/editRecord';
 import type { StateContext } from '../../../src/engine/pipeline/editTypes';
 import { loadEditUNet, type EditUNet } from '../../../src/engine/pipeline/editUNet';
-import { DiffusionEngine } from '../../../src/engine/pipeline/engine';
+import { DiffusionEngine, RECORDING_ENGINE_COMPONENTS } from '../../../src/engine/pipeline/engine';
 import { gaussianFloat32 } from '../../../src/engine/random/gaussian';
 import { createScheduler } from '../../../src/engine/scheduler';
 import { SparseUNetRunner } from '../../../src/engine/sparse/sparseUNetRunner';
@@ -81,6 +81,25 @@ describe('recording a root (generate --state)', () => {
     expect(e.denseSteps).toBe(STEPS);
     expect(e.rgb).toEqual(dense.rgb);
     expect(ctx.store.readLatents(e.node).subarray(STEPS * 4 * H * H)).toEqual(dense.latents);
+  });
+});
+
+describe('an engine without its own UNet (adoptUNet)', () => {
+  test('runs dense steps on the recording session: same generation as its own UNet; the session stays the owner\'s', async () => {
+    const lean = await DiffusionEngine.load(TINY, { intraOpNumThreads: 1, components: RECORDING_ENGINE_COMPONENTS });
+    const request = { prompt: PROMPT, seed: SEED, steps: STEPS };
+    await expect(lean.generate(request)).rejects.toThrow(/unet session was not loaded/);
+    await expect(lean.adoptUNet(engine['textEncoder'] as never)).rejects.toThrow(/lacks sample, timestep, encoder_hidden_states, noise_pred/);
+    await lean.adoptUNet(unet.denseSession!);
+    const [mine, theirs] = [await lean.generate(request), await engine.generate(request)];
+    expect(maxAbsDiff(mine.latents, theirs.latents)).toBeLessThan(1e-4);
+    let rgbDiff = 0;
+    for (let i = 0; i < mine.rgb.length; i++) rgbDiff = Math.max(rgbDiff, Math.abs(mine.rgb[i] - theirs.rgb[i]));
+    expect(rgbDiff).toBeLessThanOrEqual(1);
+    await lean.dispose();
+    // disposing the engine left the shared session alive for its owner
+    const ctx = await state();
+    expect((await root(ctx)).record.mode).toBe('DENSE');
   });
 });
 
