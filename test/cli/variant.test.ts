@@ -28,5 +28,9 @@ describe('fisedit generate --variant', () => {
     expect(ok.stderr).toBe('');
     expect(ok.status).toBe(0);
     expect(fs.statSync(path.join(tmp, 'v.png')).size).toBeGreaterThan(100);
+    // --state loads the recording UNet from the same variant files
+    const recorded = spawnSync('node', [cli, 'generate', '--model', model, '--variant', 'fp16', '--state', path.join(tmp, 'st'), '--prompt', 'a red circle', '--steps', '1', '--seed', '1', '--out', path.join(tmp, 'r.png')], { encoding: 'utf8' });
+    expect(recorded.stderr).toBe('');
+    expect(recorded.status).toBe(0);
   });
 });

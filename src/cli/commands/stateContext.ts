@@ -25,7 +25,7 @@ export async function openStateStore(dir: string, command: string, create: boole
 export async function loadStateContext(engine: DiffusionEngine, store: NodeStore, opts: { threads?: number; sparse: boolean }): Promise<StateContext> {
   let unet;
   try {
-    unet = await loadEditUNet(engine.info.dir, { intraOpNumThreads: opts.threads, sessions: { recording: true, sparse: opts.sparse } });
+    unet = await loadEditUNet(engine.info.dir, { variant: engine.info.variant ?? undefined, intraOpNumThreads: opts.threads, sessions: { recording: true, sparse: opts.sparse } });
   } catch (e) {
     throw new CliError(EXIT.model, `cannot build the recording/sparse UNet of ${engine.info.dir}: ${(e as Error).message}`);
   }

@@ -60,6 +60,7 @@ export class DiffusionEngine implements DiffusionModels {
     const info: ModelInfo = {
       name: folder.name,
       dir: folder.dir,
+      variant: folder.variant,
       latentChannels: vae.config.latentChannels,
       vaeScaleFactor: 2 ** (vae.config.blockOutChannels.length - 1),
       vaeDecoderWidth: Math.max(...vae.config.blockOutChannels),

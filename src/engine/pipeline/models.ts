@@ -7,6 +7,8 @@ export interface ModelInfo {
   /** Folder base name, recorded in image metadata. */
   name: string;
   dir: string;
+  /** Weight-file variant the folder was loaded with ("fp16"), or null: loaders of the same model reuse it. */
+  variant: string | null;
   latentChannels: number;
   /** Image pixels per latent pixel: 2^(len(vae.block_out_channels) − 1) (8 for SD). */
   vaeScaleFactor: number;

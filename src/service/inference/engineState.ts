@@ -22,7 +22,7 @@ export const DEFAULT_ENGINE_CACHE_BYTES = 2 * 2 ** 30;
 /** Open (creating when missing) the node store, its activation cache and the recording/sparse UNet. */
 export async function openEngineState(engine: DiffusionEngine, stateDir: string, opts: { cacheBytes?: number; intraOpNumThreads?: number }): Promise<StateContext> {
   const store = await NodeStore.open(stateDir, { create: true });
-  const unet = await loadEditUNet(engine.info.dir, { intraOpNumThreads: opts.intraOpNumThreads, sessions: { recording: true, sparse: true } });
+  const unet = await loadEditUNet(engine.info.dir, { variant: engine.info.variant ?? undefined, intraOpNumThreads: opts.intraOpNumThreads, sessions: { recording: true, sparse: true } });
   try {
     const cache = await store.openCache(opts.cacheBytes ?? DEFAULT_ENGINE_CACHE_BYTES);
     // The recording graph runs the engine's dense steps too: one UNet copy in memory, not two.

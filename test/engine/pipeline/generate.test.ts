@@ -7,7 +7,7 @@ import { SD15_SCHEDULER_CONFIG } from '../scheduler/reference';
 // A pure-TS stand-in for the three graphs: records every call; ε is a fixed function of the input and of
 // which text row (negative or prompt) the batch element was conditioned on.
 const INFO: ModelInfo = {
-  name: 'fake', dir: '/fake', latentChannels: 4, vaeScaleFactor: 2, vaeDecoderWidth: 8, unetDownscale: 2, defaultWidth: 16, defaultHeight: 16,
+  name: 'fake', dir: '/fake', variant: null, latentChannels: 4, vaeScaleFactor: 2, vaeDecoderWidth: 8, unetDownscale: 2, defaultWidth: 16, defaultHeight: 16,
   scalingFactor: 0.5, shiftFactor: null, textHiddenSize: 3, textLength: 77,
 };
 
