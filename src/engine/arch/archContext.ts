@@ -9,7 +9,7 @@
 // Block code therefore calls spatialConv()/norm() below instead of nn.conv2d()/nn.groupNorm().
 
 import { GraphBuilder } from '../graph/graphBuilder';
-import { conv2d, Conv2dOptions, groupNorm, groupNormStats } from '../graph/nn';
+import { conv2d, Conv2dOptions, groupNorm, groupNormGiven, groupNormStats } from '../graph/nn';
 import { WeightMap, WeightTensor } from '../model/tensor';
 
 export class ArchError extends Error {
@@ -78,6 +78,13 @@ export interface ArchHooks {
    * to the ReduceMean formulation that exposes them.
    */
   groupNormStats?(path: string, mean: string, variance: string): void;
+  /**
+   * Statistics to normalise with instead of the input's own (graph values broadcastable to [B,G,1]); null
+   * keeps the input's. Region decoders take the whole image's statistics this way.
+   */
+  givenGroupNormStats?(path: string): { mean: string; variance: string } | null;
+  /** Keys/values [B,M,C] appended to a self-attention's own (after projection), e.g. cached tokens outside a region. */
+  extraAttentionKV?(path: string): { k: string; v: string } | null;
 }
 
 export interface ArchContext {
@@ -103,6 +110,8 @@ export function spatialConv(ctx: ArchContext, x: string, name: string, shape: re
 export function norm(ctx: ArchContext, x: string, name: string, channels: number, groups: number, eps: number): string {
   const gamma = ctx.w.get(`${name}.weight`, [channels]);
   const beta = ctx.w.get(`${name}.bias`, [channels]);
+  const given = ctx.hooks.givenGroupNormStats?.(ctx.w.path(name)) ?? null;
+  if (given) return ctx.g.scope(name, () => groupNormGiven(ctx.g, x, groups, eps, gamma, beta, given.mean, given.variance));
   if (ctx.hooks.groupNormStats) {
     const r = ctx.g.scope(name, () => groupNormStats(ctx.g, x, groups, eps, gamma, beta));
     ctx.hooks.groupNormStats(ctx.w.path(name), r.mean, r.variance);

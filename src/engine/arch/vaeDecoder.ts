@@ -42,7 +42,10 @@ function vaeAttention(ctx: ArchContext, x: string, c: number, groups: number): s
   const k = lin('to_k', t);
   const v = lin('to_v', t);
   if (ctx.hooks.selfAttentionKV) ctx.hooks.selfAttentionKV(w.prefix, k, v);
-  const o = lin('to_out.0', attention(g, q, k, v, c, 1)); // [B,HW,C]
+  const extra = ctx.hooks.extraAttentionKV?.(w.prefix) ?? null;
+  const keys = extra ? g.op('Concat', [k, extra.k], { axis: 1 }) : k; // [B,HW+M,C]
+  const values = extra ? g.op('Concat', [v, extra.v], { axis: 1 }) : v;
+  const o = lin('to_out.0', attention(g, q, keys, values, c, 1)); // [B,HW,C]
   return g.op('Add', [fromTokens(g, o, x), x], {}, { hint: 'attn_out' });
 }
 

@@ -100,6 +100,18 @@ export function groupNormStats(g: GraphBuilder, x: string, groups: number, eps: 
   return { y, mean, variance };
 }
 
+/**
+ * GroupNorm with given statistics mean, variance (broadcastable to [B,G,1], e.g. [G,1]) instead of x's
+ * own: a region decoded on its own then normalises like the whole image it belongs to.
+ */
+export function groupNormGiven(g: GraphBuilder, x: string, groups: number, eps: number, gamma: WeightTensor, beta: WeightTensor, mean: string, variance: string): string {
+  const xs = g.op('Shape', [x]);
+  const grouped = g.op('Reshape', [x, g.constI64([0, groups, -1])]); // [B,G,M]
+  const inv = g.op('Reciprocal', [g.op('Sqrt', [g.op('Add', [variance, g.constF32([eps], [], 'eps')])])]);
+  const n = g.op('Reshape', [g.op('Mul', [g.op('Sub', [grouped, mean]), inv]), xs]);
+  return g.op('Add', [g.op('Mul', [n, channelParam(g, gamma)]), channelParam(g, beta)]);
+}
+
 /** LayerNorm over the last axis. x [..., C] → [..., C]. */
 export function layerNorm(g: GraphBuilder, x: string, gamma: WeightTensor, beta: WeightTensor, eps: number): string {
   return g.op('LayerNormalization', [x, g.weight(gamma), g.weight(beta)], { axis: -1, epsilon: f(eps) }, { hint: 'layernorm' });

@@ -65,7 +65,20 @@ export interface NodeRecord {
   /** Present on edits. */
   edit: NodeEditInfo | null;
   /** Files beside node.json. */
-  files: { image: 'image.png'; latents: 'latents.npy'; noise: 'noise.npy' | null; mask: 'mask.png' | null };
+  files: NodeFiles;
+}
+
+/**
+ * decoder.npy (optional; absent in records written before it existed): the VAE decoder's whole-image
+ * context of the node's image (GroupNorm statistics, mid-attention keys/values; regionDecoder.ts),
+ * which region decodes of its children normalise and attend with.
+ */
+export interface NodeFiles {
+  image: 'image.png';
+  latents: 'latents.npy';
+  noise: 'noise.npy' | null;
+  mask: 'mask.png' | null;
+  decoder: 'decoder.npy' | null;
 }
 
 /** A record that cannot be used as written. */
@@ -130,7 +143,7 @@ export function parseNodeRecord(text: string, file: string): NodeRecord {
   const latentShape = field<[number, number, number]>(file, o, 'latentShape', (x) => Array.isArray(x) && x.length === 3 && x.every(isPosInt), '[C, h, w] positive integers');
   const files = o.files as Json | undefined;
   if (!files || typeof files !== 'object') throw new NodeRecordError(file, 'field "files" must be an object');
-  if (files.image !== 'image.png' || files.latents !== 'latents.npy' || !(files.noise === null || files.noise === 'noise.npy') || !(files.mask === null || files.mask === 'mask.png')) {
+  if (files.image !== 'image.png' || files.latents !== 'latents.npy' || !(files.noise === null || files.noise === 'noise.npy') || !(files.mask === null || files.mask === 'mask.png') || !(files.decoder === undefined || files.decoder === null || files.decoder === 'decoder.npy')) {
     throw new NodeRecordError(file, `field "files" names unexpected files: ${JSON.stringify(files)}`);
   }
   const rec: NodeRecord = {
@@ -157,7 +170,7 @@ export function parseNodeRecord(text: string, file: string): NodeRecord {
     totalMs: field<number>(file, o, 'totalMs', isNum, 'a number'),
     cache: parseCache(file, o.cache),
     edit: parseEdit(file, o.edit ?? null),
-    files: { image: 'image.png', latents: 'latents.npy', noise: files.noise as 'noise.npy' | null, mask: files.mask as 'mask.png' | null },
+    files: { image: 'image.png', latents: 'latents.npy', noise: files.noise as 'noise.npy' | null, mask: files.mask as 'mask.png' | null, decoder: (files.decoder ?? null) as 'decoder.npy' | null },
   };
   if (rec.seed === null && rec.files.noise === null) throw new NodeRecordError(file, 'a node needs a seed or a noise.npy file');
   if (rec.parentId === null && rec.edit !== null) throw new NodeRecordError(file, 'a root node (parentId null) cannot carry edit information');

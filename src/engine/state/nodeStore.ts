@@ -9,6 +9,8 @@
 //                                 from here, so they stay bit-identical.
 //   DIR/nodes/<id>/noise.npy      float32 [1, C, h, w] unit noise, only when the node has no seed
 //   DIR/nodes/<id>/mask.png       an edit's latent mask, scaled to the image (white = recomputed)
+//   DIR/nodes/<id>/decoder.npy    float32 [2, L]: the VAE decoder's whole-image context of the image
+//                                 (regionDecoder.ts packs it), when a region decoder was loaded
 //   DIR/cache/                    the activation cache (DirectorySpillStore: DIR/cache/<id>/step-N.page)
 //
 // A node exists once its folder is renamed into DIR/nodes/<id>: commit() writes everything into a
@@ -70,6 +72,8 @@ export interface NewNode {
   noise?: Float32Array | null;
   /** Latent-resolution mask and the image pixels per latent pixel. */
   mask?: { mask: BinaryMask; factor: number } | null;
+  /** The decoder context, packed [2, L] (RegionDecoder.pack). */
+  decoderContext?: Float32Array | null;
 }
 
 export interface StoredImage {
@@ -234,6 +238,22 @@ export class NodeStore {
     return this.readF32(rec, rec.files.noise, [1, ...rec.latentShape]);
   }
 
+  /** The packed decoder context [2, L] of the node's image, or null when none was stored. */
+  readDecoderContext(rec: NodeRecord): Float32Array | null {
+    if (rec.files.decoder === null) return null;
+    const file = path.join(this.nodeDir(rec.id), rec.files.decoder);
+    let arr;
+    try {
+      arr = parseNpy(fs.readFileSync(file), file);
+    } catch (e) {
+      throw new StateDirError(this.dir, 'corrupt', `cannot read ${file}: ${errnoText(e)}`);
+    }
+    if (arr.dtype !== 'float32' || arr.shape.length !== 2 || arr.shape[0] !== 2) {
+      throw new StateDirError(this.dir, 'corrupt', `${file} is ${arr.dtype} [${arr.shape.join(', ')}], expected float32 [2, L]`);
+    }
+    return arr.data as Float32Array;
+  }
+
   private readF32(rec: NodeRecord, name: string, shape: number[]): Float32Array {
     const file = path.join(this.nodeDir(rec.id), name);
     let arr;
@@ -258,6 +278,7 @@ export class NodeStore {
     if (n.latents.length !== (record.steps + 1) * C * h * w) {
       throw new RangeError(`NodeStore.commit: latents hold ${n.latents.length} values, expected [${record.steps + 1}, ${C}, ${h}, ${w}]`);
     }
+    if (n.decoderContext && n.decoderContext.length % 2) throw new RangeError(`NodeStore.commit: the decoder context holds ${n.decoderContext.length} values, not [2, L]`);
     let seq = 1;
     for (const id of this.ids()) {
       try {
@@ -272,7 +293,7 @@ export class NodeStore {
       seq,
       createdAt: new Date().toISOString(),
       ...record,
-      files: { image: 'image.png', latents: 'latents.npy', noise: n.noise ? 'noise.npy' : null, mask: n.mask ? 'mask.png' : null },
+      files: { image: 'image.png', latents: 'latents.npy', noise: n.noise ? 'noise.npy' : null, mask: n.mask ? 'mask.png' : null, decoder: n.decoderContext ? 'decoder.npy' : null },
     };
     parseNodeRecord(JSON.stringify(full), `${final}/node.json`); // never write what we could not read back
     const tmp = path.join(this.nodesDir, `.tmp-${n.id}-${process.pid}`);
@@ -282,6 +303,9 @@ export class NodeStore {
       fs.writeFileSync(path.join(tmp, 'image.png'), png);
       fs.writeFileSync(path.join(tmp, 'latents.npy'), encodeNpy({ dtype: 'float32', shape: [record.steps + 1, C, h, w], data: n.latents }));
       if (n.noise) fs.writeFileSync(path.join(tmp, 'noise.npy'), encodeNpy({ dtype: 'float32', shape: [1, C, h, w], data: n.noise }));
+      if (n.decoderContext) {
+        fs.writeFileSync(path.join(tmp, 'decoder.npy'), encodeNpy({ dtype: 'float32', shape: [2, n.decoderContext.length / 2], data: n.decoderContext }));
+      }
       if (n.mask) {
         const big = upsampleNearest(n.mask.mask, n.mask.factor);
         const grey = await sharp(Buffer.from(big.data.map((v) => v * 255)), { raw: { width: big.width, height: big.height, channels: 1 } }).png().toBuffer();

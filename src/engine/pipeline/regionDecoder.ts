@@ -1,0 +1,163 @@
+// Region decoding with the whole image's decoder context (arch/vaeDecoderContext.ts says why).
+//
+// A node generated with a RegionDecoder stores its context (decoder.npy): the statistics of every
+// decoder GroupNorm and the mid-attention keys/values of every latent token. An edit then decodes only
+// its box, normalising with the parent's statistics and attending to the box's tokens plus the parent's
+// tokens outside it; the child's context is the parent's with the tokens it changed replaced (its
+// statistics stay the parent's: an edit moves the whole-image averages little, and computing them
+// exactly would take the full decode the box avoids).
+
+import { buildBoxVaeDecoderGraph, buildRecordingVaeDecoderGraph } from '../arch/vaeDecoderContext';
+import type { BinaryMask } from '../mask/binaryMask';
+import type { VaeConfig } from '../model/configs';
+import type { WeightMap } from '../model/tensor';
+import { createSession, float32Tensor, type OrtModelSession } from '../runtime/ortSession';
+import type { LatentBox } from './regionDecode';
+
+export class DecoderContextError extends Error {
+  constructor(reason: string) {
+    super(`decoder context: ${reason}`);
+    this.name = 'DecoderContextError';
+  }
+}
+
+/** The decoder's whole-image context at one latent size. */
+export interface DecoderContext {
+  height: number;
+  width: number;
+  /** [S, G] GroupNorm means and biased variances, in the decoder's build order. */
+  mean: Float32Array;
+  variance: Float32Array;
+  /** [h·w, C] mid-attention keys and values per latent token (row y·w + x); empty without mid attention. */
+  k: Float32Array;
+  v: Float32Array;
+}
+
+export class RegionDecoder {
+  private constructor(
+    private readonly recording: OrtModelSession,
+    private readonly box: OrtModelSession,
+    readonly latentChannels: number,
+    /** GroupNorms S and groups G of the statistics. */
+    readonly norms: number,
+    readonly groups: number,
+    /** Mid-attention width C (0 without mid attention). */
+    readonly attentionChannels: number,
+  ) {}
+
+  static async create(cfg: VaeConfig, weights: WeightMap, opts: { intraOpNumThreads?: number } = {}): Promise<RegionDecoder> {
+    const rec = buildRecordingVaeDecoderGraph(cfg, weights);
+    const recording = await createSession(rec.g.build(), { intraOpNumThreads: opts.intraOpNumThreads });
+    const boxGraph = buildBoxVaeDecoderGraph(cfg, weights);
+    if (boxGraph.norms.join() !== rec.norms.join()) throw new DecoderContextError('the recording and box decoder graphs disagree on their GroupNorms');
+    const box = await createSession(boxGraph.g.build(), { intraOpNumThreads: opts.intraOpNumThreads });
+    const channels = rec.attention === null ? 0 : cfg.blockOutChannels[cfg.blockOutChannels.length - 1];
+    return new RegionDecoder(recording, box, cfg.latentChannels, rec.norms.length, cfg.normNumGroups, channels);
+  }
+
+  /** Full decode of scaled latents z [1, C, h, w] → image [1, 3, H, W] and the image's context. */
+  async decodeRecording(z: Float32Array, height: number, width: number): Promise<{ image: Float32Array; context: DecoderContext }> {
+    const out = await this.recording.run({ latents: float32Tensor(z, [1, this.latentChannels, height, width]) });
+    const empty = new Float32Array(0);
+    return {
+      image: out.image.data as Float32Array,
+      context: {
+        height,
+        width,
+        mean: Float32Array.from(out.gn_mean.data as Float32Array),
+        variance: Float32Array.from(out.gn_var.data as Float32Array),
+        k: this.attentionChannels ? (out.mid_k.data as Float32Array) : empty,
+        v: this.attentionChannels ? (out.mid_v.data as Float32Array) : empty,
+      },
+    };
+  }
+
+  /**
+   * Decode scaled latents zBox [1, C, box.height, box.width] of `box` with the parent's context.
+   * Returns the box's image and the child's context: the parent's, with the keys/values of the latent
+   * pixels in `changed` (inside the box) replaced by the box decode's.
+   */
+  async decodeBox(zBox: Float32Array, box: LatentBox, parent: DecoderContext, changed: BinaryMask): Promise<{ image: Float32Array; context: DecoderContext }> {
+    this.check(parent);
+    const { height: h, width: w } = parent;
+    if (box.x < 0 || box.y < 0 || box.x + box.width > w || box.y + box.height > h) throw new RangeError(`box ${JSON.stringify(box)} outside the ${w}×${h} latent`);
+    if (changed.width !== w || changed.height !== h) throw new RangeError(`changed mask ${changed.width}×${changed.height} does not match the ${w}×${h} latent`);
+    const C = this.attentionChannels;
+    const inBox = (x: number, y: number) => x >= box.x && x < box.x + box.width && y >= box.y && y < box.y + box.height;
+    const outside: number[] = [];
+    for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) if (!inBox(x, y)) outside.push(y * w + x);
+    const ok = new Float32Array(outside.length * C);
+    const ov = new Float32Array(outside.length * C);
+    outside.forEach((t, r) => {
+      ok.set(parent.k.subarray(t * C, (t + 1) * C), r * C);
+      ov.set(parent.v.subarray(t * C, (t + 1) * C), r * C);
+    });
+    const S = this.norms;
+    const G = this.groups;
+    const feeds = {
+      latents: float32Tensor(zBox, [1, this.latentChannels, box.height, box.width]),
+      gn_mean: float32Tensor(parent.mean, [S, G, 1]),
+      gn_var: float32Tensor(parent.variance, [S, G, 1]),
+      ...(C ? { outside_k: float32Tensor(ok, [1, outside.length, C]), outside_v: float32Tensor(ov, [1, outside.length, C]) } : {}),
+    };
+    const out = await this.box.run(feeds);
+    const k = Float32Array.from(parent.k);
+    const v = Float32Array.from(parent.v);
+    if (C) {
+      const bk = out.mid_k.data as Float32Array;
+      const bv = out.mid_v.data as Float32Array;
+      for (let y = 0; y < box.height; y++) {
+        for (let x = 0; x < box.width; x++) {
+          const t = (box.y + y) * w + box.x + x;
+          if (!changed.data[t]) continue;
+          const r = y * box.width + x;
+          k.set(bk.subarray(r * C, (r + 1) * C), t * C);
+          v.set(bv.subarray(r * C, (r + 1) * C), t * C);
+        }
+      }
+    }
+    return { image: out.image.data as Float32Array, context: { height: h, width: w, mean: parent.mean, variance: parent.variance, k, v } };
+  }
+
+  /** [2, L]: row 0 = means then keys, row 1 = variances then values (NodeStore's decoder.npy). */
+  pack(c: DecoderContext): Float32Array {
+    this.check(c);
+    const half = c.mean.length + c.k.length;
+    const out = new Float32Array(2 * half);
+    out.set(c.mean, 0);
+    out.set(c.k, c.mean.length);
+    out.set(c.variance, half);
+    out.set(c.v, half + c.variance.length);
+    return out;
+  }
+
+  /** Inverse of pack() for a latent of h × w; a context of another model or size is refused. */
+  unpack(packed: Float32Array, height: number, width: number): DecoderContext {
+    const sg = this.norms * this.groups;
+    const kv = height * width * this.attentionChannels;
+    if (packed.length !== 2 * (sg + kv)) {
+      throw new DecoderContextError(`holds ${packed.length} values; this decoder at ${width}×${height} latents needs 2 × (${this.norms}·${this.groups} + ${height * width}·${this.attentionChannels})`);
+    }
+    const half = sg + kv;
+    return {
+      height,
+      width,
+      mean: packed.slice(0, sg),
+      k: packed.slice(sg, half),
+      variance: packed.slice(half, half + sg),
+      v: packed.slice(half + sg),
+    };
+  }
+
+  async release(): Promise<void> {
+    await Promise.all([this.recording.release(), this.box.release()]);
+  }
+
+  private check(c: DecoderContext): void {
+    const sg = this.norms * this.groups;
+    const kv = c.height * c.width * this.attentionChannels;
+    if (c.mean.length !== sg || c.variance.length !== sg || c.k.length !== kv || c.v.length !== kv) {
+      throw new DecoderContextError(`does not fit this decoder (${this.norms} GroupNorms × ${this.groups} groups, ${this.attentionChannels} attention channels at ${c.width}×${c.height})`);
+    }
+  }
+}
