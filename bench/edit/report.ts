@@ -33,6 +33,8 @@ export interface AreaResult {
   denseDecodeMs: Stat;
   editDecodeMs: Stat;
   decodeBoxFraction: number;
+  /** 'parent': box decoded with the parent's decoder context; 'own': full decode; 'none': box with its own statistics. */
+  decodeContext: string | null;
   editTimings: Record<string, number>;
   /** Amdahl bound for the k used (see amdahl()). */
   bound: number;
@@ -55,7 +57,7 @@ const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
 const ms = (v: number) => (v >= 1000 ? `${(v / 1000).toFixed(2)} s` : `${v.toFixed(0)} ms`);
 
 export function formatTable(rows: AreaResult[], k: number): string {
-  const head = ['mask', 'L0 active', 'mode', 'dense regen', 'edit', 'speedup', `bound k=${k}`, 'dense step', 'sparse step', 'step ×', 'decode d/e', 'child cache'];
+  const head = ['mask', 'L0 active', 'mode', 'dense regen', 'edit', 'speedup', `bound k=${k}`, 'dense step', 'sparse step', 'step ×', 'decode d/e', 'box', 'child cache'];
   const body = rows.map((r) => [
     pct(r.maskFraction),
     pct(r.levelFractions[0]),
@@ -68,6 +70,7 @@ export function formatTable(rows: AreaResult[], k: number): string {
     ms(r.sparseStepMs.median),
     `${r.stepSpeedup.toFixed(2)}×`,
     `${ms(r.denseDecodeMs.median)}/${ms(r.editDecodeMs.median)}`,
+    r.decodeContext === 'own' ? 'full' : `${pct(r.decodeBoxFraction)}${r.decodeContext === 'parent' ? ' ctx' : ''}`,
     `${(r.childCacheBytes / 2 ** 20).toFixed(2)} MiB`,
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));

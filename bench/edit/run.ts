@@ -3,7 +3,7 @@
 // process, at several mask areas. Dense and edit runs alternate so machine-load drift hits both alike.
 //
 //   npx tsx bench/edit/run.ts [--model DIR] [--steps N] [--areas 0.02,0.05,…] [--reps N] [--threads N]
-//                             [--size PX] [--out FILE.json] [--no-chart] [--no-latent]
+//                             [--size PX] [--out FILE.json] [--no-chart] [--no-latent] [--plain-crop]
 //
 // Default model: models/default when it has a UNet, else the sd-narrow fixture. Writes
 // bench/results/edit.json (or --out) and a PNG chart beside it.
@@ -15,7 +15,7 @@ import { activeFraction } from '../../src/engine/mask/binaryMask';
 import { editNode } from '../../src/engine/pipeline/edit';
 import { generateNode } from '../../src/engine/pipeline/editRecord';
 import type { EditResult, StateContext } from '../../src/engine/pipeline/editTypes';
-import { loadEditUNet } from '../../src/engine/pipeline/editUNet';
+import { loadEditComponents, releaseEditComponents } from '../../src/engine/pipeline/editUNet';
 import { DiffusionEngine } from '../../src/engine/pipeline/engine';
 import type { GenerateResult } from '../../src/engine/pipeline/generate';
 import { NodeStore } from '../../src/engine/state/nodeStore';
@@ -34,11 +34,13 @@ interface Options {
   out: string;
   chart: boolean;
   latent: boolean;
+  /** Decode edit boxes with the parent's decoder context (RegionDecoder); --plain-crop: the old crop. */
+  decoderContext: boolean;
 }
 
 function parseArgs(argv: string[]): Options {
   const dflt = fs.existsSync(path.join(ROOT, 'models/default/unet/config.json')) ? path.join(ROOT, 'models/default') : path.join(ROOT, 'test/fixtures/models/sd-narrow');
-  const o: Options = { model: dflt, steps: 20, areas: [0.02, 0.05, 0.1, 0.25, 0.5], reps: 3, threads: 2, size: undefined, out: path.join(ROOT, 'bench/results/edit.json'), chart: true, latent: true };
+  const o: Options = { model: dflt, steps: 20, areas: [0.02, 0.05, 0.1, 0.25, 0.5], reps: 3, threads: 2, size: undefined, out: path.join(ROOT, 'bench/results/edit.json'), chart: true, latent: true, decoderContext: true };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -60,6 +62,7 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--out') o.out = path.resolve(value());
     else if (a === '--no-chart') o.chart = false;
     else if (a === '--no-latent') o.latent = false;
+    else if (a === '--plain-crop') o.decoderContext = false;
     else throw new Error(`bench/edit: unknown argument ${a}`);
   }
   if (o.areas.some((v) => !(v > 0 && v <= 1))) throw new Error('bench/edit: --areas are fractions in (0, 1]');
@@ -82,11 +85,12 @@ async function main(): Promise<void> {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fisedit-bench-edit-'));
   const t0 = performance.now();
   const engine = await DiffusionEngine.load(o.model, { intraOpNumThreads: o.threads });
-  const unet = await loadEditUNet(o.model, { intraOpNumThreads: o.threads });
+  const parts = await loadEditComponents(o.model, { intraOpNumThreads: o.threads, decoder: o.decoderContext });
+  const { unet, decoder } = parts;
   const loadMs = performance.now() - t0;
   try {
     const store = await NodeStore.open(path.join(tmp, 'state'), { create: true });
-    const ctx: StateContext = { models: engine, store, cache: await store.openCache(Infinity), unet };
+    const ctx: StateContext = { models: engine, store, cache: await store.openCache(Infinity), unet, decoder };
     const prompt = 'a red circle on the left, a blue square on the right';
     const editPrompt = 'a green circle on the left, a blue square on the right';
     const req = { seed: 42, steps: o.steps, width: o.size, height: o.size };
@@ -143,6 +147,7 @@ async function main(): Promise<void> {
         denseDecodeMs: stat(denseRuns.map((d) => d.timings.decode)),
         editDecodeMs: stat(edits.map((x) => x.timings.decode)),
         decodeBoxFraction: (box.width * box.height) / (w * h),
+        decodeContext: e.decodeContext,
         editTimings: Object.fromEntries(Object.entries(e.timings).map(([k, v]) => [k, Math.round(v * 10) / 10])),
         bound: amdahl({ E, d: dStep.median, V, N: o.steps, k: e.captureSteps, phi }),
         childCacheBytes: e.cacheBytes,
@@ -203,7 +208,7 @@ async function main(): Promise<void> {
       log(`wrote ${o.out} and ${png}`);
     } else log(`wrote ${o.out}`);
   } finally {
-    await unet.release();
+    await releaseEditComponents(parts);
     await engine.dispose();
     fs.rmSync(tmp, { recursive: true, force: true });
   }

@@ -9,6 +9,7 @@ import { editNode } from '../../engine/pipeline/edit';
 import { EditInputError, MASK_STRATEGIES, type EditResult, type MaskStrategy } from '../../engine/pipeline/editTypes';
 import { DiffusionEngine, RECORDING_ENGINE_COMPONENTS } from '../../engine/pipeline/engine';
 import { GenerationAbortedError } from '../../engine/pipeline/generate';
+import { releaseEditComponents } from '../../engine/pipeline/editUNet';
 import { StateDirError, UnknownNodeError, type NodeStore } from '../../engine/state/nodeStore';
 import type { NodeRecord } from '../../engine/state/nodeRecord';
 import { CliError, EXIT, inPhase } from '../exitCodes';
@@ -163,6 +164,7 @@ export async function editCommand(argv: string[], io: CliIo): Promise<number> {
         cacheMisses: r.cacheMisses,
         cacheBytes: r.cacheBytes,
         decodeBox: r.decodeBox,
+        decodeContext: r.decodeContext,
         tokens: r.tokens,
         timings: {
           loadModel: round1(loadMs),
@@ -179,7 +181,7 @@ export async function editCommand(argv: string[], io: CliIo): Promise<number> {
     }
     return EXIT.ok;
   } finally {
-    await ctx.unet?.release();
+    await releaseEditComponents(ctx);
     await engine.dispose();
   }
 }

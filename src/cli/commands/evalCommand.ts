@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { DiffusionEngine, RECORDING_ENGINE_COMPONENTS } from '../../engine/pipeline/engine';
+import { releaseEditComponents } from '../../engine/pipeline/editUNet';
 import { isSchedulerName } from '../../engine/scheduler';
 import { writeContactSheet } from '../../eval/contactSheet';
 import { editSheetRows, runEditEvaluation } from '../../eval/editEvaluation';
@@ -97,7 +98,7 @@ async function evalEdits(
     const bar = new ProgressBar(io.stderr, 'edits', (o.progress as 'bar' | 'lines' | 'none' | undefined) ?? defaultProgressMode(io.stderr));
     const report = await inPhase(EXIT.inference, () => runEditEvaluation(ctx, specs, { ...settings, strategy, maskDilation }, (d, t) => bar.update(d, t)));
     bar.finish();
-    await ctx.unet?.release();
+    await releaseEditComponents(ctx);
     const s = report.summary;
     const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
     io.stdout.write(

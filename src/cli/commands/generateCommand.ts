@@ -8,6 +8,7 @@ import { halfToFloat } from '../../engine/model/tensor';
 import { DiffusionEngine, RECORDING_ENGINE_COMPONENTS } from '../../engine/pipeline/engine';
 import { generateNode, type GenerateNodeResult } from '../../engine/pipeline/editRecord';
 import { checkGenerateSettings, GenerateInputError, GenerationAbortedError, type GenerateResult } from '../../engine/pipeline/generate';
+import { releaseEditComponents } from '../../engine/pipeline/editUNet';
 import { SchedulerConfigError, type SchedulerName } from '../../engine/scheduler';
 import { StateDirError } from '../../engine/state/nodeStore';
 import { CliError, EXIT, inPhase } from '../exitCodes';
@@ -207,7 +208,7 @@ export async function generateCommand(argv: string[], io: CliIo): Promise<number
     }
     return EXIT.ok;
   } finally {
-    await ctx?.unet?.release();
+    await releaseEditComponents(ctx);
     await engine.dispose();
   }
 }

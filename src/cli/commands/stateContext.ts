@@ -1,6 +1,6 @@
 // --state DIR for the CLI: open the node store (exit 4 when the folder is unusable) and, once the model
-// is loaded, the recording/sparse UNet and the activation cache that live beside it.
-import { loadEditUNet } from '../../engine/pipeline/editUNet';
+// is loaded, the recording/sparse UNet, the region decoder and the activation cache that live beside it.
+import { loadEditComponents, releaseEditComponents } from '../../engine/pipeline/editUNet';
 import type { StateContext } from '../../engine/pipeline/editTypes';
 import type { DiffusionEngine } from '../../engine/pipeline/engine';
 import { NodeStore, StateDirError } from '../../engine/state/nodeStore';
@@ -23,21 +23,22 @@ export async function openStateStore(dir: string, command: string, create: boole
  * only (generate). Any failure to build the UNet graphs is a model error.
  */
 export async function loadStateContext(engine: DiffusionEngine, store: NodeStore, opts: { threads?: number; sparse: boolean }): Promise<StateContext> {
-  let unet;
+  let parts;
   try {
-    unet = await loadEditUNet(engine.info.dir, { variant: engine.info.variant ?? undefined, intraOpNumThreads: opts.threads, sessions: { recording: true, sparse: opts.sparse } });
+    parts = await loadEditComponents(engine.info.dir, { variant: engine.info.variant ?? undefined, intraOpNumThreads: opts.threads, sessions: { recording: true, sparse: opts.sparse } });
   } catch (e) {
-    throw new CliError(EXIT.model, `cannot build the recording/sparse UNet of ${engine.info.dir}: ${(e as Error).message}`);
+    throw new CliError(EXIT.model, `cannot build the recording/sparse UNet or the region decoder of ${engine.info.dir}: ${(e as Error).message}`);
   }
+  const { unet, decoder } = parts;
   let cache;
   try {
     cache = await store.openCache(CACHE_BUDGET_BYTES);
   } catch (e) {
-    await unet.release();
+    await releaseEditComponents(parts);
     if (e instanceof StateDirError) throw new CliError(EXIT.io, e.message);
     throw e;
   }
   // The recording graph runs the engine's dense steps too: one UNet copy in memory, not two.
   if (unet.denseSession) await engine.adoptUNet(unet.denseSession);
-  return { models: engine, store, cache, unet };
+  return { models: engine, store, cache, unet, decoder };
 }

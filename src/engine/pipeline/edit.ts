@@ -26,7 +26,7 @@ import { EditInputError, type EditOptions, type EditRequest, type EditResult, ty
 import { putRecordedStep, putSparseStep, type SparseUNetStep } from './editUNet';
 import { GenerationAbortedError, InferenceError } from './generate';
 import { commitEdit, type EditBase } from './editCommit';
-import { autoDecodeMode, compositeRegion, decodeBox, planRegionDecode } from './regionDecode';
+import { decodeEditRegion, readParentContext } from './editDecode';
 
 /** Thrown through the sparse step when the parent's cache misses mid-edit. */
 class CacheMissError extends Error {
@@ -203,7 +203,7 @@ export async function editNode(ctx: StateContext, request: EditRequest, options:
   if (decision.mode === 'PARENT') {
     return commitEdit(ctx, base, {
       mode: 'PARENT', reason: decision.reason, latents: parentLatents, rgb: parentImage.rgb, affected: { width: parent.width, height: parent.height, data: new Uint8Array(parent.width * parent.height) },
-      decodeBox: null, denseSteps: captureSteps, sparseSteps: 0, rerecordSteps: 0, cacheFallback: null, cacheMisses: [], cacheNode: 'inherit',
+      decodeBox: null, decodeContext: null, decoderContext: ctx.decoder ? readParentContext(store, ctx.decoder, parent).packed : null, denseSteps: captureSteps, sparseSteps: 0, rerecordSteps: 0, cacheFallback: null, cacheMisses: [], cacheNode: 'inherit',
     });
   }
   // From here on the child's stored latents keep the parent's values outside M at every step,
@@ -317,20 +317,19 @@ export async function editNode(ctx: StateContext, request: EditRequest, options:
     lap('denoise');
 
     // 8. decode the affected region only; every other pixel is the parent's
-    const decodeMode = (request.decode ?? 'auto') === 'auto' ? autoDecodeMode(info.vaeDecoderWidth, parent.width, parent.height) : request.decode;
-    const plan = planRegionDecode(mask, f, { mode: decodeMode, dilate: 1 });
-    const boxRgb = await decodeBox(models, x, C, h, w, plan.box);
+    const parentContext = ctx.decoder ? readParentContext(store, ctx.decoder, parent) : { context: null, note: null };
+    if (parentContext.note) reason += `; ${parentContext.note}`;
+    const decoded = await decodeEditRegion(models, ctx.decoder ?? null, parentContext.context, parentImage.rgb, parent, x, mask, request);
     lap('decode');
-    const rgb = compositeRegion(parentImage.rgb, parent.width, parent.height, boxRgb, plan.box, f, plan.affected);
-    lap('composite');
-
+    timings.decode -= decoded.compositeMs;
+    timings.composite += decoded.compositeMs;
     if (record && !childCacheComplete) {
       // A child whose sparse rows were not returned must not resolve to its parent's rows inside M.
       await cache.deleteNode(childId);
     }
     const denseSteps = captureSteps + denseAfterCapture;
     return await commitEdit(ctx, base, {
-      mode, reason, latents: child, rgb, affected: plan.affected, decodeBox: plan.box, denseSteps, sparseSteps: T - denseSteps, rerecordSteps, cacheFallback, cacheMisses,
+      mode, reason, latents: child, rgb: decoded.rgb, affected: decoded.affected, decodeBox: decoded.box, decodeContext: decoded.context, decoderContext: decoded.childContext, denseSteps, sparseSteps: T - denseSteps, rerecordSteps, cacheFallback, cacheMisses,
       cacheNode: record && childCacheComplete ? { bytes: cacheBytes, base: cache.chain(childId)[1] ?? null } : 'none',
     });
   } catch (e) {

@@ -29,6 +29,9 @@ export interface EditOutcome {
   rgb: Uint8Array;
   affected: BinaryMask;
   decodeBox: EditResult['decodeBox'];
+  decodeContext: EditResult['decodeContext'];
+  /** The child's packed decoder context (RegionDecoder.pack), or null. */
+  decoderContext: Float32Array | null;
   denseSteps: number;
   sparseSteps: number;
   rerecordSteps: number;
@@ -62,6 +65,7 @@ export async function commitEdit(ctx: StateContext, b: EditBase, o: EditOutcome)
       latents: o.latents,
       noise: parent.seed === null ? store.readNoise(parent) : null,
       mask: { mask: b.mask, factor: models.info.vaeScaleFactor },
+      decoderContext: o.decoderContext,
       pngText: pngText(models.info.name, b.prompt, b.negative, parent.seed, parent.steps, parent.scheduler, parent.guidance, parent.width, parent.height),
       record: {
         parentId: parent.id,
@@ -108,6 +112,7 @@ export async function commitEdit(ctx: StateContext, b: EditBase, o: EditOutcome)
       cacheMisses: o.cacheMisses,
       cacheBytes: cacheInfo.bytes,
       decodeBox: o.decodeBox,
+      decodeContext: o.decodeContext,
       tokens: b.tokens,
       rgb: o.rgb,
       width: parent.width,

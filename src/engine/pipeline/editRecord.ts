@@ -38,7 +38,24 @@ export async function generateNode(ctx: StateContext, request: GenerateRequest, 
   let cacheBytes = 0;
   if (record) await cache.createNode(id, null);
   try {
-    const models = record ? recordingModels(ctx.models, unet, async (step, entries) => void (cacheBytes += await putRecordedStep(cache, id, step, unet, entries))) : ctx.models;
+    const stepModels = record ? recordingModels(ctx.models, unet, async (step, entries) => void (cacheBytes += await putRecordedStep(cache, id, step, unet, entries))) : ctx.models;
+    // The decode goes through the region decoder when there is one: same image, plus the context
+    // (GroupNorm statistics, mid-attention K/V) that its children's region decodes use.
+    let decoderContext: Float32Array | null = null;
+    const { decoder } = ctx;
+    const models: DiffusionModels = decoder
+      ? {
+          ...stepModels,
+          tokenize: (t) => stepModels.tokenize(t),
+          encodeText: (ids) => stepModels.encodeText(ids),
+          predictNoise: (...a) => stepModels.predictNoise(...a),
+          async decodeLatents(z, h, w) {
+            const r = await decoder.decodeRecording(z, h, w);
+            decoderContext = decoder.pack(r.context);
+            return r.image;
+          },
+        }
+      : stepModels;
     const result = await generate(models, request, {
       signal: options.signal,
       onStep: async (p) => {
@@ -62,6 +79,7 @@ export async function generateNode(ctx: StateContext, request: GenerateRequest, 
       rgb: result.rgb,
       latents: all,
       noise: result.seed === null ? noise : null,
+      decoderContext,
       pngText: pngText(ctx.models.info.name, result.prompt, result.negativePrompt, result.seed, result.steps, result.scheduler, result.guidance, result.width, result.height),
       record: {
         parentId: null,

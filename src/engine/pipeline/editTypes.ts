@@ -1,6 +1,7 @@
 // Requests, results and errors of the edit pipeline (edit.ts) and of recording nodes into a --state
 // directory (editRecord.ts).
 
+import type { RegionDecoder } from './regionDecoder';
 import type { ActivationCache } from '../cache/activationCache';
 import type { BinaryMask } from '../mask/binaryMask';
 import type { NodeMode, NodeRecord } from '../state/nodeRecord';
@@ -21,6 +22,8 @@ export interface StateContext {
   cache: ActivationCache | null;
   /** Recording / sparse UNet; null records no activations (edits run dense). */
   unet: EditUNet | null;
+  /** Decoder that records each node's decoder context and decodes edit boxes with the parent's; absent: plain crops. */
+  decoder?: RegionDecoder | null;
 }
 
 export interface EditRequest {
@@ -114,6 +117,12 @@ export interface EditResult {
   cacheBytes: number;
   /** How the image was decoded: the latent box given to the decoder. */
   decodeBox: { x: number; y: number; width: number; height: number } | null;
+  /**
+   * Which whole-image decoder context the decode used: 'parent' (a box normalised and attended with the
+   * parent's, editDecode.ts), 'own' (a full decode), 'none' (a box with its own statistics: no region
+   * decoder, or the parent stored no context); null when nothing was decoded (PARENT).
+   */
+  decodeContext: 'parent' | 'own' | 'none' | null;
   tokens: { removed: string[]; added: string[] };
   rgb: Uint8Array;
   width: number;

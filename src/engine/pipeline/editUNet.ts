@@ -15,6 +15,7 @@ import type { PyramidLevel } from '../mask/pyramid';
 import type { CacheEntrySpec } from '../sparse/cacheManifest';
 import type { SparsePyramidFeed } from '../sparse/pyramidInputs';
 import { SparseUNetRunner } from '../sparse/sparseUNetRunner';
+import { RegionDecoder } from './regionDecoder';
 import type { DiffusionModels } from './models';
 import type { OrtModelSession } from '../runtime/ortSession';
 
@@ -70,6 +71,34 @@ export async function loadEditUNet(
 ): Promise<EditUNet> {
   const folder = loadModelFolder(modelDir, { variant: opts.variant });
   return SparseUNetRunner.create(folder.unet.config, folder.unet.weights, { intraOpNumThreads: opts.intraOpNumThreads, sessions: opts.sessions });
+}
+
+/** What an edit pipeline loads beside the engine: the recording/sparse UNet and the region decoder. */
+export interface EditComponents {
+  unet: EditUNet;
+  /** null when not asked for (opts.decoder false). */
+  decoder: RegionDecoder | null;
+}
+
+/** loadEditUNet plus the RegionDecoder, from one read of the folder. */
+export async function loadEditComponents(
+  modelDir: string,
+  opts: { intraOpNumThreads?: number; variant?: string; sessions?: { recording?: boolean; sparse?: boolean }; decoder?: boolean } = {},
+): Promise<EditComponents> {
+  const folder = loadModelFolder(modelDir, { variant: opts.variant });
+  const unet = await SparseUNetRunner.create(folder.unet.config, folder.unet.weights, { intraOpNumThreads: opts.intraOpNumThreads, sessions: opts.sessions });
+  try {
+    const decoder = opts.decoder === false ? null : await RegionDecoder.create(folder.vae.config, folder.vae.weights, { intraOpNumThreads: opts.intraOpNumThreads });
+    return { unet, decoder };
+  } catch (e) {
+    await unet.release();
+    throw e;
+  }
+}
+
+/** Release what loadEditComponents loaded (either may be absent). */
+export async function releaseEditComponents(c: { unet?: EditUNet | null; decoder?: RegionDecoder | null } | null | undefined): Promise<void> {
+  await Promise.all([c?.unet?.release(), c?.decoder?.release()]);
 }
 
 const isRowSpec = (s: CacheEntrySpec) => s.kind === 'convInput' || s.kind === 'selfAttnK' || s.kind === 'selfAttnV';

@@ -15,7 +15,7 @@
 import { imageTensorToRgb } from '../image/png';
 import { BinaryMask, upsampleNearest } from '../mask/binaryMask';
 import { dilate } from '../mask/morphology';
-import type { DiffusionModels } from './models';
+import type { DiffusionModels, ModelInfo } from './models';
 
 export interface LatentBox {
   x: number;
@@ -88,24 +88,29 @@ export function planRegionDecode(mask: BinaryMask, factor: number, opts: RegionD
   return { affected, box: full ? whole : box, full };
 }
 
-/**
- * Decode latents [C, h, w] (before the 1/scaling_factor of the VAE) inside plan.box; returns the box's
- * RGB pixels [box.height·f, box.width·f, 3] with generate()'s scaling and postprocessing.
- */
-export async function decodeBox(models: DiffusionModels, latents: Float32Array, channels: number, h: number, w: number, box: LatentBox): Promise<Uint8Array> {
-  const { info } = models;
+/** The decoder input of `box`: latents [C, h, w] inside it, / scaling_factor (+ shift_factor), [C, bh, bw]. */
+export function scaledLatentBox(info: ModelInfo, latents: Float32Array, channels: number, h: number, w: number, box: LatentBox): Float32Array {
   const inv = Math.fround(info.scalingFactor);
   const shift = info.shiftFactor === null ? null : Math.fround(info.shiftFactor);
   const z = new Float32Array(channels * box.width * box.height);
   for (let c = 0; c < channels; c++) {
     for (let y = 0; y < box.height; y++) {
       for (let x = 0; x < box.width; x++) {
-        const v = latents[c * h * w + (box.y + y) * w + box.x + x];
-        const s = Math.fround(v / inv);
+        const s = Math.fround(latents[c * h * w + (box.y + y) * w + box.x + x] / inv);
         z[(c * box.height + y) * box.width + x] = shift === null ? s : Math.fround(s + shift);
       }
     }
   }
+  return z;
+}
+
+/**
+ * Decode latents [C, h, w] (before the 1/scaling_factor of the VAE) inside plan.box; returns the box's
+ * RGB pixels [box.height·f, box.width·f, 3] with generate()'s scaling and postprocessing.
+ */
+export async function decodeBox(models: DiffusionModels, latents: Float32Array, channels: number, h: number, w: number, box: LatentBox): Promise<Uint8Array> {
+  const { info } = models;
+  const z = scaledLatentBox(info, latents, channels, h, w, box);
   const f = info.vaeScaleFactor;
   const image = await models.decodeLatents(z, box.height, box.width); // [1, 3, bh·f, bw·f]
   if (image.length !== 3 * box.height * f * box.width * f) throw new RangeError(`decoder returned ${image.length} values for a ${box.width}×${box.height} latent box`);

@@ -9,7 +9,7 @@ import type { DiffusionEngine } from '../../engine/pipeline/engine';
 import { editNode } from '../../engine/pipeline/edit';
 import { generateNode } from '../../engine/pipeline/editRecord';
 import { EditInputError, type EditStepProgress, type MaskStrategy, type StateContext } from '../../engine/pipeline/editTypes';
-import { loadEditUNet } from '../../engine/pipeline/editUNet';
+import { loadEditComponents, releaseEditComponents } from '../../engine/pipeline/editUNet';
 import type { GenerateResult, StepProgress } from '../../engine/pipeline/generate';
 import { downsampleAny, upsampleNearest, type BinaryMask } from '../../engine/mask/binaryMask';
 import type { NodeRecord } from '../../engine/state/nodeRecord';
@@ -19,17 +19,18 @@ import type { EditRequest, GenerateRequest, InferenceResult } from './backend';
 /** Default resident activation-cache bytes when the service gives none (2 GiB). */
 export const DEFAULT_ENGINE_CACHE_BYTES = 2 * 2 ** 30;
 
-/** Open (creating when missing) the node store, its activation cache and the recording/sparse UNet. */
+/** Open (creating when missing) the node store, its activation cache, the recording/sparse UNet and the region decoder. */
 export async function openEngineState(engine: DiffusionEngine, stateDir: string, opts: { cacheBytes?: number; intraOpNumThreads?: number }): Promise<StateContext> {
   const store = await NodeStore.open(stateDir, { create: true });
-  const unet = await loadEditUNet(engine.info.dir, { variant: engine.info.variant ?? undefined, intraOpNumThreads: opts.intraOpNumThreads, sessions: { recording: true, sparse: true } });
+  const parts = await loadEditComponents(engine.info.dir, { variant: engine.info.variant ?? undefined, intraOpNumThreads: opts.intraOpNumThreads, sessions: { recording: true, sparse: true } });
+  const { unet, decoder } = parts;
   try {
     const cache = await store.openCache(opts.cacheBytes ?? DEFAULT_ENGINE_CACHE_BYTES);
     // The recording graph runs the engine's dense steps too: one UNet copy in memory, not two.
     if (unet.denseSession) await engine.adoptUNet(unet.denseSession);
-    return { models: engine, store, cache, unet };
+    return { models: engine, store, cache, unet, decoder };
   } catch (e) {
-    await unet.release();
+    await releaseEditComponents(parts);
     throw e;
   }
 }

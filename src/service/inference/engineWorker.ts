@@ -12,6 +12,7 @@ import { parentPort, workerData } from 'worker_threads';
 import { DiffusionEngine, RECORDING_ENGINE_COMPONENTS } from '../../engine/pipeline/engine';
 import { GenerateInputError, GenerationAbortedError, type StepProgress } from '../../engine/pipeline/generate';
 import { EditInputError, type EditStepProgress, type StateContext } from '../../engine/pipeline/editTypes';
+import { releaseEditComponents } from '../../engine/pipeline/editUNet';
 import { UserMaskError } from '../../engine/mask/userMask';
 import type { EditRequest, GenerateRequest, InferenceProgress, InferenceResult, ModelInfo, ProgressPhase } from './backend';
 import { denseResult, editSparse, forgetNodes, generateRecorded, openEngineState, sparseParent } from './engineState';
@@ -165,7 +166,7 @@ async function main(): Promise<void> {
     if (msg.type === 'shutdown') {
       for (const ac of aborts.values()) ac.abort();
       void chain
-        .then(() => state?.unet?.release())
+        .then(() => releaseEditComponents(state))
         .then(() => engine.dispose())
         .finally(() => channel.exit());
       return;

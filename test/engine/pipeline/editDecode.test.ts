@@ -1,0 +1,108 @@
+/** @jest-environment ./test/engine/runtime/ortTestEnvironment.js */
+// Edits decoded with the parent's decoder context (src/engine/pipeline/editDecode.ts), on the
+// tiny-2level fixture with the real recording/sparse UNet and RegionDecoder: roots store their context
+// and the same image; a cropped edit uses the parent's context, keeps every pixel outside the affected
+// region, lands closer to the full decode than the old crop, stores the child's context for edits of
+// edits; a damaged or missing context falls back to the old crop and says so, losing nothing.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { editNode } from '../../../src/engine/pipeline/edit';
+import { generateNode } from '../../../src/engine/pipeline/editRecord';
+import type { StateContext } from '../../../src/engine/pipeline/editTypes';
+import { loadEditComponents, releaseEditComponents, type EditComponents } from '../../../src/engine/pipeline/editUNet';
+import { DiffusionEngine } from '../../../src/engine/pipeline/engine';
+import { NodeStore } from '../../../src/engine/state/nodeStore';
+import { fingerprint, pixelDiffs, rectMask, tempDir, TINY } from './editFixtures';
+
+const STEPS = 6;
+const PROMPT = 'a red circle on the left';
+const EDIT = 'a blue circle on the left';
+const H = 16;
+let engine: DiffusionEngine;
+let parts: EditComponents;
+const dirs: string[] = [];
+
+beforeAll(async () => {
+  engine = await DiffusionEngine.load(TINY, { intraOpNumThreads: 1 });
+  parts = await loadEditComponents(TINY, { intraOpNumThreads: 1 });
+});
+afterAll(async () => {
+  await releaseEditComponents(parts);
+  await engine?.dispose();
+  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+});
+
+async function state(withDecoder = true): Promise<StateContext> {
+  const dir = tempDir('fisedit-editdecode-');
+  dirs.push(dir);
+  const store = await NodeStore.open(path.join(dir, 'state'), { create: true });
+  return { models: engine, store, cache: await store.openCache(Infinity), unet: parts.unet, decoder: withDecoder ? parts.decoder : null };
+}
+
+const mask = rectMask(H, H, 3, 4, 7, 8); // 16 latent px
+
+/** Mean |a − b| over the affected pixels, in 8-bit levels. */
+function meanDiff(a: Uint8Array, b: Uint8Array, region: { data: Uint8Array }): number {
+  let s = 0;
+  let n = 0;
+  region.data.forEach((on, p) => {
+    if (!on) return;
+    for (let c = 0; c < 3; c++) s += Math.abs(a[3 * p + c] - b[3 * p + c]);
+    n += 3;
+  });
+  return s / n;
+}
+
+test('a root stores its decoder context; its image is the plain decode within one level', async () => {
+  const ctx = await state();
+  const plain = await engine.generate({ prompt: PROMPT, seed: 3, steps: STEPS });
+  const { record, result } = await generateNode(ctx, { prompt: PROMPT, seed: 3, steps: STEPS });
+  expect(record.files.decoder).toBe('decoder.npy');
+  const packed = ctx.store.readDecoderContext(record)!;
+  expect(packed.length).toBe(2 * (parts.decoder!.norms * parts.decoder!.groups + H * H * parts.decoder!.attentionChannels));
+  let worst = 0;
+  for (let i = 0; i < plain.rgb.length; i++) worst = Math.max(worst, Math.abs(plain.rgb[i] - result.rgb[i]));
+  expect(worst).toBeLessThanOrEqual(1);
+  // without a region decoder nothing is stored
+  const bare = await generateNode(await state(false), { prompt: PROMPT, seed: 3, steps: STEPS });
+  expect(bare.record.files.decoder).toBeNull();
+});
+
+test("a cropped edit decodes with the parent's context: the parent's pixels outside, closer to the full decode than the old crop inside; edits of edits read the child's", async () => {
+  const ctx = await state();
+  const root = await generateNode(ctx, { prompt: PROMPT, seed: 3, steps: STEPS });
+  const req = { parentId: root.record.id, prompt: EDIT, mask, strategy: 'mask' as const };
+  const withCtx = await editNode(ctx, { ...req, decode: 'crop' });
+  expect(withCtx.decodeContext).toBe('parent');
+  expect(withCtx.decodeBox).toEqual({ x: 0, y: 0, width: 14, height: 15 }); // M + 1 + 6 px, clipped
+  expect(pixelDiffs(withCtx.rgb, (await ctx.store.readImage(root.record)).rgb, withCtx.affected).outside).toBe(0);
+  expect(withCtx.node.files.decoder).toBe('decoder.npy');
+
+  const full = await editNode(ctx, { ...req, decode: 'full' });
+  expect(full.decodeContext).toBe('own');
+  const oldCrop = await editNode({ ...ctx, decoder: null }, { ...req, decode: 'crop' });
+  expect(oldCrop.decodeContext).toBe('none');
+  expect(oldCrop.node.files.decoder).toBeNull();
+  // Same latents in all three (the decode is the only difference).
+  expect(ctx.store.readLatents(withCtx.node)).toEqual(ctx.store.readLatents(full.node));
+  const errCtx = meanDiff(withCtx.rgb, full.rgb, withCtx.affected);
+  const errOld = meanDiff(oldCrop.rgb, full.rgb, withCtx.affected);
+  expect(errCtx).toBeLessThan(errOld / 2);
+
+  const grandchild = await editNode(ctx, { parentId: withCtx.node.id, prompt: 'a green circle on the left', mask, strategy: 'mask', decode: 'crop' });
+  expect(grandchild.decodeContext).toBe('parent');
+  expect(pixelDiffs(grandchild.rgb, withCtx.rgb, grandchild.affected).outside).toBe(0);
+});
+
+test("a damaged decoder.npy: the edit crops with its own statistics, says why, and leaves the store as it was", async () => {
+  const ctx = await state();
+  const root = await generateNode(ctx, { prompt: PROMPT, seed: 3, steps: STEPS });
+  const file = path.join(ctx.store.nodeDir(root.record.id), 'decoder.npy');
+  fs.writeFileSync(file, fs.readFileSync(file).subarray(0, 100));
+  const before = fingerprint(ctx.store.nodeDir(root.record.id));
+  const r = await editNode(ctx, { parentId: root.record.id, prompt: EDIT, mask, strategy: 'mask', decode: 'crop' });
+  expect(r.decodeContext).toBe('none');
+  expect(r.reason).toMatch(/decoder context was not usable .*decoder\.npy/);
+  expect(fingerprint(ctx.store.nodeDir(root.record.id))).toEqual(before);
+  expect(pixelDiffs(r.rgb, (await ctx.store.readImage(root.record)).rgb, r.affected).outside).toBe(0);
+});
