@@ -86,11 +86,10 @@ async function main(): Promise<void> {
   const t0 = performance.now();
   const engine = await DiffusionEngine.load(o.model, { intraOpNumThreads: o.threads });
   const parts = await loadEditComponents(o.model, { intraOpNumThreads: o.threads, decoder: o.decoderContext });
-  const { unet, decoder } = parts;
   const loadMs = performance.now() - t0;
   try {
     const store = await NodeStore.open(path.join(tmp, 'state'), { create: true });
-    const ctx: StateContext = { models: engine, store, cache: await store.openCache(Infinity), unet, decoder };
+    const ctx: StateContext = { models: engine, store, cache: await store.openCache(Infinity), unet: parts.unet, decoder: parts.decoder };
     const prompt = 'a red circle on the left, a blue square on the right';
     const editPrompt = 'a green circle on the left, a blue square on the right';
     const req = { seed: 42, steps: o.steps, width: o.size, height: o.size };
@@ -102,7 +101,17 @@ async function main(): Promise<void> {
     const [C, h, w] = root.latentShape;
     const parentRgb = (await store.readImage(root)).rgb;
     log(`root ${root.id}: ${root.width}×${root.height}, latent ${C}×${h}×${w}, recorded in ${(rootRun.result.totalMs / 1000).toFixed(2)} s, cache ${(rootRun.cacheBytes / 2 ** 20).toFixed(1)} MiB`);
-    await editNode(ctx, { parentId: root.id, prompt: editPrompt, mask: discMask(w, h, 0.1), denseAboveFraction: 1 });
+    // Only the root is recorded: free the recording session before measuring. At 512 px its weights and
+    // arena (~5 GB) beside the root's 4.8 GB cache left the dense baseline 2× slow from memory pressure,
+    // and loading a UNet after the root was recorded ran the machine out of memory.
+    await parts.unet.releaseRecording?.();
+    // Children are measured, not edited further: their cache pages go, or at 512 px (4.8 GB per root) the
+    // machine runs out of memory by the 25 % mask.
+    const forget = async (e: EditResult) => {
+      await ctx.cache!.deleteNode(e.node.id);
+      return e;
+    };
+    await forget(await editNode(ctx, { parentId: root.id, prompt: editPrompt, mask: discMask(w, h, 0.1), denseAboveFraction: 1 }));
     const dense = (): Promise<GenerateResult> => engine.generate({ prompt: editPrompt, ...req });
     await dense();
 
@@ -113,7 +122,7 @@ async function main(): Promise<void> {
       const denseRuns: GenerateResult[] = [];
       const edits: EditResult[] = [];
       for (let r = 0; r < o.reps; r++) {
-        const runEdit = async () => edits.push(await editNode(ctx, { parentId: root.id, prompt: editPrompt, mask, denseAboveFraction: 1 }));
+        const runEdit = async () => edits.push(await forget(await editNode(ctx, { parentId: root.id, prompt: editPrompt, mask, denseAboveFraction: 1 })));
         const runDense = async () => denseRuns.push(await dense());
         if (r % 2 === 0) {
           await runDense();
@@ -160,7 +169,7 @@ async function main(): Promise<void> {
     // 3. the automatic mask (target-area capture, default k) once, for the record
     let latent: Record<string, unknown> | null = null;
     if (o.latent) {
-      const l = await editNode(ctx, { parentId: root.id, prompt: editPrompt });
+      const l = await forget(await editNode(ctx, { parentId: root.id, prompt: editPrompt }));
       const denseRef = await dense();
       latent = {
         captureSteps: l.captureSteps,

@@ -61,6 +61,8 @@ export interface EditUNet {
     text: Float32Array,
     readCached: (name: string) => Uint16Array | Promise<Uint16Array>,
   ): Promise<SparseUNetStep>;
+  /** Free the recording session only (nothing more will be recorded); sparse steps go on. */
+  releaseRecording?(): Promise<void>;
   release(): Promise<void>;
 }
 

@@ -7,10 +7,10 @@
 //
 // The decoder itself runs on a latent box: the bounding box of the affected region grown by `margin`
 // latent pixels (clipped to the image), so the pixels we keep see the context the decoder's convolutions
-// need. It cannot be exact: the decoder's GroupNorms and mid-block attention are whole-image operations,
-// and over a box they see the box only (SIGE's sparse decoder has the same approximation unless it caches
-// the statistics). When the box is most of the image, the whole latent is decoded instead (same cost,
-// exact).
+// need. The decoder's GroupNorms and mid-block attention are whole-image operations: decodeBox() here
+// runs the plain decoder, which sees the box only; editDecode.ts uses RegionDecoder, which feeds the
+// parent's whole-image statistics and outside tokens instead (as SIGE caches them). When the box is most
+// of the image, the whole latent is decoded instead (about the same cost, exact).
 
 import { imageTensorToRgb } from '../image/png';
 import { BinaryMask, upsampleNearest } from '../mask/binaryMask';

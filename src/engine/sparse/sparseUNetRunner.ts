@@ -74,7 +74,7 @@ export class SparseUNetRunner<D extends CacheDType = 'float16'> {
     readonly cacheDType: D,
     /** Entries a recorded step holds (and a sparse step reads), in UNet order. */
     readonly manifest: readonly CacheEntrySpec[],
-    private readonly recording: OrtModelSession | null,
+    private recording: OrtModelSession | null,
     private readonly sparse: OrtModelSession | null,
   ) {}
 
@@ -180,6 +180,16 @@ export class SparseUNetRunner<D extends CacheDType = 'float16'> {
       deltas.set(name, { shape: entryShape(spec, batch, feed.height, feed.width), rows: feed.levels[spec.level].active, data: t.data as CacheArray<D> });
     }
     return { noise: out.noise_rows.data as Float32Array, deltas };
+  }
+
+  /**
+   * Free the recording session alone (its weights and arena: 3.4 GB and more at SD width) once nothing
+   * will be recorded; recordStep then fails as if it had not been created. Sparse steps go on.
+   */
+  async releaseRecording(): Promise<void> {
+    const r = this.recording;
+    this.recording = null;
+    await r?.release();
   }
 
   async release(): Promise<void> {
