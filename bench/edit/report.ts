@@ -83,7 +83,7 @@ export async function writeChart(rows: AreaResult[], title: string, file: string
   const W = 640;
   const H = 400;
   const left = 60;
-  const right = 170;
+  const right = 190;
   const top = 40;
   const bottom = 50;
   const pw = W - left - right;
@@ -102,7 +102,7 @@ export async function writeChart(rows: AreaResult[], title: string, file: string
   parts.push(`<text x="${left + pw / 2}" y="${H - 12}" font-size="12" font-family="sans-serif" text-anchor="middle">mask area (latent pixels)</text>`);
   parts.push(`<line x1="${left}" y1="${Y(1)}" x2="${left + pw}" y2="${Y(1)}" stroke="#555" stroke-dasharray="4 3"/>`);
   const series: Array<[string, string, (r: AreaResult) => number]> = [
-    ['Amdahl bound', '#999', (r) => r.bound],
+    ['Amdahl bound (full decode)', '#999', (r) => r.bound],
     ['UNet step', '#1f77b4', (r) => r.stepSpeedup],
     ['edit vs dense regen', '#d62728', (r) => r.speedup],
   ];

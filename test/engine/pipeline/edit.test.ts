@@ -167,6 +167,24 @@ describe('edit', () => {
     }
   });
 
+  test('releaseRecording frees the recording session only: sparse edits go on, with the same result; recording then fails clearly', async () => {
+    const folder = loadModelFolder(TINY);
+    const own = await SparseUNetRunner.create(folder.unet.config, folder.unet.weights, { intraOpNumThreads: 1 });
+    try {
+      const ctx = await state({ unet: own });
+      const { record } = await root(ctx);
+      const req = { parentId: record.id, prompt: 'a blue circle on the left', mask: rectMask(H, H, 2, 3, 8, 10), strategy: 'mask' as const };
+      const before = await editNode(ctx, req);
+      await own.releaseRecording();
+      const after = await editNode(ctx, req);
+      expect(after.mode).toBe('SPARSE');
+      expect(after.rgb).toEqual(before.rgb);
+      await expect(root(ctx)).rejects.toThrow(/the recording session was not created/);
+    } finally {
+      await own.release();
+    }
+  });
+
   test('maskDilation: 0 recomputes exactly the user mask, 1 adds a 1-px latent ring; the pixels that may change are the same', async () => {
     const ctx = await state();
     const { record, result } = await root(ctx);
