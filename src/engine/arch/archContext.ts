@@ -9,7 +9,7 @@
 // Block code therefore calls spatialConv()/norm() below instead of nn.conv2d()/nn.groupNorm().
 
 import { GraphBuilder } from '../graph/graphBuilder';
-import { conv2d, Conv2dOptions, groupNorm, groupNormGiven, groupNormStats } from '../graph/nn';
+import { conv2d, Conv2dOptions, groupMoments, groupNorm, groupNormGiven, groupNormStats } from '../graph/nn';
 import { WeightMap, WeightTensor } from '../model/tensor';
 
 export class ArchError extends Error {
@@ -79,6 +79,12 @@ export interface ArchHooks {
    */
   groupNormStats?(path: string, mean: string, variance: string): void;
   /**
+   * With groupNormStats: compute the statistics BESIDE the plain GroupNorm instead of through the
+   * ReduceMean formulation, so the graph's outputs stay bit-identical to the plain graph's (one more
+   * pass over each normalised tensor).
+   */
+  statsBesidePlainGroupNorm?: boolean;
+  /**
    * Statistics to normalise with instead of the input's own (graph values broadcastable to [B,G,1]); null
    * keeps the input's. Region decoders take the whole image's statistics this way.
    */
@@ -112,6 +118,12 @@ export function norm(ctx: ArchContext, x: string, name: string, channels: number
   const beta = ctx.w.get(`${name}.bias`, [channels]);
   const given = ctx.hooks.givenGroupNormStats?.(ctx.w.path(name)) ?? null;
   if (given) return ctx.g.scope(name, () => groupNormGiven(ctx.g, x, groups, eps, gamma, beta, given.mean, given.variance));
+  if (ctx.hooks.groupNormStats && ctx.hooks.statsBesidePlainGroupNorm) {
+    const y = ctx.g.scope(name, () => groupNorm(ctx.g, x, groups, eps, gamma, beta));
+    const m = ctx.g.scope(`${name}.stats`, () => groupMoments(ctx.g, x, groups));
+    ctx.hooks.groupNormStats(ctx.w.path(name), m.mean, m.variance);
+    return y;
+  }
   if (ctx.hooks.groupNormStats) {
     const r = ctx.g.scope(name, () => groupNormStats(ctx.g, x, groups, eps, gamma, beta));
     ctx.hooks.groupNormStats(ctx.w.path(name), r.mean, r.variance);

@@ -5,7 +5,7 @@
 // own statistics and only its own tokens, which shifts colours and contrast inside the box (10–12/255 on
 // average on the bundled model). SIGE's answer is to cache what the whole image contributed; so:
 //
-// - RECORDING graph: the ordinary decoder plus outputs gn_mean / gn_var [S, G, 1] (the statistics of its
+// - RECORDING graph: the ordinary decoder (same image, bit for bit) plus outputs gn_mean / gn_var [S, G, 1] (the statistics of its
 //   S GroupNorms, in build order) and, when the mid block has attention, mid_k / mid_v [1, h·w, C] (its
 //   projected keys and values, one per latent token).
 // - BOX graph: decodes a latent box normalising with given gn_mean / gn_var inputs and attending to the
@@ -39,6 +39,8 @@ export function buildRecordingVaeDecoderGraph(cfg: VaeConfig, weights: WeightMap
   buildVaeDecoderGraph(cfg, weights, {
     builder: g,
     hooks: {
+      // The image stays the plain decoder's, bit for bit: a recorded node's PNG is generate()'s.
+      statsBesidePlainGroupNorm: true,
       groupNormStats(path, mean, variance) {
         norms.push(path);
         means.push(mean);

@@ -87,6 +87,15 @@ export interface GroupNormWithStats {
   variance: string;
 }
 
+/** Group means and biased variances [B,G,1] of x [B,C,H,W], as groupNormStats computes them. */
+export function groupMoments(g: GraphBuilder, x: string, groups: number): { mean: string; variance: string } {
+  const grouped = g.op('Reshape', [x, g.constI64([0, groups, -1])]); // [B,G,M]
+  const mean = g.op('ReduceMean', [grouped], { axes: [2], keepdims: 1 }, { hint: 'gn_mean' });
+  const centered = g.op('Sub', [grouped, mean]);
+  const variance = g.op('ReduceMean', [g.op('Mul', [centered, centered])], { axes: [2], keepdims: 1 }, { hint: 'gn_var' });
+  return { mean, variance };
+}
+
 /** GroupNorm written out with ReduceMean so the statistics are graph values (recording graphs). */
 export function groupNormStats(g: GraphBuilder, x: string, groups: number, eps: number, gamma: WeightTensor, beta: WeightTensor): GroupNormWithStats {
   const xs = g.op('Shape', [x]);
