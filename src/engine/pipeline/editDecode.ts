@@ -6,10 +6,9 @@
 // are worth cropping. Without one, the old crop (its own statistics) up to half the latent. A full
 // decode with a RegionDecoder records the child's own context; a box decode derives it from the parent's.
 
-import { imageTensorToRgb } from '../image/png';
 import type { BinaryMask } from '../mask/binaryMask';
 import { DecoderContextError, type DecoderContext, type RegionDecoder } from './regionDecoder';
-import { autoDecodeMode, compositeRegion, decodeBox, planRegionDecode, scaledLatentBox, type LatentBox } from './regionDecode';
+import { autoDecodeMode, boxImageToRgb, compositeRegion, decodeBox, planRegionDecode, scaledLatentBox, type LatentBox } from './regionDecode';
 import type { DiffusionModels } from './models';
 import type { NodeRecord } from '../state/nodeRecord';
 import { StateDirError, type NodeStore } from '../state/nodeStore';
@@ -70,26 +69,12 @@ export async function decodeEditRegion(
   };
   if (decoder && plan.full) {
     const { image, context } = await decoder.decodeRecording(scaledLatentBox(info, latents, C, h, w, plan.box), h, w);
-    return { rgb: composite(toRgb(image, plan.box, f)), affected: plan.affected, box: plan.box, context: 'own', childContext: decoder.pack(context), compositeMs };
+    return { rgb: composite(boxImageToRgb(image, plan.box, f)), affected: plan.affected, box: plan.box, context: 'own', childContext: decoder.pack(context), compositeMs };
   }
   if (decoder && parentContext) {
-    // The tokens whose latents changed: M grown by the same ring as the affected pixels.
-    const changed = downsampleAffected(plan.affected, f, w, h);
-    const r = await decoder.decodeBox(scaledLatentBox(info, latents, C, h, w, plan.box), plan.box, parentContext, changed);
-    return { rgb: composite(toRgb(r.image, plan.box, f)), affected: plan.affected, box: plan.box, context: 'parent', childContext: decoder.pack(r.context), compositeMs };
+    const r = await decoder.decodeBox(scaledLatentBox(info, latents, C, h, w, plan.box), plan.box, parentContext, plan.changed);
+    return { rgb: composite(boxImageToRgb(r.image, plan.box, f)), affected: plan.affected, box: plan.box, context: 'parent', childContext: decoder.pack(r.context), compositeMs };
   }
   const rgb = composite(await decodeBox(models, latents, C, h, w, plan.box));
   return { rgb, affected: plan.affected, box: plan.box, context: plan.full ? 'own' : 'none', childContext: null, compositeMs };
-}
-
-function toRgb(image: Float32Array, box: LatentBox, f: number): Uint8Array {
-  if (image.length !== 3 * box.height * f * box.width * f) throw new RangeError(`decoder returned ${image.length} values for a ${box.width}×${box.height} latent box`);
-  return imageTensorToRgb(image, 3, box.height * f, box.width * f);
-}
-
-/** Latent pixels whose f×f image block is affected. */
-function downsampleAffected(affected: BinaryMask, f: number, w: number, h: number): BinaryMask {
-  const data = new Uint8Array(w * h);
-  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) data[y * w + x] = affected.data[y * f * affected.width + x * f];
-  return { width: w, height: h, data };
 }

@@ -27,6 +27,8 @@ export interface LatentBox {
 export interface RegionDecodePlan {
   /** Image-resolution mask of the pixels taken from the decode. */
   affected: BinaryMask;
+  /** The same region at latent resolution (M dilated): the latent pixels whose decode is kept. */
+  changed: BinaryMask;
   /** The latent box decoded (the whole latent when mode resolves to full). */
   box: LatentBox;
   full: boolean;
@@ -76,7 +78,7 @@ export function planRegionDecode(mask: BinaryMask, factor: number, opts: RegionD
     }
   }
   const whole: LatentBox = { x: 0, y: 0, width: w, height: h };
-  if (x1 < 0) return { affected, box: whole, full: true };
+  if (x1 < 0) return { affected, changed: grown, box: whole, full: true };
   const box: LatentBox = {
     x: Math.max(0, x0 - margin),
     y: Math.max(0, y0 - margin),
@@ -85,7 +87,7 @@ export function planRegionDecode(mask: BinaryMask, factor: number, opts: RegionD
   };
   const mode = opts.mode ?? 'auto';
   const full = mode === 'full' || (mode === 'auto' && box.width * box.height > (opts.fullAbove ?? 0.5) * w * h);
-  return { affected, box: full ? whole : box, full };
+  return { affected, changed: grown, box: full ? whole : box, full };
 }
 
 /** The decoder input of `box`: latents [C, h, w] inside it, / scaling_factor (+ shift_factor), [C, bh, bw]. */
@@ -112,7 +114,11 @@ export async function decodeBox(models: DiffusionModels, latents: Float32Array, 
   const { info } = models;
   const z = scaledLatentBox(info, latents, channels, h, w, box);
   const f = info.vaeScaleFactor;
-  const image = await models.decodeLatents(z, box.height, box.width); // [1, 3, bh·f, bw·f]
+  return boxImageToRgb(await models.decodeLatents(z, box.height, box.width), box, f);
+}
+
+/** A decoded box's image [1, 3, bh·f, bw·f] → RGB [bh·f, bw·f, 3], checking its size. */
+export function boxImageToRgb(image: Float32Array, box: LatentBox, f: number): Uint8Array {
   if (image.length !== 3 * box.height * f * box.width * f) throw new RangeError(`decoder returned ${image.length} values for a ${box.width}×${box.height} latent box`);
   return imageTensorToRgb(image, 3, box.height * f, box.width * f);
 }
