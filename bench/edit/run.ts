@@ -3,7 +3,7 @@
 // process, at several mask areas. Dense and edit runs alternate so machine-load drift hits both alike.
 //
 //   npx tsx bench/edit/run.ts [--model DIR] [--steps N] [--areas 0.02,0.05,…] [--reps N] [--threads N]
-//                             [--size PX] [--out FILE.json] [--no-chart] [--no-latent] [--plain-crop]
+//                             [--size PX] [--out FILE.json] [--no-chart] [--no-latent] [--plain-crop] [--cache-mib N]
 //
 // Default model: models/default when it has a UNet, else the sd-narrow fixture. Writes
 // bench/results/edit.json (or --out) and a PNG chart beside it.
@@ -36,11 +36,13 @@ interface Options {
   latent: boolean;
   /** Decode edit boxes with the parent's decoder context (RegionDecoder); --plain-crop: the old crop. */
   decoderContext: boolean;
+  /** Activation-cache bytes kept in memory (--cache-mib); the rest spills to the bench's state dir. */
+  cacheBytes: number;
 }
 
 function parseArgs(argv: string[]): Options {
   const dflt = fs.existsSync(path.join(ROOT, 'models/default/unet/config.json')) ? path.join(ROOT, 'models/default') : path.join(ROOT, 'test/fixtures/models/sd-narrow');
-  const o: Options = { model: dflt, steps: 20, areas: [0.02, 0.05, 0.1, 0.25, 0.5], reps: 3, threads: 2, size: undefined, out: path.join(ROOT, 'bench/results/edit.json'), chart: true, latent: true, decoderContext: true };
+  const o: Options = { model: dflt, steps: 20, areas: [0.02, 0.05, 0.1, 0.25, 0.5], reps: 3, threads: 2, size: undefined, out: path.join(ROOT, 'bench/results/edit.json'), chart: true, latent: true, decoderContext: true, cacheBytes: Infinity };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -63,6 +65,7 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--no-chart') o.chart = false;
     else if (a === '--no-latent') o.latent = false;
     else if (a === '--plain-crop') o.decoderContext = false;
+    else if (a === '--cache-mib') o.cacheBytes = posInt(value()) * 2 ** 20;
     else throw new Error(`bench/edit: unknown argument ${a}`);
   }
   if (o.areas.some((v) => !(v > 0 && v <= 1))) throw new Error('bench/edit: --areas are fractions in (0, 1]');
@@ -89,7 +92,7 @@ async function main(): Promise<void> {
   const loadMs = performance.now() - t0;
   try {
     const store = await NodeStore.open(path.join(tmp, 'state'), { create: true });
-    const ctx: StateContext = { models: engine, store, cache: await store.openCache(Infinity), unet: parts.unet, decoder: parts.decoder };
+    const ctx: StateContext = { models: engine, store, cache: await store.openCache(o.cacheBytes), unet: parts.unet, decoder: parts.decoder };
     const prompt = 'a red circle on the left, a blue square on the right';
     const editPrompt = 'a green circle on the left, a blue square on the right';
     const req = { seed: 42, steps: o.steps, width: o.size, height: o.size };
@@ -204,6 +207,7 @@ async function main(): Promise<void> {
       reps: o.reps,
       loadMs,
       prompts: { root: prompt, edit: editPrompt },
+      cacheBudgetBytes: Number.isFinite(o.cacheBytes) ? o.cacheBytes : null,
       rootCacheBytes: rootRun.cacheBytes,
       rootCacheBytesPerStep: rootRun.cacheBytes / o.steps,
       areas: rows,

@@ -49,7 +49,8 @@ export interface EditEvalSummary {
   /** Success among cases whose parent drew the object right (colour+position): the edit's own share. */
   successWhereParentRight: number;
   parentRight: number;
-  byKind: Record<'colour' | 'shape', { cases: number; success: number }>;
+  /** Per kind: all cases, and the cases whose parent drew the object right (colour+position). */
+  byKind: Record<'colour' | 'shape', { cases: number; success: number; parentRight: number; successWhereParentRight: number }>;
   outsideChangedPixels: number;
   /** Fraction of the other objects whose score the edit kept; null when no case has another object. */
   othersKept: number | null;
@@ -121,7 +122,13 @@ export function summariseEdits(items: EditEvalItem[]): EditEvalSummary {
   const right = items.filter((it) => it.parentObject.colourPosition);
   const byKind = (k: 'colour' | 'shape') => {
     const of = items.filter((it) => it.edit.kind === k);
-    return { cases: of.length, success: frac(of.filter((it) => it.success).length, of.length) };
+    const ofRight = of.filter((it) => it.parentObject.colourPosition);
+    return {
+      cases: of.length,
+      success: frac(of.filter((it) => it.success).length, of.length),
+      parentRight: ofRight.length,
+      successWhereParentRight: frac(ofRight.filter((it) => it.success).length, ofRight.length),
+    };
   };
   const modes: Record<string, number> = {};
   for (const it of items) modes[it.mode] = (modes[it.mode] ?? 0) + 1;

@@ -36,3 +36,34 @@ test('runs each case as parent + edit and keeps every pixel outside the edit reg
   const again = await editNode(ctx, { parentId: store.list()[0].id, prompt: 'a yellow circle on the left on a white background' });
   expect(again.node.parentId).toBe(store.list()[0].id);
 });
+
+test('summary splits success by kind, over all cases and over those whose parent drew the object right', () => {
+  // kind, parent right, success: colour 3 cases (2 right: 1 success), shape 2 cases (1 right: 0 success)
+  const rows: Array<['colour' | 'shape', boolean, boolean]> = [
+    ['colour', true, true],
+    ['colour', true, false],
+    ['colour', false, true],
+    ['shape', true, false],
+    ['shape', false, false],
+  ];
+  const items = rows.map(([kind, right, success]) => ({
+    edit: { kind },
+    parentObject: { colourPosition: right },
+    success,
+    outsideChanged: 0,
+    othersKept: 0,
+    others: 0,
+    mode: 'SPARSE',
+    maskedFraction: 0.1,
+    editMs: 1,
+    generateMs: 2,
+  })) as unknown as Parameters<typeof summariseEdits>[0];
+  const s = summariseEdits(items);
+  expect(s.success).toBeCloseTo(2 / 5);
+  expect(s.parentRight).toBe(3);
+  expect(s.successWhereParentRight).toBeCloseTo(1 / 3);
+  expect(s.byKind.colour).toEqual({ cases: 3, success: 2 / 3, parentRight: 2, successWhereParentRight: 1 / 2 });
+  expect(s.byKind.shape).toEqual({ cases: 2, success: 0, parentRight: 1, successWhereParentRight: 0 });
+  expect(s.othersKept).toBeNull();
+  expect(s.speedup).toBeCloseTo(2);
+});

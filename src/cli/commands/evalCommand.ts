@@ -104,7 +104,7 @@ async function evalEdits(
     io.stdout.write(
       `model ${engine.info.name}: ${s.cases} edits (strategy ${strategy}${maskDilation === undefined ? '' : `, mask dilation ${maskDilation}`}), ${settings.steps} steps ${settings.scheduler}, guidance ${settings.guidance}\n` +
         `  shows the new attribute   ${pct(s.success)} (colour ${pct(s.byKind.colour.success)} of ${s.byKind.colour.cases}, shape ${pct(s.byKind.shape.success)} of ${s.byKind.shape.cases})\n` +
-        `  ... where the parent drew the object  ${pct(s.successWhereParentRight)} of ${s.parentRight}\n` +
+        `  ... where the parent drew the object  ${pct(s.successWhereParentRight)} of ${s.parentRight} (colour ${pct(s.byKind.colour.successWhereParentRight)} of ${s.byKind.colour.parentRight}, shape ${pct(s.byKind.shape.successWhereParentRight)} of ${s.byKind.shape.parentRight})\n` +
         `  pixels changed outside the edit region  ${s.outsideChangedPixels}\n` +
         `  other objects kept        ${s.othersKept === null ? 'n/a (single-object scenes)' : pct(s.othersKept)}\n` +
         `  mean masked fraction      ${pct(s.meanMaskedFraction)}; modes ${Object.entries(s.modes).map(([m, n]) => `${m} ${n}`).join(', ')}\n` +

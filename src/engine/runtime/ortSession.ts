@@ -39,6 +39,10 @@ export interface SessionOptions {
   graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'layout' | 'all';
   /** Write the optimised model here (debugging; ORT cannot write it when external data lives in memory). */
   optimizedModelFilePath?: string;
+  /** ORT's CPU memory arena (default true). Without it intermediates are malloc'd and freed per run. */
+  enableCpuMemArena?: boolean;
+  /** ORT's memory pattern: one pre-planned block per input shape (default true). */
+  enableMemPattern?: boolean;
   /** ORT session config entries (onnxruntime_session_options_config_keys.h), e.g. {'session.disable_prepacking': '1'}. */
   sessionConfig?: Record<string, string>;
   logSeverityLevel?: 0 | 1 | 2 | 3 | 4;
@@ -110,6 +114,8 @@ export class OrtModelSession {
       executionMode: 'sequential',
       logSeverityLevel: opts.logSeverityLevel ?? 3,
     };
+    if (opts.enableCpuMemArena !== undefined) options.enableCpuMemArena = opts.enableCpuMemArena;
+    if (opts.enableMemPattern !== undefined) options.enableMemPattern = opts.enableMemPattern;
     if (opts.optimizedModelFilePath) options.optimizedModelFilePath = opts.optimizedModelFilePath;
     if (opts.sessionConfig) options.extra = { ...opts.sessionConfig };
     if (opts.profileFilePrefix) {

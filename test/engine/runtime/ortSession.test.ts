@@ -28,6 +28,16 @@ describe('OrtModelSession', () => {
     await s.release();
   });
 
+  it('runs without the memory arena and memory pattern across changing shapes (sparse sessions use this)', async () => {
+    const s = await createSession(addOneGraph(), { intraOpNumThreads: 1, enableCpuMemArena: false, enableMemPattern: false });
+    for (const n of [5, 1, 64, 2]) {
+      const x = Float32Array.from({ length: 2 * n }, (_, i) => i - n);
+      const out = await s.run({ x: float32Tensor(x, [n, 2]) });
+      expect(Array.from(out.y.data as Float32Array)).toEqual(Array.from(x, (v) => v + 1));
+    }
+    await s.release();
+  });
+
   it('defaults intra-op threads to the machine parallelism', async () => {
     const s = await createSession(addOneGraph());
     expect(s.intraOpNumThreads).toBe(require('os').availableParallelism());
