@@ -193,6 +193,7 @@ async function main(): Promise<void> {
     const ceiling = amdahl({ E: 0, d: 1, V: 0, N: o.steps, k: Math.max(1, Math.round(0.2 * o.steps)), phi: 0 });
     console.log(`\nedit vs dense regeneration — ${path.basename(o.model)}, ${root.width}×${root.height} (latent ${w}×${h}), ${o.steps} ${root.scheduler} steps, CFG, user masks (k = 0), ${o.reps} reps, median, ${os.cpus().length} cores, ${o.threads} threads`);
     console.log(formatTable(rows, k));
+    console.log(`peak resident memory ${(process.resourceUsage().maxRSS / 2 ** 20).toFixed(2)} GiB${Number.isFinite(o.cacheBytes) ? `, cache budget ${(o.cacheBytes / 2 ** 20).toFixed(0)} MiB (the rest spilled to disk)` : ''}`);
     console.log(`root cache ${(rootRun.cacheBytes / 2 ** 20).toFixed(2)} MiB (${(rootRun.cacheBytes / o.steps / 2 ** 20).toFixed(2)} MiB per step); outside-region pixels changed: ${Math.max(...rows.map((r) => r.outsideChangedPixels))} (must be 0)`);
     if (latent) console.log(`latent strategy (k = ${latent.captureSteps}, UNet-only ceiling ${ceiling.toFixed(1)}×): mask ${(100 * (latent.maskFraction as number)).toFixed(1)} %, ${latent.mode}, ${(latent.speedup as number).toFixed(2)}× (${String(latent.reason)})`);
     const result = {
@@ -206,6 +207,8 @@ async function main(): Promise<void> {
       scheduler: root.scheduler,
       reps: o.reps,
       loadMs,
+      /** Peak resident memory of the bench process (every session, cache and buffer it held). */
+      peakRssBytes: process.resourceUsage().maxRSS * 1024,
       prompts: { root: prompt, edit: editPrompt },
       cacheBudgetBytes: Number.isFinite(o.cacheBytes) ? o.cacheBytes : null,
       rootCacheBytes: rootRun.cacheBytes,

@@ -51,7 +51,7 @@ export class RegionDecoder {
     const boxGraph = buildBoxVaeDecoderGraph(cfg, weights);
     if (boxGraph.norms.join() !== rec.norms.join()) throw new DecoderContextError('the recording and box decoder graphs disagree on their GroupNorms');
     // Box sizes vary per edit: no arena, so one large box does not stay allocated (sparseUNetRunner.ts).
-    const box = await createSession(boxGraph.g.build(), { intraOpNumThreads: opts.intraOpNumThreads, enableCpuMemArena: false });
+    const box = await createSession(boxGraph.g.build(), { intraOpNumThreads: opts.intraOpNumThreads, enableCpuMemArena: false, enableMemPattern: false });
     const channels = rec.attention === null ? 0 : cfg.blockOutChannels[cfg.blockOutChannels.length - 1];
     return new RegionDecoder(recording, box, cfg.latentChannels, rec.norms.length, cfg.normNumGroups, channels);
   }

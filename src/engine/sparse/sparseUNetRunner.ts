@@ -92,9 +92,10 @@ export class SparseUNetRunner<D extends CacheDType = 'float16'> {
       const recorded = new Set(rec.manifest.map((e) => e.name));
       const missing = sp.manifest.filter((e) => !recorded.has(e.name)).map((e) => e.name);
       if (missing.length) throw new SparseGraphError(`the sparse graph reads entries the recording graph does not write: ${missing.join(', ')}`);
-      // No memory arena: an arena keeps the high-water mark of the largest edit it ever ran (at 512 px a
-      // 50 % mask left 1.6 GB more held than a 10 % one); without it a 10–50 % step is as fast here.
-      sparse = await createSession(sp.g.build(), { enableCpuMemArena: false, ...sessionOpts });
+      // No memory arena (nor memory pattern, which pre-plans a block per input shape): an arena keeps the
+      // high-water mark of the largest edit it ever ran (at 512 px a 50 % mask left 1.6 GB more held than a
+      // 10 % one); without both a 10–50 % step is as fast here (bench/sparse/memory.ts).
+      sparse = await createSession(sp.g.build(), { enableCpuMemArena: false, enableMemPattern: false, ...sessionOpts });
     }
     return new SparseUNetRunner(cfg, cacheDType, rec.manifest, recording, sparse);
   }
