@@ -53,7 +53,8 @@ shape (bounding-box fill ratio), and per image the background colour. Prints acc
                        edit, and score whether the object shows the new attribute, the pixels outside the
                        edit's region that changed (must be 0), the other objects kept, mode and speed
   --strategy S         the edits' mask strategy: auto | latent | attention | dense (default auto)
-  --dilation N         grow each found mask by N latent pixels before the sparse steps (edit --dilation)
+  --dilation N         recompute N latent pixels around each found mask in the sparse steps
+                       (edit --dilation; default 2)
   --state DIR          keep the parents and edits in DIR (default: a temporary directory, removed)
 `;
 

@@ -51,6 +51,18 @@ const range = (a: number, b: number) => Array.from({ length: Math.max(0, b - a) 
  */
 export const DEFAULT_MASK_DILATION = 0;
 
+/**
+ * Masks the edit FOUND (latent and attention strategies) get a 2-px ring of recomputed context at the
+ * finest level; a user's mask stays exact. A found mask is where the latents differed after k of T
+ * steps, and the object's border is still forming there: with the ring, the region's border rows see the
+ * new prompt's features instead of the parent's. On the bundled model (60 held-out edits, step-11129
+ * snapshot, `fisedit eval --edits --limit 60 --dilation 0|2`) edits whose parent drew the object right
+ * showed the new attribute in 81.0 % of cases against 66.7 % (shape edits 81.8 vs 54.5 %, colour 80 vs
+ * 80 %), all edits 43.3 vs 36.7 %, 0 pixels outside the region either way, at 1.73× instead of 2.21×
+ * the dense generation's speed. The latents outside the mask stay the parent's (takeParentOutside).
+ */
+export const FOUND_MASK_DILATION = 2;
+
 export function defaultEditDilation(levels: number, maskDilation = DEFAULT_MASK_DILATION): number[] {
   if (!Number.isInteger(maskDilation) || maskDilation < 0) throw new EditInputError('maskDilation', `must be a non-negative integer, got ${maskDilation}`);
   return Array.from({ length: levels }, (_, i) => (i === 0 ? maskDilation : 0));
@@ -177,7 +189,8 @@ export async function editNode(ctx: StateContext, request: EditRequest, options:
     mask = { width: w, height: h, data: new Uint8Array(w * h).fill(1) };
   }
   const nLevels = unetLevels(info);
-  const levels = buildMaskPyramid(mask, { levels: nLevels, dilation: request.dilation ?? defaultEditDilation(nLevels, request.maskDilation) });
+  const found = strategy === 'latent' || strategy === 'attention';
+  const levels = buildMaskPyramid(mask, { levels: nLevels, dilation: request.dilation ?? defaultEditDilation(nLevels, request.maskDilation ?? (found ? FOUND_MASK_DILATION : DEFAULT_MASK_DILATION)) });
   let decision: EditDecision = decideEditMode(levels[0].mask, { denseAboveFraction: request.denseAboveFraction });
   if (unchanged) decision = { mode: 'PARENT', fraction: 0, reason: 'the prompt is unchanged: the result is the parent' };
   else if (strategy === 'dense') decision = { mode: 'DENSE', fraction: 1, reason: 'strategy dense: every pixel is regenerated' };

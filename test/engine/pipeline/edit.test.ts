@@ -206,6 +206,32 @@ describe('edit', () => {
     await expect(editNode(ctx, { parentId: record.id, prompt, mask: user, maskDilation: -1 })).rejects.toThrow(/maskDilation/);
   });
 
+  test('a found mask (latent strategy) is recomputed with a 2-px ring by default; a user mask stays exact', async () => {
+    const ctx = await state();
+    const { record, result } = await root(ctx);
+    const prompt = 'a blue circle on the left';
+    const found = await editNode(ctx, { parentId: record.id, prompt, strategy: 'latent', denseAboveFraction: 1 });
+    const count = (m: { data: Uint8Array }) => m.data.reduce((a, v) => a + v, 0);
+    expect(found.mode).toBe('SPARSE');
+    // level 0 is the found mask dilated by a 5×5 square: more rows, never fewer, all of them within 2 px
+    const ringRows = Math.round(found.maskedFractionPerLevel[0].fraction * H * H);
+    expect(ringRows).toBeGreaterThan(count(found.mask));
+    const grown = new Uint8Array(H * H);
+    for (let y = 0; y < H; y++) {
+      for (let x = 0; x < H; x++) {
+        if (!found.mask.data[y * H + x]) continue;
+        for (let dy = -2; dy <= 2; dy++) for (let dx = -2; dx <= 2; dx++) if (y + dy >= 0 && y + dy < H && x + dx >= 0 && x + dx < H) grown[(y + dy) * H + x + dx] = 1;
+      }
+    }
+    expect(ringRows).toBe(count({ data: grown }));
+    // asking for 0 recomputes the found mask exactly; either way nothing outside the affected region moves
+    const exact = await editNode(ctx, { parentId: record.id, prompt, strategy: 'latent', maskDilation: 0, denseAboveFraction: 1 });
+    expect(exact.mask.data).toEqual(found.mask.data);
+    expect(Math.round(exact.maskedFractionPerLevel[0].fraction * H * H)).toBe(count(found.mask));
+    expect(pixelDiffs(found.rgb, result.rgb, found.affected)).toMatchObject({ outside: 0 });
+    expect(pixelDiffs(exact.rgb, result.rgb, exact.affected)).toMatchObject({ outside: 0 });
+  });
+
   test('an edit of an edit works from the deltas of its parent', async () => {
     const ctx = await state();
     const { record } = await root(ctx);
