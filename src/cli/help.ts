@@ -92,9 +92,9 @@ elsewhere (FISEdit). Outside the mask the image is the parent's, bit for bit.
                            is where the changed words' cross-attention maps concentrate
       --capture-steps K    k for latent (default 20 % of the steps) or attention (default 10 %), >= 1
       --dilation N         also recompute N latent pixels around the mask in the sparse steps
-                           (default: 2 for a found mask, latent or attention, which lets its border
-                           see the new prompt; 0 for --mask, as FISEdit; the pixels that may change
-                           are the same, only the work grows)
+                           (default: 1/16 of the latent side for a found mask, latent or attention,
+                           which lets its border see the new prompt; 0 for --mask, as FISEdit; the
+                           pixels that may change are the same, only the work grows)
       --dense-above F      run dense when the mask covers more than F of the latent (default 0.6)
       --cache-fallback P   when the parent's cache is gone: rerecord (default; rebuild it from its
                            stored latents) or dense (run this edit dense)

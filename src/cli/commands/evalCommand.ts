@@ -54,7 +54,7 @@ shape (bounding-box fill ratio), and per image the background colour. Prints acc
                        edit's region that changed (must be 0), the other objects kept, mode and speed
   --strategy S         the edits' mask strategy: auto | latent | attention | dense (default auto)
   --dilation N         recompute N latent pixels around each found mask in the sparse steps
-                       (edit --dilation; default 2)
+                       (edit --dilation; default 1/16 of the latent side: 2 on the bundled model)
   --state DIR          keep the parents and edits in DIR (default: a temporary directory, removed)
 `;
 

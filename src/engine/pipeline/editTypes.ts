@@ -48,7 +48,7 @@ export interface EditRequest {
   /**
    * Dilation of the sparse active sets in pixels at each UNet level (mask/pyramid.ts): one value for all
    * levels or one per level. Default: a user mask none (DEFAULT_MASK_DILATION), a found mask (latent,
-   * attention) 2 px at the finest level (FOUND_MASK_DILATION); see defaultEditDilation.
+   * attention) 1/16 of the latent side at the finest level (foundMaskDilation); see defaultEditDilation.
    */
   dilation?: number | readonly number[];
   /** Shorthand for dilation = [maskDilation, 0, 0, …]: latent pixels the mask grows by (ignored with `dilation`). */

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ActivationCache } from '../../../src/engine/cache/activationCache';
 import { loadModelFolder } from '../../../src/engine/model/modelFolder';
-import { editNode } from '../../../src/engine/pipeline/edit';
+import { editNode, foundMaskDilation } from '../../../src/engine/pipeline/edit';
 import { generateNode } from '../../../src/engine/pipeline/editRecord';
 import type { StateContext } from '../../../src/engine/pipeline/editTypes';
 import { loadEditUNet, type EditUNet } from '../../../src/engine/pipeline/editUNet';
@@ -206,21 +206,23 @@ describe('edit', () => {
     await expect(editNode(ctx, { parentId: record.id, prompt, mask: user, maskDilation: -1 })).rejects.toThrow(/maskDilation/);
   });
 
-  test('a found mask (latent strategy) is recomputed with a 2-px ring by default; a user mask stays exact', async () => {
+  test('a found mask (latent strategy) is recomputed with a ring of 1/16 of the latent side by default; a user mask stays exact', async () => {
+    expect([foundMaskDilation(16, 16), foundMaskDilation(32, 32), foundMaskDilation(64, 96), foundMaskDilation(8, 8)]).toEqual([1, 2, 4, 1]);
+    const r = foundMaskDilation(H, H);
     const ctx = await state();
     const { record, result } = await root(ctx);
     const prompt = 'a blue circle on the left';
     const found = await editNode(ctx, { parentId: record.id, prompt, strategy: 'latent', denseAboveFraction: 1 });
     const count = (m: { data: Uint8Array }) => m.data.reduce((a, v) => a + v, 0);
     expect(found.mode).toBe('SPARSE');
-    // level 0 is the found mask dilated by a 5×5 square: more rows, never fewer, all of them within 2 px
+    // level 0 is the found mask dilated by a (2r+1)² square: more rows, all of them within r px
     const ringRows = Math.round(found.maskedFractionPerLevel[0].fraction * H * H);
     expect(ringRows).toBeGreaterThan(count(found.mask));
     const grown = new Uint8Array(H * H);
     for (let y = 0; y < H; y++) {
       for (let x = 0; x < H; x++) {
         if (!found.mask.data[y * H + x]) continue;
-        for (let dy = -2; dy <= 2; dy++) for (let dx = -2; dx <= 2; dx++) if (y + dy >= 0 && y + dy < H && x + dx >= 0 && x + dx < H) grown[(y + dy) * H + x + dx] = 1;
+        for (let dy = -r; dy <= r; dy++) for (let dx = -r; dx <= r; dx++) if (y + dy >= 0 && y + dy < H && x + dx >= 0 && x + dx < H) grown[(y + dy) * H + x + dx] = 1;
       }
     }
     expect(ringRows).toBe(count({ data: grown }));
