@@ -4,10 +4,14 @@
 //     cell; shape edit: its colour there with the new shape), by scoreScene on the edited spec;
 //   - preservation: pixels outside the edit's affected region that differ from the parent (must be 0),
 //     and how many of the other objects keep their parent's score;
-//   - cost: mode, masked fraction, edit time against the parent's dense generation time.
+//   - the reference: the same edited prompt regenerated densely from the parent's seed (what a dense
+//     edit produces), scored the same way. Where that regeneration shows the new attribute, a failed
+//     edit is FISEdit's; where it does not, the model cannot draw the edited scene at that seed;
+//   - cost: mode, masked fraction, edit time against that dense regeneration's time (no recording).
 import type { MaskStrategy, StateContext } from '../engine/pipeline/editTypes';
 import { editNode } from '../engine/pipeline/edit';
 import { generateNode } from '../engine/pipeline/editRecord';
+import { generate } from '../engine/pipeline/generate';
 import type { SheetTile } from './contactSheet';
 import { editCase, type EditCase } from './editCases';
 import type { EvalSettings } from './runEvaluation';
@@ -32,6 +36,9 @@ export interface EditEvalItem {
   /** The edited object as the child drew it (scored against the edited spec). */
   childObject: ObjectScore;
   success: boolean;
+  /** The edited object in the dense regeneration of the edited prompt (same seed), and whether it shows the new attribute. */
+  denseObject: ObjectScore;
+  denseSuccess: boolean;
   /** Pixels outside the affected region that differ from the parent. */
   outsideChanged: number;
   /** Other objects whose colour+position score is the same in parent and child. */
@@ -40,7 +47,10 @@ export interface EditEvalItem {
   mode: string;
   maskedFraction: number;
   editMs: number;
+  /** The recorded parent's generation (with recording). */
   generateMs: number;
+  /** The dense regeneration of the edited prompt (no recording): the baseline an edit replaces. */
+  denseMs: number;
 }
 
 export interface EditEvalSummary {
@@ -50,13 +60,18 @@ export interface EditEvalSummary {
   successWhereParentRight: number;
   parentRight: number;
   /** Per kind: all cases, and the cases whose parent drew the object right (colour+position). */
-  byKind: Record<'colour' | 'shape', { cases: number; success: number; parentRight: number; successWhereParentRight: number }>;
+  byKind: Record<'colour' | 'shape', { cases: number; success: number; parentRight: number; successWhereParentRight: number; denseSuccess: number; successWhereDenseRight: number }>;
+  /** Dense regenerations of the edited prompt that show the new attribute: the model's own ceiling. */
+  denseSuccess: number;
+  /** Edit success among the cases whose dense regeneration shows the new attribute: FISEdit's own share. */
+  successWhereDenseRight: number;
+  denseRight: number;
   outsideChangedPixels: number;
   /** Fraction of the other objects whose score the edit kept; null when no case has another object. */
   othersKept: number | null;
   meanMaskedFraction: number;
   modes: Record<string, number>;
-  /** Σ generate ms / Σ edit ms. */
+  /** Σ dense regeneration ms / Σ edit ms. */
   speedup: number;
 }
 
@@ -84,6 +99,7 @@ export async function runEditEvaluation(
     const seed = settings.baseSeed + i;
     const root = await generateNode(ctx, { prompt: c.parent.caption, seed, steps: settings.steps, guidance: settings.guidance, scheduler: settings.scheduler });
     const e = await editNode(ctx, { parentId: root.record.id, prompt: c.child.caption, strategy: settings.strategy, maskDilation: settings.maskDilation });
+    const dense = await generate(ctx.models, { prompt: c.child.caption, seed, steps: settings.steps, guidance: settings.guidance, scheduler: settings.scheduler });
     const { width: W, height: H } = root.result;
     const parentRgb = root.result.rgb;
     let outsideChanged = 0;
@@ -93,6 +109,7 @@ export async function runEditEvaluation(
     }
     const before = scoreScene(parentRgb, W, H, c.parent).objects;
     const after = scoreScene(e.rgb, W, H, c.child).objects;
+    const denseObject = scoreScene(dense.rgb, W, H, c.child).objects[c.objectIndex];
     const others = before.map((_, k) => k).filter((k) => k !== c.objectIndex);
     items.push({
       edit: c,
@@ -104,6 +121,8 @@ export async function runEditEvaluation(
       parentObject: before[c.objectIndex],
       childObject: after[c.objectIndex],
       success: shows(c.kind, after[c.objectIndex]),
+      denseObject,
+      denseSuccess: shows(c.kind, denseObject),
       outsideChanged,
       othersKept: others.filter((k) => before[k].colourPosition === after[k].colourPosition).length,
       others: others.length,
@@ -111,6 +130,7 @@ export async function runEditEvaluation(
       maskedFraction: e.maskedFraction,
       editMs: e.totalMs,
       generateMs: root.result.totalMs,
+      denseMs: dense.totalMs,
     });
     onProgress?.(i + 1, specs.length);
   }
@@ -128,6 +148,8 @@ export function summariseEdits(items: EditEvalItem[]): EditEvalSummary {
       success: frac(of.filter((it) => it.success).length, of.length),
       parentRight: ofRight.length,
       successWhereParentRight: frac(ofRight.filter((it) => it.success).length, ofRight.length),
+      denseSuccess: frac(of.filter((it) => it.denseSuccess).length, of.length),
+      successWhereDenseRight: frac(of.filter((it) => it.denseSuccess && it.success).length, of.filter((it) => it.denseSuccess).length),
     };
   };
   const modes: Record<string, number> = {};
@@ -138,12 +160,15 @@ export function summariseEdits(items: EditEvalItem[]): EditEvalSummary {
     success: frac(items.filter((it) => it.success).length, items.length),
     successWhereParentRight: frac(right.filter((it) => it.success).length, right.length),
     parentRight: right.length,
+    denseSuccess: frac(items.filter((it) => it.denseSuccess).length, items.length),
+    successWhereDenseRight: frac(items.filter((it) => it.denseSuccess && it.success).length, items.filter((it) => it.denseSuccess).length),
+    denseRight: items.filter((it) => it.denseSuccess).length,
     byKind: { colour: byKind('colour'), shape: byKind('shape') },
     outsideChangedPixels: sum((it) => it.outsideChanged),
     othersKept: sum((it) => it.others) === 0 ? null : sum((it) => it.othersKept) / sum((it) => it.others),
     meanMaskedFraction: frac(sum((it) => it.maskedFraction), items.length),
     modes,
-    speedup: frac(sum((it) => it.generateMs), sum((it) => it.editMs)),
+    speedup: frac(sum((it) => it.denseMs), sum((it) => it.editMs)),
   };
 }
 

@@ -54,6 +54,9 @@ describe('fisedit eval', () => {
     const r = JSON.parse(fs.readFileSync(json, 'utf8'));
     expect(r.items.map((i: { kind: string }) => i.kind)).toEqual(['colour', 'shape', 'colour']);
     expect(r.summary.success).toBeCloseTo(r.items.filter((i: { success: boolean }) => i.success).length / 3, 10);
+    expect(out).toMatch(/dense regeneration shows it\s+\d+\.\d %/);
+    expect(r.summary.denseSuccess).toBeCloseTo(r.items.filter((i: { denseSuccess: boolean }) => i.denseSuccess).length / 3, 10);
+    expect(r.items.every((i: { denseMs: number }) => i.denseMs > 0)).toBe(true);
     expect(r.items.every((i: { outsideChanged: number }) => i.outsideChanged === 0)).toBe(true);
     expect((await sharp(sheet).metadata()).height).toBe(2 * (64 + 6)); // parents above edits (32-px images ×2)
     expect(fs.readdirSync(path.join(state, 'nodes')).length).toBeGreaterThanOrEqual(6);

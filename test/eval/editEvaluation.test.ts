@@ -23,6 +23,8 @@ test('runs each case as parent + edit and keeps every pixel outside the edit reg
     expect(it.seed).toBe(7 + report.items.indexOf(it));
     expect(it.childRgb.length).toBe(it.width * it.height * 3);
     expect(it.success).toBe(it.edit.kind === 'colour' ? it.childObject.colourPosition : it.childObject.shapeCorrect);
+    expect(it.denseSuccess).toBe(it.edit.kind === 'colour' ? it.denseObject.colourPosition : it.denseObject.shapeCorrect);
+    expect(it.denseMs).toBeGreaterThan(0);
   }
   expect(report.items[1].others).toBe(1);
   const s = report.summary;
@@ -37,19 +39,22 @@ test('runs each case as parent + edit and keeps every pixel outside the edit reg
   expect(again.node.parentId).toBe(store.list()[0].id);
 });
 
-test('summary splits success by kind, over all cases and over those whose parent drew the object right', () => {
-  // kind, parent right, success: colour 3 cases (2 right: 1 success), shape 2 cases (1 right: 0 success)
-  const rows: Array<['colour' | 'shape', boolean, boolean]> = [
-    ['colour', true, true],
-    ['colour', true, false],
-    ['colour', false, true],
-    ['shape', true, false],
-    ['shape', false, false],
+test('summary splits success by kind, over all cases and over those whose parent or dense regeneration drew it right', () => {
+  // kind, parent right, success, dense right: colour 3 cases (2 parent right: 1 success; 2 dense right:
+  // 1 success), shape 2 cases (1 parent right: 0 success; 1 dense right: 0 success)
+  const rows: Array<['colour' | 'shape', boolean, boolean, boolean]> = [
+    ['colour', true, true, true],
+    ['colour', true, false, false],
+    ['colour', false, true, false],
+    ['shape', true, false, true],
+    ['shape', false, false, false],
   ];
-  const items = rows.map(([kind, right, success]) => ({
+  const items = rows.map(([kind, right, success, denseSuccess]) => ({
     edit: { kind },
     parentObject: { colourPosition: right },
     success,
+    denseSuccess,
+    denseMs: 3,
     outsideChanged: 0,
     othersKept: 0,
     others: 0,
@@ -62,8 +67,11 @@ test('summary splits success by kind, over all cases and over those whose parent
   expect(s.success).toBeCloseTo(2 / 5);
   expect(s.parentRight).toBe(3);
   expect(s.successWhereParentRight).toBeCloseTo(1 / 3);
-  expect(s.byKind.colour).toEqual({ cases: 3, success: 2 / 3, parentRight: 2, successWhereParentRight: 1 / 2 });
-  expect(s.byKind.shape).toEqual({ cases: 2, success: 0, parentRight: 1, successWhereParentRight: 0 });
+  expect(s.byKind.colour).toEqual({ cases: 3, success: 2 / 3, parentRight: 2, successWhereParentRight: 1 / 2, denseSuccess: 1 / 3, successWhereDenseRight: 1 });
+  expect(s.byKind.shape).toEqual({ cases: 2, success: 0, parentRight: 1, successWhereParentRight: 0, denseSuccess: 1 / 2, successWhereDenseRight: 0 });
+  expect(s.denseRight).toBe(2);
+  expect(s.denseSuccess).toBeCloseTo(2 / 5);
+  expect(s.successWhereDenseRight).toBeCloseTo(1 / 2);
   expect(s.othersKept).toBeNull();
-  expect(s.speedup).toBeCloseTo(2);
+  expect(s.speedup).toBeCloseTo(3); // against the dense regeneration (3 ms), not the recorded parent (2 ms)
 });

@@ -106,10 +106,12 @@ async function evalEdits(
       `model ${engine.info.name}: ${s.cases} edits (strategy ${strategy}${maskDilation === undefined ? '' : `, mask dilation ${maskDilation}`}), ${settings.steps} steps ${settings.scheduler}, guidance ${settings.guidance}\n` +
         `  shows the new attribute   ${pct(s.success)} (colour ${pct(s.byKind.colour.success)} of ${s.byKind.colour.cases}, shape ${pct(s.byKind.shape.success)} of ${s.byKind.shape.cases})\n` +
         `  ... where the parent drew the object  ${pct(s.successWhereParentRight)} of ${s.parentRight} (colour ${pct(s.byKind.colour.successWhereParentRight)} of ${s.byKind.colour.parentRight}, shape ${pct(s.byKind.shape.successWhereParentRight)} of ${s.byKind.shape.parentRight})\n` +
+        `  dense regeneration shows it  ${pct(s.denseSuccess)} (colour ${pct(s.byKind.colour.denseSuccess)}, shape ${pct(s.byKind.shape.denseSuccess)}): the model's own ceiling\n` +
+        `  ... edits right where it does  ${pct(s.successWhereDenseRight)} of ${s.denseRight} (colour ${pct(s.byKind.colour.successWhereDenseRight)}, shape ${pct(s.byKind.shape.successWhereDenseRight)})\n` +
         `  pixels changed outside the edit region  ${s.outsideChangedPixels}\n` +
         `  other objects kept        ${s.othersKept === null ? 'n/a (single-object scenes)' : pct(s.othersKept)}\n` +
         `  mean masked fraction      ${pct(s.meanMaskedFraction)}; modes ${Object.entries(s.modes).map(([m, n]) => `${m} ${n}`).join(', ')}\n` +
-        `  edit vs dense generation  ${s.speedup.toFixed(2)}x faster\n`,
+        `  edit vs dense regeneration  ${s.speedup.toFixed(2)}x faster\n`,
     );
     if (o.json) {
       const json = {
@@ -121,6 +123,7 @@ async function evalEdits(
           parent: it.edit.parent.caption, child: it.edit.child.caption, kind: it.edit.kind, from: it.edit.from, to: it.edit.to, seed: it.seed,
           success: it.success, parentObject: it.parentObject, childObject: it.childObject, outsideChanged: it.outsideChanged,
           othersKept: it.othersKept, others: it.others, mode: it.mode, maskedFraction: it.maskedFraction, editMs: Math.round(it.editMs), generateMs: Math.round(it.generateMs),
+          denseObject: it.denseObject, denseSuccess: it.denseSuccess, denseMs: Math.round(it.denseMs),
         })),
       };
       await inPhase(EXIT.io, () => fs.writeFileSync(o.json as string, `${JSON.stringify(json, null, 1)}\n`));
