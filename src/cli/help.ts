@@ -90,7 +90,7 @@ elsewhere (FISEdit). Outside the mask the image is the parent's, bit for bit.
                            dense with the new prompt, the mask is where the latents moved. dense =
                            regenerate everything. attention = the first k steps run dense, the mask
                            is where the changed words' cross-attention maps concentrate
-      --capture-steps K    k for latent (default 20 % of the steps) or attention (default 10 %), >= 1
+      --capture-steps K    k for latent (default 30 % of the steps) or attention (default 10 %), >= 1
       --dilation N         also recompute N latent pixels around the mask in the sparse steps
                            (default: 1/16 of the latent side for a found mask, latent or attention,
                            which lets its border see the new prompt; 0 for --mask, as FISEdit; the

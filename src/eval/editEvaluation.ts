@@ -22,6 +22,8 @@ export interface EditEvalSettings extends EvalSettings {
   strategy: Exclude<MaskStrategy, 'mask'>;
   /** Latent pixels the found mask grows by before the sparse steps (EditRequest.maskDilation). */
   maskDilation?: number;
+  /** Dense capture steps k of each edit (EditRequest.captureSteps); default the strategy's. */
+  captureSteps?: number;
 }
 
 export interface EditEvalItem {
@@ -98,7 +100,7 @@ export async function runEditEvaluation(
     const c = editCase(specs[i], i);
     const seed = settings.baseSeed + i;
     const root = await generateNode(ctx, { prompt: c.parent.caption, seed, steps: settings.steps, guidance: settings.guidance, scheduler: settings.scheduler });
-    const e = await editNode(ctx, { parentId: root.record.id, prompt: c.child.caption, strategy: settings.strategy, maskDilation: settings.maskDilation });
+    const e = await editNode(ctx, { parentId: root.record.id, prompt: c.child.caption, strategy: settings.strategy, maskDilation: settings.maskDilation, captureSteps: settings.captureSteps });
     const dense = await generate(ctx.models, { prompt: c.child.caption, seed, steps: settings.steps, guidance: settings.guidance, scheduler: settings.scheduler });
     const { width: W, height: H } = root.result;
     const parentRgb = root.result.rgb;

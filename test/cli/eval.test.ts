@@ -42,14 +42,18 @@ describe('fisedit eval', () => {
     const r3 = spawnSync('node', [cli, 'eval', '--model', model, '--edits', '--strategy', 'mask'], { encoding: 'utf8' });
     expect(r3.status).toBe(2);
     expect(r3.stderr).toMatch(/--strategy must be one of auto, latent, attention, dense/);
+    const r4 = spawnSync('node', [cli, 'eval', '--model', model, '--edits', '--steps', '3', '--capture-steps', '4'], { encoding: 'utf8' });
+    expect(r4.status).toBe(2);
+    expect(r4.stderr).toMatch(/--capture-steps must be an integer in \[1, 3\]/);
   });
 
   it('--edits: edit quality, nothing outside the edit regions changed, a parent/edit sheet; --state keeps the nodes', async () => {
     const json = path.join(tmp, 'e.json');
     const sheet = path.join(tmp, 'e.png');
     const state = path.join(tmp, 'state');
-    const out = execFileSync('node', [cli, 'eval', '--model', model, '--edits', '--limit', '3', '--steps', '3', '--json', json, '--sheet', sheet, '--state', state], { encoding: 'utf8' });
+    const out = execFileSync('node', [cli, 'eval', '--model', model, '--edits', '--limit', '3', '--steps', '3', '--capture-steps', '2', '--json', json, '--sheet', sheet, '--state', state], { encoding: 'utf8' });
     expect(out).toMatch(/shows the new attribute\s+\d+\.\d %/);
+    expect(out).toMatch(/strategy auto, 2 capture steps\)/);
     expect(out).toMatch(/pixels changed outside the edit region\s+0\n/);
     const r = JSON.parse(fs.readFileSync(json, 'utf8'));
     expect(r.items.map((i: { kind: string }) => i.kind)).toEqual(['colour', 'shape', 'colour']);

@@ -33,6 +33,7 @@ const SPEC = {
   edits: { type: 'boolean' },
   strategy: { type: 'string' },
   dilation: { type: 'string' },
+  'capture-steps': { type: 'string' },
   state: { type: 'string' },
   progress: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
@@ -55,6 +56,8 @@ shape (bounding-box fill ratio), and per image the background colour. Prints acc
   --strategy S         the edits' mask strategy: auto | latent | attention | dense (default auto)
   --dilation N         recompute N latent pixels around each found mask in the sparse steps
                        (edit --dilation; default 1/16 of the latent side: 2 on the bundled model)
+  --capture-steps K    dense steps before the sparse ones (edit --capture-steps; default 30 % of the
+                       steps for latent, 10 % for attention)
   --state DIR          keep the parents and edits in DIR (default: a temporary directory, removed)
 `;
 
@@ -81,7 +84,7 @@ function loadSpecs(file: string): EvalSpec[] {
 const EDIT_STRATEGIES = ['auto', 'latent', 'attention', 'dense'] as const;
 
 async function evalEdits(
-  o: { strategy?: string; dilation?: string; state?: string; json?: string; sheet?: string; progress?: string },
+  o: { strategy?: string; dilation?: string; 'capture-steps'?: string; state?: string; json?: string; sheet?: string; progress?: string },
   engine: DiffusionEngine,
   specs: EvalSpec[],
   settings: EvalSettings,
@@ -92,18 +95,23 @@ async function evalEdits(
   if (!EDIT_STRATEGIES.includes(strategy)) throw usageError(`--strategy must be one of ${EDIT_STRATEGIES.join(', ')} (got ${JSON.stringify(o.strategy)})`);
   const maskDilation = o.dilation === undefined ? undefined : Number(o.dilation);
   if (maskDilation !== undefined && !(Number.isInteger(maskDilation) && maskDilation >= 0)) throw usageError(`--dilation must be an integer >= 0 (got ${JSON.stringify(o.dilation)})`);
+  const captureSteps = o['capture-steps'] === undefined ? undefined : Number(o['capture-steps']);
+  if (captureSteps !== undefined && !(Number.isInteger(captureSteps) && captureSteps >= 1 && captureSteps <= settings.steps)) {
+    throw usageError(`--capture-steps must be an integer in [1, ${settings.steps}] (got ${JSON.stringify(o['capture-steps'])})`);
+  }
+  if (captureSteps !== undefined && strategy === 'dense') throw usageError('--capture-steps applies to the latent and attention strategies, not dense');
   const dir = o.state ? path.resolve(o.state) : fs.mkdtempSync(path.join(os.tmpdir(), 'fisedit-eval-edits-'));
   try {
     const store = await openStateStore(dir, 'eval', true);
     const ctx = await loadStateContext(engine, store, { threads, sparse: true });
     const bar = new ProgressBar(io.stderr, 'edits', (o.progress as 'bar' | 'lines' | 'none' | undefined) ?? defaultProgressMode(io.stderr));
-    const report = await inPhase(EXIT.inference, () => runEditEvaluation(ctx, specs, { ...settings, strategy, maskDilation }, (d, t) => bar.update(d, t)));
+    const report = await inPhase(EXIT.inference, () => runEditEvaluation(ctx, specs, { ...settings, strategy, maskDilation, captureSteps }, (d, t) => bar.update(d, t)));
     bar.finish();
     await releaseEditComponents(ctx);
     const s = report.summary;
     const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
     io.stdout.write(
-      `model ${engine.info.name}: ${s.cases} edits (strategy ${strategy}${maskDilation === undefined ? '' : `, mask dilation ${maskDilation}`}), ${settings.steps} steps ${settings.scheduler}, guidance ${settings.guidance}\n` +
+      `model ${engine.info.name}: ${s.cases} edits (strategy ${strategy}${maskDilation === undefined ? '' : `, mask dilation ${maskDilation}`}${captureSteps === undefined ? '' : `, ${captureSteps} capture steps`}), ${settings.steps} steps ${settings.scheduler}, guidance ${settings.guidance}\n` +
         `  shows the new attribute   ${pct(s.success)} (colour ${pct(s.byKind.colour.success)} of ${s.byKind.colour.cases}, shape ${pct(s.byKind.shape.success)} of ${s.byKind.shape.cases})\n` +
         `  ... where the parent drew the object  ${pct(s.successWhereParentRight)} of ${s.parentRight} (colour ${pct(s.byKind.colour.successWhereParentRight)} of ${s.byKind.colour.parentRight}, shape ${pct(s.byKind.shape.successWhereParentRight)} of ${s.byKind.shape.parentRight})\n` +
         `  dense regeneration shows it  ${pct(s.denseSuccess)} (colour ${pct(s.byKind.colour.denseSuccess)}, shape ${pct(s.byKind.shape.denseSuccess)}): the model's own ceiling\n` +
