@@ -317,6 +317,9 @@ export async function editNode(ctx: StateContext, request: EditRequest, options:
         denseAfterCapture++;
         for (let b = 0; b < batch; b++) input.set(scaled, b * n);
         let eps: Float32Array;
+        // Without a recording session (released to save memory) a dense step cannot extend the child's
+        // cache: the child then keeps none, and edits of it re-record it or run dense.
+        if (record && childCacheComplete && unet!.canRecord === false) childCacheComplete = false;
         if (record && childCacheComplete) {
           const r = await unet!.recordStep(input, h, w, t, text);
           cacheBytes += await putRecordedStep(cache!, childId, i, unet!, r.entries);

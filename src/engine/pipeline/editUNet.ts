@@ -63,6 +63,8 @@ export interface EditUNet {
   ): Promise<SparseUNetStep>;
   /** Free the recording session only (nothing more will be recorded); sparse steps go on. */
   releaseRecording?(): Promise<void>;
+  /** False once the recording session is gone (or was never created): recordStep would fail. */
+  readonly canRecord?: boolean;
   release(): Promise<void>;
 }
 

@@ -189,6 +189,10 @@ export class SparseUNetRunner<D extends CacheDType = 'float16'> {
    * Free the recording session alone (its weights and arena: 3.4 GB and more at SD width) once nothing
    * will be recorded; recordStep then fails as if it had not been created. Sparse steps go on.
    */
+  get canRecord(): boolean {
+    return this.recording !== null;
+  }
+
   async releaseRecording(): Promise<void> {
     const r = this.recording;
     this.recording = null;

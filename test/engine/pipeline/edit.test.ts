@@ -167,7 +167,7 @@ describe('edit', () => {
     }
   });
 
-  test('releaseRecording frees the recording session only: sparse edits go on, with the same result; recording then fails clearly', async () => {
+  test('releaseRecording frees the recording session only: sparse edits go on, with the same result, dense ones keep no cache; recording then fails clearly', async () => {
     const folder = loadModelFolder(TINY);
     const own = await SparseUNetRunner.create(folder.unet.config, folder.unet.weights, { intraOpNumThreads: 1 });
     try {
@@ -179,6 +179,11 @@ describe('edit', () => {
       const after = await editNode(ctx, req);
       expect(after.mode).toBe('SPARSE');
       expect(after.rgb).toEqual(before.rgb);
+      // an edit whose mask is too large runs its steps dense: it succeeds without recording, keeps no
+      // cache, and an edit of it still works (the child's cache is re-derived or the edit runs dense)
+      const dense = await editNode(ctx, { ...req, denseAboveFraction: 0.01 });
+      expect([dense.mode, dense.cacheBytes]).toEqual(['DENSE', 0]);
+      expect(ctx.cache!.hasNode(dense.node.id)).toBe(false);
       await expect(root(ctx)).rejects.toThrow(/the recording session was not created/);
     } finally {
       await own.release();
