@@ -19,6 +19,7 @@ import { loadEditComponents, releaseEditComponents } from '../../src/engine/pipe
 import { DiffusionEngine } from '../../src/engine/pipeline/engine';
 import type { GenerateResult } from '../../src/engine/pipeline/generate';
 import { NodeStore } from '../../src/engine/state/nodeStore';
+import { defaultCaptureSteps } from '../../src/engine/pipeline/editMask';
 import { discMask } from './masks';
 import { amdahl, AreaResult, formatTable, stat, writeChart } from './report';
 
@@ -190,7 +191,7 @@ async function main(): Promise<void> {
 
     // 4. report
     const k = 0;
-    const ceiling = amdahl({ E: 0, d: 1, V: 0, N: o.steps, k: Math.max(1, Math.round(0.2 * o.steps)), phi: 0 });
+    const ceiling = amdahl({ E: 0, d: 1, V: 0, N: o.steps, k: latent ? (latent.captureSteps as number) : defaultCaptureSteps(o.steps), phi: 0 });
     console.log(`\nedit vs dense regeneration — ${path.basename(o.model)}, ${root.width}×${root.height} (latent ${w}×${h}), ${o.steps} ${root.scheduler} steps, CFG, user masks (k = 0), ${o.reps} reps, median, ${os.cpus().length} cores, ${o.threads} threads`);
     console.log(formatTable(rows, k));
     console.log(`peak resident memory ${(process.resourceUsage().maxRSS / 2 ** 20).toFixed(2)} GiB${Number.isFinite(o.cacheBytes) ? `, cache budget ${(o.cacheBytes / 2 ** 20).toFixed(0)} MiB (the rest spilled to disk)` : ''}`);
