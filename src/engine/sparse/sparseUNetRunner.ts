@@ -185,14 +185,15 @@ export class SparseUNetRunner<D extends CacheDType = 'float16'> {
     return { noise: out.noise_rows.data as Float32Array, deltas };
   }
 
-  /**
-   * Free the recording session alone (its weights and arena: 3.4 GB and more at SD width) once nothing
-   * will be recorded; recordStep then fails as if it had not been created. Sparse steps go on.
-   */
+  /** False once the recording session is released (or was never created). */
   get canRecord(): boolean {
     return this.recording !== null;
   }
 
+  /**
+   * Free the recording session alone (its weights and arena: 3.4 GB and more at SD width) once nothing
+   * will be recorded; recordStep then fails as if it had not been created. Sparse steps go on.
+   */
   async releaseRecording(): Promise<void> {
     const r = this.recording;
     this.recording = null;
