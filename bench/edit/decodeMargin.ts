@@ -5,13 +5,17 @@
 // inside the affected region (mean and max, in /255 of the [-1, 1] image range, and mean relative to the
 // image's standard deviation: random-weight decoders are not scaled like trained ones).
 //
-//   npx tsx bench/edit/decodeMargin.ts [modelDir] [latentSide] [areas] [margins] [reps]
-//   e.g. npx tsx bench/edit/decodeMargin.ts bench/.cache/sd15-sdvae 32 0.1,0.25 2,3,4,6
+// Then the same for the SPARSE decode (sparse/sparseVaeDecoder.ts: halos from the parent's recorded
+// conv inputs) at several per-level dilations ("a/b/c/d" = image, ½, ¼, latent level, in each level's
+// pixels), with its share of the decoder's MACs.
+//
+//   npx tsx bench/edit/decodeMargin.ts [modelDir] [latentSide] [areas] [margins] [reps] [dilations]
+//   e.g. npx tsx bench/edit/decodeMargin.ts bench/.cache/sd15-sdvae 32 0.1,0.25 2,3,4,6 2 1/1/1/1,2/2/2/2
 
 import * as path from 'path';
 import { loadModelFolder } from '../../src/engine/model/modelFolder';
 import { RegionDecoder } from '../../src/engine/pipeline/regionDecoder';
-import { planRegionDecode, type LatentBox } from '../../src/engine/pipeline/regionDecode';
+import { planRegionDecode, planSparseDecode, scaledLatentRows, type LatentBox } from '../../src/engine/pipeline/regionDecode';
 import { gaussianFloat32 } from '../../src/engine/random/gaussian';
 import { discMask } from './masks';
 
@@ -21,6 +25,7 @@ const side = Number(sideArg ?? 32);
 const areas = (areasArg ?? '0.05,0.1,0.25').split(',').map(Number);
 const margins = (marginsArg ?? '1,2,3,4,6,8').split(',').map(Number);
 const reps = Number(repsArg ?? 2);
+const dilations = (process.argv[7] ?? '0/0/0/1,1/1/1/1,1/1/1/2,2/2/2/2,2/2/2/3').split(',').map((d) => d.split('/').map(Number));
 
 function crop(z: Float32Array, C: number, box: LatentBox): Float32Array {
   const out = new Float32Array(C * box.width * box.height);
@@ -87,6 +92,34 @@ async function main(): Promise<void> {
       const share = (box.width * box.height) / (side * side);
       console.log(
         `${(area * 100).toFixed(0).padStart(3)} %  ${String(margin).padStart(4)}   ${(share * 100).toFixed(0).padStart(3)} %  ${r.ms.toFixed(0).padStart(6)} / ${full.ms.toFixed(0).padEnd(6)}    ` +
+          `${((sum / n) * 127.5).toFixed(3).padStart(8)}  ${(max * 127.5).toFixed(2).padStart(8)}  ${(sum / n / std).toExponential(2)}`,
+      );
+    }
+    const identity = { scalingFactor: 1, shiftFactor: null } as Parameters<typeof scaledLatentRows>[0];
+    for (const dil of dilations) {
+      const plan = planSparseDecode(mask, f, decoder.levelMacs, { dilate: 1, dilation: dil });
+      const feed = decoder.preparePyramid(plan.levels);
+      const top = plan.levels[plan.levels.length - 1];
+      const rows = scaledLatentRows(identity, child, C, side, side, top.active);
+      const r = await timed(() => decoder.decodeSparse(feed, rows, parent.context, plan.changed, async (name) => parent.entries.get(name)!.data));
+      const W = side * f;
+      const l0 = plan.levels[0];
+      let sum = 0;
+      let max = 0;
+      let n = 0;
+      for (let p = 0; p < W * W; p++) {
+        if (!plan.affected.data[p]) continue;
+        const row = l0.rowOf[p];
+        for (let ch = 0; ch < 3; ch++) {
+          const d = Math.abs(ref[ch * W * W + p] - r.r.rows[row * 3 + ch]);
+          sum += d;
+          max = Math.max(max, d);
+          n++;
+        }
+      }
+      const fr = plan.levels.map((l) => `${(100 * l.fraction).toFixed(0)}`).join('/');
+      console.log(
+        `${(area * 100).toFixed(0).padStart(3)} %  sparse ${dil.join('/')}  MACs ${(100 * plan.macFraction).toFixed(0).padStart(3)} % (levels ${fr} %)  ${r.ms.toFixed(0).padStart(6)} / ${full.ms.toFixed(0).padEnd(6)}  ` +
           `${((sum / n) * 127.5).toFixed(3).padStart(8)}  ${(max * 127.5).toFixed(2).padStart(8)}  ${(sum / n / std).toExponential(2)}`,
       );
     }

@@ -32,9 +32,14 @@ export interface AreaResult {
   /** Decode: dense full decode vs the edit's region decode. */
   denseDecodeMs: Stat;
   editDecodeMs: Stat;
-  decodeBoxFraction: number;
+  /** Latent share of the decoded box (null for a sparse decode). */
+  decodeBoxFraction: number | null;
   /** 'parent': box decoded with the parent's decoder context; 'own': full decode; 'none': box with its own statistics. */
   decodeContext: string | null;
+  /** 'SPARSE' | 'BOX' | 'FULL' (absent in results written before the sparse decoder). */
+  decodeMethod?: string | null;
+  /** Share of the full decode's MACs a sparse decode ran. */
+  decodeMacFraction?: number | null;
   editTimings: Record<string, number>;
   /** Amdahl bound for the k used (see amdahl()). */
   bound: number;
@@ -57,7 +62,7 @@ const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
 const ms = (v: number) => (v >= 1000 ? `${(v / 1000).toFixed(2)} s` : `${v.toFixed(0)} ms`);
 
 export function formatTable(rows: AreaResult[], k: number): string {
-  const head = ['mask', 'L0 active', 'mode', 'dense regen', 'edit', 'speedup', `bound k=${k}`, 'dense step', 'sparse step', 'step ×', 'decode d/e', 'box', 'child cache'];
+  const head = ['mask', 'L0 active', 'mode', 'dense regen', 'edit', 'speedup', `bound k=${k}`, 'dense step', 'sparse step', 'step ×', 'decode d/e', 'decoded', 'child cache'];
   const body = rows.map((r) => [
     pct(r.maskFraction),
     pct(r.levelFractions[0]),
@@ -70,7 +75,7 @@ export function formatTable(rows: AreaResult[], k: number): string {
     ms(r.sparseStepMs.median),
     `${r.stepSpeedup.toFixed(2)}×`,
     `${ms(r.denseDecodeMs.median)}/${ms(r.editDecodeMs.median)}`,
-    r.decodeContext === 'own' ? 'full' : `${pct(r.decodeBoxFraction)}${r.decodeContext === 'parent' ? ' ctx' : ''}`,
+    r.decodeMethod === 'SPARSE' ? `sparse ${pct(r.decodeMacFraction ?? 0)}` : r.decodeContext === 'own' ? 'full' : `${pct(r.decodeBoxFraction ?? 1)}${r.decodeContext === 'parent' ? ' ctx' : ''}`,
     `${(r.childCacheBytes / 2 ** 20).toFixed(2)} MiB`,
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));

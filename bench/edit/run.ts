@@ -144,7 +144,7 @@ async function main(): Promise<void> {
       const denseMs = stat(denseRuns.map((d) => d.totalMs));
       const editMs = stat(edits.map((x) => x.totalMs));
       const phi = e.maskedFractionPerLevel[0].fraction;
-      const box = e.decodeBox!;
+      const box = e.decodeBox;
       const row: AreaResult = {
         target,
         maskFraction: activeFraction(mask),
@@ -159,8 +159,10 @@ async function main(): Promise<void> {
         stepCostPerArea: sStep.median / dStep.median / phi,
         denseDecodeMs: stat(denseRuns.map((d) => d.timings.decode)),
         editDecodeMs: stat(edits.map((x) => x.timings.decode)),
-        decodeBoxFraction: (box.width * box.height) / (w * h),
+        decodeBoxFraction: box ? (box.width * box.height) / (w * h) : null,
         decodeContext: e.decodeContext,
+        decodeMethod: e.decodeMethod,
+        decodeMacFraction: e.decodeMacFraction,
         editTimings: Object.fromEntries(Object.entries(e.timings).map(([k, v]) => [k, Math.round(v * 10) / 10])),
         bound: amdahl({ E, d: dStep.median, V, N: o.steps, k: e.captureSteps, phi }),
         childCacheBytes: e.cacheBytes,

@@ -99,12 +99,14 @@ elsewhere (FISEdit). Outside the mask the image is the parent's, bit for bit.
       --cache-fallback P   when the parent's cache is gone: rerecord (default; rebuild it from its
                            stored latents) or dense (run this edit dense)
       --save-mask FILE.png write the latent mask used, scaled to the image
-      --decode MODE        auto (default) | crop | full: crop runs the VAE decoder on the changed
-                           region's bounding box plus a margin only (faster; the decoder's GroupNorm
-                           then sees the box, not the image, so the pasted pixels differ slightly
-                           from a full decode); auto decodes everything where that is cheap
-                           (small decoders such as the bundled model's) and otherwise crops when the
-                           box is at most half the latent
+      --decode MODE        auto (default) | sparse | crop | full. sparse runs the VAE decoder on
+                           the affected pixels alone, reading the rest of every decoder layer from
+                           the parent's recorded decode (needs the parent's decoder activations in
+                           the cache); crop decodes the affected region's bounding box plus a margin
+                           with the parent's whole-image statistics; full decodes everything. auto:
+                           full where decoding is cheap (small decoders such as the bundled
+                           model's), else sparse while it is under 60 % of the decoder's work, else
+                           crop while the box is at most 3/4 of the latent, else full
   -o, --out FILE           PNG to write (default fisedit-edit-of-<parent>.png)
       --json               one JSON object: nodeId, parentId, mode (SPARSE | DENSE | PARENT), reason,
                            maskedFraction (overall and per UNet level), denseSteps, sparseSteps,

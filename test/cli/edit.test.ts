@@ -76,7 +76,7 @@ describe('fisedit generate --state, fisedit edit', () => {
       [['--prompt', ''], 2, /edit: --prompt must not be empty/],
       [['--prompt', '   '], 2, /edit: --prompt must not be empty/],
       [['--prompt', 'x', '--strategy', 'magic'], 2, /--strategy must be one of auto, latent, attention, mask, dense/],
-      [['--prompt', 'x', '--decode', 'tiles'], 2, /--decode must be auto, crop or full/],
+      [['--prompt', 'x', '--decode', 'tiles'], 2, /--decode must be auto, sparse, crop or full/],
     ];
     const small = path.join(tmp, 'small.png');
     await writeMaskFile(small, rectMask(16, 16, 0, 0, 4, 4));

@@ -81,7 +81,7 @@ export async function editCommand(argv: string[], io: CliIo): Promise<number> {
   const fallback = o['cache-fallback'] ?? 'rerecord';
   if (fallback !== 'rerecord' && fallback !== 'dense') throw new CliError(EXIT.usage, `edit: --cache-fallback must be rerecord or dense (got ${JSON.stringify(fallback)})`);
   const decode = o.decode ?? 'auto';
-  if (decode !== 'auto' && decode !== 'crop' && decode !== 'full') throw new CliError(EXIT.usage, `edit: --decode must be auto, crop or full (got ${JSON.stringify(o.decode)})`);
+  if (decode !== 'auto' && decode !== 'crop' && decode !== 'full' && decode !== 'sparse') throw new CliError(EXIT.usage, `edit: --decode must be auto, sparse, crop or full (got ${JSON.stringify(o.decode)})`);
   const threads = optionalInt(o.threads, 'threads');
   if (threads !== undefined && threads < 1) throw new CliError(EXIT.usage, '--threads must be ≥ 1');
   const captureSteps = optionalInt(o['capture-steps'], 'capture-steps');
@@ -165,6 +165,8 @@ export async function editCommand(argv: string[], io: CliIo): Promise<number> {
         cacheBytes: r.cacheBytes,
         decodeBox: r.decodeBox,
         decodeContext: r.decodeContext,
+        decodeMethod: r.decodeMethod,
+        decodeMacFraction: r.decodeMacFraction,
         tokens: r.tokens,
         timings: {
           loadModel: round1(loadMs),

@@ -16,6 +16,7 @@
 // the full decode (test/engine/pipeline/regionDecoder.test.ts).
 
 import { GraphBuilder } from '../graph/graphBuilder';
+import { OnnxDataType } from '../graph/onnxProto';
 import { VaeConfig } from '../model/configs';
 import { WeightMap } from '../model/tensor';
 import { ArchError } from './archContext';
@@ -27,12 +28,28 @@ export interface VaeDecoderContextGraph {
   norms: string[];
   /** Module path of the mid-block attention, or null when the decoder has none. */
   attention: string | null;
+  /** Conv-input outputs (recording graph with convInputs): entry name, decoder level (0 = image), Cin. */
+  convInputs: { name: string; level: number; width: number }[];
+}
+
+export interface RecordingDecoderOptions {
+  /**
+   * Also output the input of every 3×3 conv as channels-last rows "<path>.input" [1, h_l·w_l, Cin] in
+   * `cacheDType` (default float16): what the sparse decoder (sparse/sparseVaeDecoder.ts) reads its halos from.
+   */
+  convInputs?: boolean;
+  cacheDType?: 'float16' | 'float32';
+  /** Decoder level of a conv's module path (sparseVaeDecoder.decoderLevelOfPath); needed with convInputs. */
+  levelOf?: (path: string) => number;
 }
 
 /** Decoder + its GroupNorm statistics and mid-attention keys/values as outputs. */
-export function buildRecordingVaeDecoderGraph(cfg: VaeConfig, weights: WeightMap): VaeDecoderContextGraph {
+export function buildRecordingVaeDecoderGraph(cfg: VaeConfig, weights: WeightMap, opts: RecordingDecoderOptions = {}): VaeDecoderContextGraph {
   const g = new GraphBuilder('vae_decoder_recording');
   const norms: string[] = [];
+  const convInputs: VaeDecoderContextGraph['convInputs'] = [];
+  const dtype = opts.cacheDType ?? 'float16';
+  if (opts.convInputs && !opts.levelOf) throw new ArchError('recording decoder: convInputs needs levelOf');
   const means: string[] = [];
   const variances: string[] = [];
   let attention: string | null = null;
@@ -41,6 +58,20 @@ export function buildRecordingVaeDecoderGraph(cfg: VaeConfig, weights: WeightMap
     hooks: {
       // The image stays the plain decoder's, bit for bit: a recorded node's PNG is generate()'s.
       statsBesidePlainGroupNorm: true,
+      ...(opts.convInputs
+        ? {
+            convInput(path: string, x: string) {
+              const w = weights.get(`${path}.weight`);
+              if (!w) throw new ArchError(`recording decoder: weight ${path}.weight is missing`);
+              const level = opts.levelOf!(path);
+              const rows = g.op('Transpose', [g.op('Reshape', [x, g.constI64([0, 0, -1])])], { perm: [0, 2, 1] }, { hint: 'rec_rows' }); // [1,HW,C]
+              const out = dtype === 'float16' ? g.op('Cast', [rows], { to: OnnxDataType.FLOAT16 }, { hint: 'rec_f16' }) : rows;
+              const name = `${path}.input`;
+              g.output(name, out, dtype, [1, `hw${level}`, w.shape[1]]);
+              convInputs.push({ name, level, width: w.shape[1] });
+            },
+          }
+        : {}),
       groupNormStats(path, mean, variance) {
         norms.push(path);
         means.push(mean);
@@ -56,7 +87,7 @@ export function buildRecordingVaeDecoderGraph(cfg: VaeConfig, weights: WeightMap
   });
   g.output('gn_mean', g.op('Concat', means, { axis: 0 }), 'float32', [norms.length, cfg.normNumGroups, 1]);
   g.output('gn_var', g.op('Concat', variances, { axis: 0 }), 'float32', [norms.length, cfg.normNumGroups, 1]);
-  return { g, norms, attention };
+  return { g, norms, attention, convInputs };
 }
 
 /** Decoder of a latent box that normalises with given statistics and attends to given outside tokens too. */
@@ -90,5 +121,5 @@ export function buildBoxVaeDecoderGraph(cfg: VaeConfig, weights: WeightMap): Vae
       },
     },
   });
-  return { g, norms, attention };
+  return { g, norms, attention, convInputs: [] };
 }

@@ -222,7 +222,7 @@ export async function editNode(ctx: StateContext, request: EditRequest, options:
   if (decision.mode === 'PARENT') {
     return commitEdit(ctx, base, {
       mode: 'PARENT', reason: decision.reason, latents: parentLatents, rgb: parentImage.rgb, affected: { width: parent.width, height: parent.height, data: new Uint8Array(parent.width * parent.height) },
-      decodeBox: null, decodeContext: null, decoderContext: ctx.decoder ? readParentContext(store, ctx.decoder, parent).packed : null, denseSteps: captureSteps, sparseSteps: 0, rerecordSteps: 0, cacheFallback: null, cacheMisses: [], cacheNode: 'inherit',
+      decodeBox: null, decodeContext: null, decodeMethod: null, decodeMacFraction: null, decoderContext: ctx.decoder ? readParentContext(store, ctx.decoder, parent).packed : null, denseSteps: captureSteps, sparseSteps: 0, rerecordSteps: 0, cacheFallback: null, cacheMisses: [], cacheNode: 'inherit',
     });
   }
   // From here on the child's stored latents keep the parent's values outside M at every step,
@@ -341,7 +341,11 @@ export async function editNode(ctx: StateContext, request: EditRequest, options:
     // 8. decode the affected region only; every other pixel is the parent's
     const parentContext = ctx.decoder ? readParentContext(store, ctx.decoder, parent) : { context: null, note: null };
     if (parentContext.note) reason += `; ${parentContext.note}`;
-    const decoded = await decodeEditRegion(models, ctx.decoder ?? null, parentContext.context, parentImage.rgb, parent, x, mask, request);
+    // The child's decoder page goes beside its UNet deltas (only while those are complete).
+    const decoderIO = cache ? { cache, parentId: parent.id, childId: record && childCacheComplete ? childId : null } : null;
+    const decoded = await decodeEditRegion(models, ctx.decoder ?? null, parentContext.context, parentImage.rgb, parent, x, mask, request, decoderIO);
+    if (decoded.sparseNote && request.decode === 'sparse') reason += `; the sparse decoder did not run: ${decoded.sparseNote}`;
+    cacheBytes += decoded.cacheBytes;
     lap('decode');
     timings.decode -= decoded.compositeMs;
     timings.composite += decoded.compositeMs;
@@ -351,7 +355,7 @@ export async function editNode(ctx: StateContext, request: EditRequest, options:
     }
     const denseSteps = captureSteps + denseAfterCapture;
     return await commitEdit(ctx, base, {
-      mode, reason, latents: child, rgb: decoded.rgb, affected: decoded.affected, decodeBox: decoded.box, decodeContext: decoded.context, decoderContext: decoded.childContext, denseSteps, sparseSteps: T - denseSteps, rerecordSteps, cacheFallback, cacheMisses,
+      mode, reason, latents: child, rgb: decoded.rgb, affected: decoded.affected, decodeBox: decoded.method === 'SPARSE' ? null : decoded.box, decodeContext: decoded.context, decodeMethod: decoded.method, decodeMacFraction: decoded.macFraction, decoderContext: decoded.childContext, denseSteps, sparseSteps: T - denseSteps, rerecordSteps, cacheFallback, cacheMisses,
       cacheNode: record && childCacheComplete ? { bytes: cacheBytes, base: cache.chain(childId)[1] ?? null } : 'none',
     });
   } catch (e) {

@@ -30,6 +30,8 @@ export interface EditOutcome {
   affected: BinaryMask;
   decodeBox: EditResult['decodeBox'];
   decodeContext: EditResult['decodeContext'];
+  decodeMethod: EditResult['decodeMethod'];
+  decodeMacFraction: EditResult['decodeMacFraction'];
   /** The child's packed decoder context (RegionDecoder.pack), or null. */
   decoderContext: Float32Array | null;
   denseSteps: number;
@@ -113,6 +115,8 @@ export async function commitEdit(ctx: StateContext, b: EditBase, o: EditOutcome)
       cacheBytes: cacheInfo.bytes,
       decodeBox: o.decodeBox,
       decodeContext: o.decodeContext,
+      decodeMethod: o.decodeMethod,
+      decodeMacFraction: o.decodeMacFraction,
       tokens: b.tokens,
       rgb: o.rgb,
       width: parent.width,

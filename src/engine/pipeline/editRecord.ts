@@ -9,6 +9,7 @@
 import { gaussianFloat32 } from '../random/gaussian';
 import { createScheduler } from '../scheduler';
 import type { NodeRecord } from '../state/nodeRecord';
+import { putDecoderEntries } from './editDecode';
 import { putRecordedStep, recordingModels } from './editUNet';
 import type { StateContext } from './editTypes';
 import { generate, GenerationAbortedError, type GenerateOptions, type GenerateRequest, type GenerateResult } from './generate';
@@ -52,6 +53,8 @@ export async function generateNode(ctx: StateContext, request: GenerateRequest, 
           async decodeLatents(z, h, w) {
             const r = await decoder.decodeRecording(z, h, w);
             decoderContext = decoder.pack(r.context);
+            // The decoder's conv inputs: the halos of its children's sparse decodes.
+            if (record && r.entries.size) cacheBytes += await putDecoderEntries(cache, id, r.entries);
             return r.image;
           },
         }

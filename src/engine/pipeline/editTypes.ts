@@ -54,10 +54,12 @@ export interface EditRequest {
   /** Shorthand for dilation = [maskDilation, 0, 0, …]: latent pixels the mask grows by (ignored with `dilation`). */
   maskDilation?: number;
   /**
-   * Region decode: 'auto' (full where decoding is cheap, see autoDecodeMode; else crop unless the crop is
-   * most of the image), 'crop' or 'full'. Pixels outside the affected region are the parent's either way.
+   * Region decode: 'auto' (full where decoding is cheap, see autoDecodeMode; else the sparse decoder when
+   * the parent's decoder activations are cached and the region is small enough, else crop unless the crop
+   * is most of the image), 'sparse' (the sparse decoder whenever the cache allows, else as 'auto'), 'crop'
+   * or 'full'. Pixels outside the affected region are the parent's either way.
    */
-  decode?: 'auto' | 'crop' | 'full';
+  decode?: 'auto' | 'crop' | 'full' | 'sparse';
 }
 
 export interface EditStepProgress {
@@ -124,6 +126,13 @@ export interface EditResult {
    * decoder, or the parent stored no context); null when nothing was decoded (PARENT).
    */
   decodeContext: 'parent' | 'own' | 'none' | null;
+  /**
+   * 'SPARSE': the affected pixels alone at every decoder level, halos from the parent's recorded decoder
+   * activations (decodeBox is then null); 'BOX': a latent box; 'FULL': the whole latent; null for PARENT.
+   */
+  decodeMethod: 'SPARSE' | 'BOX' | 'FULL' | null;
+  /** Share of a full decode's MACs a SPARSE decode ran; null otherwise. */
+  decodeMacFraction: number | null;
   tokens: { removed: string[]; added: string[] };
   rgb: Uint8Array;
   width: number;

@@ -9,9 +9,13 @@
 
 import { buildBoxVaeDecoderGraph, buildRecordingVaeDecoderGraph } from '../arch/vaeDecoderContext';
 import type { BinaryMask } from '../mask/binaryMask';
+import type { PyramidLevel } from '../mask/pyramid';
 import type { VaeConfig } from '../model/configs';
 import type { WeightMap } from '../model/tensor';
-import { createSession, float32Tensor, type OrtModelSession } from '../runtime/ortSession';
+import { createSession, float32Tensor, type EngineTensor, type OrtModelSession } from '../runtime/ortSession';
+import { buildPyramidFeed, type SparsePyramidFeed } from '../sparse/pyramidInputs';
+import { CACHE_INPUT_PREFIX, DELTA_OUTPUT_PREFIX } from '../sparse/sparseLayers';
+import { buildSparseVaeDecoderGraph, decoderLevelMacs, decoderLevelOfPath } from '../sparse/sparseVaeDecoder';
 import type { LatentBox } from './regionDecode';
 
 export class DecoderContextError extends Error {
@@ -33,10 +37,33 @@ export interface DecoderContext {
   v: Float32Array;
 }
 
+/** A recorded decoder conv input: channels-last rows [1, h_l·w_l, Cin], fp16 bits. */
+export interface DecoderEntry {
+  shape: number[];
+  data: Uint16Array;
+}
+
+/** What a sparse decode returns. */
+export interface SparseDecodeResult {
+  /** Decoder output at the level-0 (image) active pixels, [N_0, 3] row-major, before postprocessing. */
+  rows: Float32Array;
+  /** The child's context: the parent's with the changed latent tokens' keys/values replaced. */
+  context: DecoderContext;
+  /** The child's new rows of every conv input (ActivationCache.putDelta input). */
+  deltas: Map<string, { shape: number[]; rows: Int32Array; data: Uint16Array }>;
+}
+
 export class RegionDecoder {
   private constructor(
     private readonly recording: OrtModelSession,
     private readonly box: OrtModelSession,
+    /** The sparse decoder session (null when not created); the recording graph then also records conv inputs. */
+    private readonly sparse: OrtModelSession | null,
+    /** Conv-input entries the recording graph writes (empty without the sparse decoder). */
+    readonly convInputs: readonly { name: string; level: number; width: number }[],
+    readonly levels: number,
+    /** The decoder's 3×3-conv MACs per level per image pixel (level 0 = image): planSparseDecode's weights. */
+    readonly levelMacs: readonly number[],
     readonly latentChannels: number,
     /** GroupNorms S and groups G of the statistics. */
     readonly norms: number,
@@ -45,22 +72,46 @@ export class RegionDecoder {
     readonly attentionChannels: number,
   ) {}
 
-  static async create(cfg: VaeConfig, weights: WeightMap, opts: { intraOpNumThreads?: number } = {}): Promise<RegionDecoder> {
-    const rec = buildRecordingVaeDecoderGraph(cfg, weights);
+  /**
+   * opts.sparse (default true): also load the sparse decoder, and record every decoder conv input in
+   * decodeRecording (the halos a child's sparse decode reads).
+   */
+  static async create(cfg: VaeConfig, weights: WeightMap, opts: { intraOpNumThreads?: number; sparse?: boolean } = {}): Promise<RegionDecoder> {
+    const L = cfg.blockOutChannels.length;
+    const withSparse = opts.sparse ?? true;
+    const rec = buildRecordingVaeDecoderGraph(cfg, weights, withSparse ? { convInputs: true, levelOf: (p) => decoderLevelOfPath(p, L) } : {});
     const recording = await createSession(rec.g.build(), { intraOpNumThreads: opts.intraOpNumThreads });
     const boxGraph = buildBoxVaeDecoderGraph(cfg, weights);
     if (boxGraph.norms.join() !== rec.norms.join()) throw new DecoderContextError('the recording and box decoder graphs disagree on their GroupNorms');
     // Box sizes vary per edit: no arena, so one large box does not stay allocated (sparseUNetRunner.ts).
-    const box = await createSession(boxGraph.g.build(), { intraOpNumThreads: opts.intraOpNumThreads, enableCpuMemArena: false, enableMemPattern: false });
-    const channels = rec.attention === null ? 0 : cfg.blockOutChannels[cfg.blockOutChannels.length - 1];
-    return new RegionDecoder(recording, box, cfg.latentChannels, rec.norms.length, cfg.normNumGroups, channels);
+    const noArena = { intraOpNumThreads: opts.intraOpNumThreads, enableCpuMemArena: false, enableMemPattern: false };
+    const box = await createSession(boxGraph.g.build(), noArena);
+    let sparse: OrtModelSession | null = null;
+    if (withSparse) {
+      const sp = buildSparseVaeDecoderGraph(cfg, weights);
+      if (sp.norms.join() !== rec.norms.join()) throw new DecoderContextError('the recording and sparse decoder graphs disagree on their GroupNorms');
+      const recorded = new Set(rec.convInputs.map((e) => e.name));
+      const missing = sp.manifest.filter((e) => !recorded.has(e.name)).map((e) => e.name);
+      if (missing.length) throw new DecoderContextError(`the sparse decoder reads conv inputs the recording decoder does not write: ${missing.join(', ')}`);
+      sparse = await createSession(sp.g.build(), noArena);
+    }
+    const channels = rec.attention === null ? 0 : cfg.blockOutChannels[L - 1];
+    return new RegionDecoder(recording, box, sparse, rec.convInputs, L, decoderLevelMacs(cfg, 1), cfg.latentChannels, rec.norms.length, cfg.normNumGroups, channels);
+  }
+
+  /** True when the sparse decoder is loaded (and decodeRecording records conv inputs). */
+  get hasSparse(): boolean {
+    return this.sparse !== null;
   }
 
   /** Full decode of scaled latents z [1, C, h, w] → image [1, 3, H, W] and the image's context. */
-  async decodeRecording(z: Float32Array, height: number, width: number): Promise<{ image: Float32Array; context: DecoderContext }> {
+  async decodeRecording(z: Float32Array, height: number, width: number): Promise<{ image: Float32Array; context: DecoderContext; entries: Map<string, DecoderEntry> }> {
     const out = await this.recording.run({ latents: float32Tensor(z, [1, this.latentChannels, height, width]) });
     const empty = new Float32Array(0);
+    const entries = new Map<string, DecoderEntry>();
+    for (const e of this.convInputs) entries.set(e.name, { shape: out[e.name].dims, data: out[e.name].data as Uint16Array });
     return {
+      entries,
       image: out.image.data as Float32Array,
       context: {
         height,
@@ -120,6 +171,79 @@ export class RegionDecoder {
     return { image: out.image.data as Float32Array, context: { height: h, width: w, mean: parent.mean, variance: parent.variance, k, v } };
   }
 
+  /**
+   * The decoder's mask pyramid at image resolution (level 0 = image, levels − 1 = latent) as graph feeds:
+   * mask/pyramid.ts's levels for the image-resolution mask of the pixels to recompute.
+   */
+  preparePyramid(levels: readonly PyramidLevel[]): SparsePyramidFeed {
+    if (levels.length !== this.levels) throw new DecoderContextError(`the decoder pyramid has ${levels.length} levels, the decoder ${this.levels}`);
+    return buildPyramidFeed(levels);
+  }
+
+  /**
+   * Sparse decode: latentRows [1, N_{L−1}, Cl] are the scaled latents z at the active latent pixels
+   * (pyramid order); readCached(name) the PARENT's recorded conv input [1, h_l·w_l, Cin] (fp16 bits).
+   * `changed` (latent size) marks the tokens whose keys/values the child's context takes from this decode.
+   */
+  async decodeSparse(feed: SparsePyramidFeed, latentRows: Float32Array, parent: DecoderContext, changed: BinaryMask, readCached: (name: string) => Promise<Uint16Array>): Promise<SparseDecodeResult> {
+    const session = this.sparse;
+    if (!session) throw new DecoderContextError('the sparse decoder was not loaded (RegionDecoder.create sparse: false)');
+    this.check(parent);
+    const L = this.levels;
+    const top = feed.levels[L - 1];
+    const { height: h, width: w } = parent;
+    if (top.width !== w || top.height !== h) throw new DecoderContextError(`the pyramid's latent level is ${top.width}×${top.height}, the parent's context ${w}×${h}`);
+    const nTop = feed.activeCounts[L - 1];
+    if (latentRows.length !== nTop * this.latentChannels) throw new RangeError(`latentRows holds ${latentRows.length} values, expected ${nTop}·${this.latentChannels}`);
+    const S = this.norms;
+    const G = this.groups;
+    const C = this.attentionChannels;
+    const byName = new Map(this.convInputs.map((e) => [e.name, e]));
+    const feeds: Record<string, EngineTensor> = {
+      latent_rows: float32Tensor(latentRows, [1, nTop, this.latentChannels]),
+      gn_mean: float32Tensor(parent.mean, [S, G, 1]),
+      gn_var: float32Tensor(parent.variance, [S, G, 1]),
+    };
+    if (C) {
+      feeds.mid_k = float32Tensor(parent.k, [1, h * w, C]);
+      feeds.mid_v = float32Tensor(parent.v, [1, h * w, C]);
+    }
+    const dims = (level: number, c: number) => [1, (feed.height >> level) * (feed.width >> level), c];
+    for (const input of session.inputNames) {
+      if (input in feeds) continue;
+      const table = feed.tensors[input];
+      if (table) {
+        feeds[input] = table;
+        continue;
+      }
+      const spec = input.startsWith(CACHE_INPUT_PREFIX) ? byName.get(input.slice(CACHE_INPUT_PREFIX.length)) : undefined;
+      if (!spec) throw new DecoderContextError(`no feed for sparse decoder input ${input}`);
+      const data = await readCached(spec.name);
+      const d = dims(spec.level, spec.width);
+      if (data.length !== d[1] * d[2]) throw new DecoderContextError(`cached ${spec.name} holds ${data.length} values, expected [${d.join(', ')}]`);
+      feeds[input] = { dtype: 'float16', dims: d, data };
+    }
+    const out = await session.run(feeds);
+    const deltas: SparseDecodeResult['deltas'] = new Map();
+    for (const [key, t] of Object.entries(out)) {
+      if (!key.startsWith(DELTA_OUTPUT_PREFIX)) continue;
+      const spec = byName.get(key.slice(DELTA_OUTPUT_PREFIX.length))!;
+      deltas.set(spec.name, { shape: dims(spec.level, spec.width), rows: feed.levels[spec.level].active, data: t.data as Uint16Array });
+    }
+    const k = Float32Array.from(parent.k);
+    const v = Float32Array.from(parent.v);
+    if (C) {
+      const bk = out.mid_k_rows.data as Float32Array;
+      const bv = out.mid_v_rows.data as Float32Array;
+      top.active.forEach((t, r) => {
+        if (!changed.data[t]) return;
+        k.set(bk.subarray(r * C, (r + 1) * C), t * C);
+        v.set(bv.subarray(r * C, (r + 1) * C), t * C);
+      });
+    }
+    return { rows: out.image_rows.data as Float32Array, context: { height: h, width: w, mean: parent.mean, variance: parent.variance, k, v }, deltas };
+  }
+
   /** [2, L]: row 0 = means then keys, row 1 = variances then values (NodeStore's decoder.npy). */
   pack(c: DecoderContext): Float32Array {
     this.check(c);
@@ -151,7 +275,7 @@ export class RegionDecoder {
   }
 
   async release(): Promise<void> {
-    await Promise.all([this.recording.release(), this.box.release()]);
+    await Promise.all([this.recording.release(), this.box.release(), this.sparse?.release()]);
   }
 
   private check(c: DecoderContext): void {

@@ -6,7 +6,9 @@
 // edits; a damaged or missing context falls back to the old crop and says so, losing nothing.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { ActivationCache } from '../../../src/engine/cache/activationCache';
 import { editNode } from '../../../src/engine/pipeline/edit';
+import { DECODER_CACHE_STEP } from '../../../src/engine/pipeline/editDecode';
 import { generateNode } from '../../../src/engine/pipeline/editRecord';
 import type { StateContext } from '../../../src/engine/pipeline/editTypes';
 import { loadEditComponents, releaseEditComponents, type EditComponents } from '../../../src/engine/pipeline/editUNet';
@@ -103,4 +105,53 @@ test("a damaged decoder.npy: the edit crops with its own statistics, says why, a
   expect(r.reason).toMatch(/decoder context was not usable .*decoder\.npy/);
   expect(fingerprint(ctx.store.nodeDir(root.record.id))).toEqual(before);
   expect(pixelDiffs(r.rgb, (await ctx.store.readImage(root.record)).rgb, r.affected).outside).toBe(0);
+});
+
+describe('the sparse decoder (sparse/sparseVaeDecoder.ts) in edits', () => {
+  test("a root records its decoder activations; a sparse-decoded edit keeps the parent's pixels outside, matches the full decode inside as well as the crop does, and stores deltas its own children decode from", async () => {
+    const ctx = await state();
+    const root = await generateNode(ctx, { prompt: PROMPT, seed: 3, steps: STEPS });
+    const names = parts.decoder!.convInputs.map((e) => e.name);
+    expect(names.length).toBeGreaterThan(10);
+    expect(ctx.cache!.check(root.record.id, [DECODER_CACHE_STEP], names)).toEqual({ ok: true });
+    const req = { parentId: root.record.id, prompt: EDIT, mask, strategy: 'mask' as const };
+    const sparse = await editNode(ctx, { ...req, decode: 'sparse' });
+    expect(sparse.decodeMethod).toBe('SPARSE');
+    expect(sparse.decodeBox).toBeNull();
+    expect(sparse.decodeMacFraction).toBeGreaterThan(0);
+    expect(sparse.decodeMacFraction).toBeLessThan(0.6);
+    const parentRgb = (await ctx.store.readImage(root.record)).rgb;
+    expect(pixelDiffs(sparse.rgb, parentRgb, sparse.affected).outside).toBe(0);
+    expect(pixelDiffs(sparse.rgb, parentRgb, sparse.affected).inside).toBeGreaterThan(0);
+    const crop = await editNode(ctx, { ...req, decode: 'crop' });
+    const full = await editNode(ctx, { ...req, decode: 'full' });
+    expect(full.decodeMethod).toBe('FULL');
+    expect(crop.decodeMethod).toBe('BOX');
+    const errSparse = meanDiff(sparse.rgb, full.rgb, sparse.affected);
+    const errCrop = meanDiff(crop.rgb, full.rgb, sparse.affected);
+    expect(errSparse).toBeLessThan(2);
+    expect(errSparse).toBeLessThanOrEqual(errCrop + 0.5);
+    // the child holds deltas over its parent's decoder page (fewer bytes than a full page)
+    const childPage = ctx.cache!.stats().nodes.find((n) => n.node === sparse.node.id);
+    expect(ctx.cache!.check(sparse.node.id, [DECODER_CACHE_STEP], names)).toEqual({ ok: true });
+    expect(childPage).toBeDefined();
+    // its own children decode sparsely from those deltas
+    const grandchild = await editNode(ctx, { parentId: sparse.node.id, prompt: 'a green circle on the left', mask, strategy: 'mask', decode: 'sparse' });
+    expect(grandchild.decodeMethod).toBe('SPARSE');
+    expect(pixelDiffs(grandchild.rgb, sparse.rgb, grandchild.affected).outside).toBe(0);
+    // a child decoded in full stores a full decoder page
+    expect(ctx.cache!.check(full.node.id, [DECODER_CACHE_STEP], names)).toEqual({ ok: true });
+  });
+
+  test("without the parent's decoder page (a cache that lost the parent) the edit re-records its UNet steps, decodes as 'auto' would and says why", async () => {
+    const ctx = await state();
+    const root = await generateNode(ctx, { prompt: PROMPT, seed: 3, steps: STEPS });
+    // e.g. a service restarted without a spill directory: an empty memory-only cache
+    const r = await editNode({ ...ctx, cache: new ActivationCache({ budgetBytes: Infinity }) }, { parentId: root.record.id, prompt: EDIT, mask, strategy: 'mask', decode: 'sparse' });
+    expect(r.cacheFallback).toBe('RERECORDED'); // the UNet steps are re-recorded; the decoder page is not (a full decode)
+    // falls back to 'auto': the box around the mask plus 6 px of context is over 3/4 of this 16² latent
+    expect(r.decodeMethod).toBe('FULL');
+    expect(r.reason).toMatch(/sparse decoder did not run: the parent's decoder activations are not cached \(not-recorded\)/);
+    expect(pixelDiffs(r.rgb, (await ctx.store.readImage(root.record)).rgb, r.affected).outside).toBe(0);
+  });
 });
