@@ -147,15 +147,18 @@ export function compositeRegion(parentRgb: Uint8Array, width: number, height: nu
 }
 
 /**
- * Decoder pyramid dilation per level (level 0 = image), in each level's own pixels: 4 at the two finest
- * levels, 1 elsewhere. A sparse decode reads the parent's activations just outside its active set, and
- * a change spreads 1 px per 3×3 conv; the fine levels (7 convs each in SD's VAE) are where that error
- * reaches the pixels kept. On SD's VAE at 256 px, 10 % disc (bench/edit/decodeMargin.ts): 1/1/1/1 4.7/255
- * mean (82 max) inside the affected region, 2/2/4/6 3.7 (65), 4/4/1/1 3.13 (26) at 25 % of the decoder's
- * MACs, 8/8/4/4 3.08 (26) at 39 %; the box decode with 6 px of context 3.0 (22) at 63 % of the latent.
+ * Decoder pyramid dilation per level (level 0 = image), in each level's own pixels: 6 at the image level,
+ * 4 at the next, 1 elsewhere. A sparse decode reads the parent's activations just outside its active set,
+ * and a change spreads 1 px per 3×3 conv; the fine levels (7 convs each in SD's VAE) are where that error
+ * reaches the pixels kept, so only their rings matter. SD's VAE at 256 px (bench/edit/decodeMargin.ts,
+ * error inside the affected region against the child's full decode, mean / max /255):
+ *   10 % disc: 1/1/1/1 4.7 / 82; 2/2/4/6 3.7 / 65; 4/4/1/1 3.13 / 26 at 25 % of the decoder's MACs;
+ *              8/8/4/4 3.08 / 26 at 39 %; the box with 6 px of context 3.0 / 22 at 63 % of the latent
+ *   25 % disc: 4/4/1/1 1.64 / 32; 6/4/1/1 1.58 / 13.4 at 47 %; the box 1.86 / 15 at 88 %
+ *   5 % disc:  4/4/1/1 1.18 / 11.7; 6/4/1/1 1.05 / 7.4 at 17 %; the box 2.03 / 14.7 at 47 %
  */
 export function defaultSparseDecodeDilation(levels: number): number[] {
-  return Array.from({ length: levels }, (_, l) => (l < 2 ? 4 : 1));
+  return Array.from({ length: levels }, (_, l) => (l === 0 ? 6 : l === 1 ? 4 : 1));
 }
 
 export interface SparseDecodePlan {
