@@ -110,8 +110,9 @@ elsewhere (FISEdit). Outside the mask the image is the parent's, bit for bit.
   -o, --out FILE           PNG to write (default fisedit-edit-of-<parent>.png)
       --json               one JSON object: nodeId, parentId, mode (SPARSE | DENSE | PARENT), reason,
                            maskedFraction (overall and per UNet level), denseSteps, sparseSteps,
-                           cacheFallback (RERECORDED | DENSE | null), cacheBytes, timings (ms per
-                           phase), totalMs (without model loading and writing)
+                           cacheFallback (RERECORDED | DENSE | null), cacheBytes, decodeMethod
+                           (SPARSE | BOX | FULL) with decodeMacFraction or decodeBox, timings (ms
+                           per phase), totalMs (without model loading and writing)
       --threads N          onnxruntime threads (default: all cores)
       --progress MODE      bar | lines | none on stderr (default: bar on a terminal, else none)
   -q, --quiet              same as --progress none

@@ -24,6 +24,8 @@ export interface EditEvalSettings extends EvalSettings {
   maskDilation?: number;
   /** Dense capture steps k of each edit (EditRequest.captureSteps); default the strategy's. */
   captureSteps?: number;
+  /** How each edit decodes (EditRequest.decode); default auto. */
+  decode?: 'auto' | 'sparse' | 'crop' | 'full';
 }
 
 export interface EditEvalItem {
@@ -100,7 +102,7 @@ export async function runEditEvaluation(
     const c = editCase(specs[i], i);
     const seed = settings.baseSeed + i;
     const root = await generateNode(ctx, { prompt: c.parent.caption, seed, steps: settings.steps, guidance: settings.guidance, scheduler: settings.scheduler });
-    const e = await editNode(ctx, { parentId: root.record.id, prompt: c.child.caption, strategy: settings.strategy, maskDilation: settings.maskDilation, captureSteps: settings.captureSteps });
+    const e = await editNode(ctx, { parentId: root.record.id, prompt: c.child.caption, strategy: settings.strategy, maskDilation: settings.maskDilation, captureSteps: settings.captureSteps, decode: settings.decode });
     const dense = await generate(ctx.models, { prompt: c.child.caption, seed, steps: settings.steps, guidance: settings.guidance, scheduler: settings.scheduler });
     const { width: W, height: H } = root.result;
     const parentRgb = root.result.rgb;

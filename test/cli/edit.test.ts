@@ -60,8 +60,11 @@ describe('fisedit generate --state, fisedit edit', () => {
   });
 
   test('edit of an edit, latent strategy with --parent; strategy dense', async () => {
-    const j = json(await fisedit('edit', '--model', TINY, '--state', STATE, '--parent', child, '--prompt', 'a blue square on the right', '--capture-steps', '2', '--dense-above', '1', '--out', path.join(tmp, 'e2.png'), '--json'));
-    expect(j).toMatchObject({ parentId: child, strategy: 'latent', captureSteps: 2, denseSteps: 2, sparseSteps: 4, mode: 'SPARSE', cacheFallback: null });
+    // --decode sparse: the sparse decoder reads the parent's decoder page, which its own process (the
+    // previous edit, decoded in full) spilled to the state directory
+    const j = json(await fisedit('edit', '--model', TINY, '--state', STATE, '--parent', child, '--prompt', 'a blue square on the right', '--capture-steps', '2', '--dense-above', '1', '--decode', 'sparse', '--out', path.join(tmp, 'e2.png'), '--json'));
+    expect(j).toMatchObject({ parentId: child, strategy: 'latent', captureSteps: 2, denseSteps: 2, sparseSteps: 4, mode: 'SPARSE', cacheFallback: null, decodeMethod: 'SPARSE', decodeBox: null });
+    expect(j.decodeMacFraction).toBeGreaterThan(0);
     const d = json(await fisedit('edit', '--model', TINY, '--state', STATE, '--parent', first, '--prompt', 'a green circle', '--strategy', 'dense', '--out', path.join(tmp, 'e3.png'), '--json'));
     expect(d).toMatchObject({ parentId: first, mode: 'DENSE', denseSteps: 6, sparseSteps: 0, maskedFraction: 1 });
     const text = await fisedit('edit', '--model', TINY, '--state', STATE, '--parent', first, '--prompt', 'a red circle on the left', '--out', path.join(tmp, 'e4.png'));

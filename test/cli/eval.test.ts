@@ -45,13 +45,16 @@ describe('fisedit eval', () => {
     const r4 = spawnSync('node', [cli, 'eval', '--model', model, '--edits', '--steps', '3', '--capture-steps', '4'], { encoding: 'utf8' });
     expect(r4.status).toBe(2);
     expect(r4.stderr).toMatch(/--capture-steps must be an integer in \[1, 3\]/);
+    const r5 = spawnSync('node', [cli, 'eval', '--model', model, '--edits', '--decode', 'tiles'], { encoding: 'utf8' });
+    expect(r5.status).toBe(2);
+    expect(r5.stderr).toMatch(/--decode must be auto, sparse, crop or full/);
   });
 
   it('--edits: edit quality, nothing outside the edit regions changed, a parent/edit sheet; --state keeps the nodes', async () => {
     const json = path.join(tmp, 'e.json');
     const sheet = path.join(tmp, 'e.png');
     const state = path.join(tmp, 'state');
-    const out = execFileSync('node', [cli, 'eval', '--model', model, '--edits', '--limit', '3', '--steps', '3', '--capture-steps', '2', '--json', json, '--sheet', sheet, '--state', state], { encoding: 'utf8' });
+    const out = execFileSync('node', [cli, 'eval', '--model', model, '--edits', '--limit', '3', '--steps', '3', '--capture-steps', '2', '--decode', 'sparse', '--json', json, '--sheet', sheet, '--state', state], { encoding: 'utf8' });
     expect(out).toMatch(/shows the new attribute\s+\d+\.\d %/);
     expect(out).toMatch(/strategy auto, 2 capture steps\)/);
     expect(out).toMatch(/pixels changed outside the edit region\s+0\n/);

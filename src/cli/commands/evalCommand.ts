@@ -34,6 +34,7 @@ const SPEC = {
   strategy: { type: 'string' },
   dilation: { type: 'string' },
   'capture-steps': { type: 'string' },
+  decode: { type: 'string' },
   state: { type: 'string' },
   progress: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
@@ -58,6 +59,7 @@ shape (bounding-box fill ratio), and per image the background colour. Prints acc
                        (edit --dilation; default 1/16 of the latent side: 2 on the bundled model)
   --capture-steps K    dense steps before the sparse ones (edit --capture-steps; default 30 % of the
                        steps for latent, 10 % for attention)
+  --decode MODE        how the edits decode: auto | sparse | crop | full (edit --decode; default auto)
   --state DIR          keep the parents and edits in DIR (default: a temporary directory, removed)
 `;
 
@@ -84,7 +86,7 @@ function loadSpecs(file: string): EvalSpec[] {
 const EDIT_STRATEGIES = ['auto', 'latent', 'attention', 'dense'] as const;
 
 async function evalEdits(
-  o: { strategy?: string; dilation?: string; 'capture-steps'?: string; state?: string; json?: string; sheet?: string; progress?: string },
+  o: { strategy?: string; dilation?: string; 'capture-steps'?: string; decode?: string; state?: string; json?: string; sheet?: string; progress?: string },
   engine: DiffusionEngine,
   specs: EvalSpec[],
   settings: EvalSettings,
@@ -100,12 +102,14 @@ async function evalEdits(
     throw usageError(`--capture-steps must be an integer in [1, ${settings.steps}] (got ${JSON.stringify(o['capture-steps'])})`);
   }
   if (captureSteps !== undefined && strategy === 'dense') throw usageError('--capture-steps applies to the latent and attention strategies, not dense');
+  const decode = (o.decode ?? 'auto') as 'auto' | 'sparse' | 'crop' | 'full';
+  if (!['auto', 'sparse', 'crop', 'full'].includes(decode)) throw usageError(`--decode must be auto, sparse, crop or full (got ${JSON.stringify(o.decode)})`);
   const dir = o.state ? path.resolve(o.state) : fs.mkdtempSync(path.join(os.tmpdir(), 'fisedit-eval-edits-'));
   try {
     const store = await openStateStore(dir, 'eval', true);
     const ctx = await loadStateContext(engine, store, { threads, sparse: true });
     const bar = new ProgressBar(io.stderr, 'edits', (o.progress as 'bar' | 'lines' | 'none' | undefined) ?? defaultProgressMode(io.stderr));
-    const report = await inPhase(EXIT.inference, () => runEditEvaluation(ctx, specs, { ...settings, strategy, maskDilation, captureSteps }, (d, t) => bar.update(d, t)));
+    const report = await inPhase(EXIT.inference, () => runEditEvaluation(ctx, specs, { ...settings, strategy, maskDilation, captureSteps, decode }, (d, t) => bar.update(d, t)));
     bar.finish();
     await releaseEditComponents(ctx);
     const s = report.summary;
