@@ -4,6 +4,12 @@
 //
 //   npx tsx bench/edit/run.ts [--model DIR] [--steps N] [--areas 0.02,0.05,…] [--reps N] [--threads N]
 //                             [--size PX] [--out FILE.json] [--no-chart] [--no-latent] [--plain-crop] [--cache-mib N]
+//                             [--dense-first]
+//
+// --dense-first (for 512 px on 24 GB): every dense regeneration runs first, then the engine's UNet is
+// freed before the edit sessions load, so the dense baseline's 3.4 GB session and arena are not held
+// beside the recording/sparse sessions and the root's cache. Still one process, same engine and settings;
+// runs no longer alternate, so load drift is not shared (implies --no-latent).
 //
 // Default model: models/default when it has a UNet, else the sd-narrow fixture. Writes
 // bench/results/edit.json (or --out) and a PNG chart beside it.
@@ -39,11 +45,13 @@ interface Options {
   decoderContext: boolean;
   /** Activation-cache bytes kept in memory (--cache-mib); the rest spills to the bench's state dir. */
   cacheBytes: number;
+  /** Run every dense regeneration before loading the edit sessions (--dense-first). */
+  denseFirst: boolean;
 }
 
 function parseArgs(argv: string[]): Options {
   const dflt = fs.existsSync(path.join(ROOT, 'models/default/unet/config.json')) ? path.join(ROOT, 'models/default') : path.join(ROOT, 'test/fixtures/models/sd-narrow');
-  const o: Options = { model: dflt, steps: 20, areas: [0.02, 0.05, 0.1, 0.25, 0.5], reps: 3, threads: 2, size: undefined, out: path.join(ROOT, 'bench/results/edit.json'), chart: true, latent: true, decoderContext: true, cacheBytes: Infinity };
+  const o: Options = { model: dflt, steps: 20, areas: [0.02, 0.05, 0.1, 0.25, 0.5], reps: 3, threads: 2, size: undefined, out: path.join(ROOT, 'bench/results/edit.json'), chart: true, latent: true, decoderContext: true, cacheBytes: Infinity, denseFirst: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -65,6 +73,10 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--out') o.out = path.resolve(value());
     else if (a === '--no-chart') o.chart = false;
     else if (a === '--no-latent') o.latent = false;
+    else if (a === '--dense-first') {
+      o.denseFirst = true;
+      o.latent = false;
+    }
     else if (a === '--plain-crop') o.decoderContext = false;
     else if (a === '--cache-mib') o.cacheBytes = posInt(value()) * 2 ** 20;
     else throw new Error(`bench/edit: unknown argument ${a}`);
@@ -88,15 +100,31 @@ async function main(): Promise<void> {
   const o = parseArgs(process.argv.slice(2));
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fisedit-bench-edit-'));
   const t0 = performance.now();
-  const engine = await DiffusionEngine.load(o.model, { intraOpNumThreads: o.threads });
+  let engine = await DiffusionEngine.load(o.model, { intraOpNumThreads: o.threads });
+  const prompt = 'a red circle on the left, a blue square on the right';
+  const editPrompt = 'a green circle on the left, a blue square on the right';
+  const req = { seed: 42, steps: o.steps, width: o.size, height: o.size };
+  // --dense-first: the dense regenerations of every area (after one warm-up), then an engine without a UNet.
+  const early = new Map<number, GenerateResult[]>();
+  let denseFirstMs = 0;
+  if (o.denseFirst) {
+    const td = performance.now();
+    await engine.generate({ prompt: editPrompt, ...req });
+    for (const target of o.areas) {
+      const runs: GenerateResult[] = [];
+      for (let r = 0; r < o.reps; r++) runs.push(await engine.generate({ prompt: editPrompt, ...req }));
+      early.set(target, runs);
+      log(`dense first, area ${(100 * target).toFixed(0)}%: ${runs.map((d) => d.totalMs.toFixed(0)).join(', ')} ms`);
+    }
+    denseFirstMs = performance.now() - td;
+    await engine.dispose();
+    engine = await DiffusionEngine.load(o.model, { intraOpNumThreads: o.threads, components: ['textEncoder', 'vae'] });
+  }
   const parts = await loadEditComponents(o.model, { intraOpNumThreads: o.threads, decoder: o.decoderContext });
-  const loadMs = performance.now() - t0;
+  const loadMs = performance.now() - t0 - denseFirstMs;
   try {
     const store = await NodeStore.open(path.join(tmp, 'state'), { create: true });
     const ctx: StateContext = { models: engine, store, cache: await store.openCache(o.cacheBytes), unet: parts.unet, decoder: parts.decoder };
-    const prompt = 'a red circle on the left, a blue square on the right';
-    const editPrompt = 'a green circle on the left, a blue square on the right';
-    const req = { seed: 42, steps: o.steps, width: o.size, height: o.size };
     log(`bench/edit: ${path.basename(o.model)} loaded in ${(loadMs / 1000).toFixed(1)} s; ${o.steps} steps, threads ${o.threads}`);
 
     // 1. the root, recorded (and a warm-up of every session)
@@ -117,7 +145,7 @@ async function main(): Promise<void> {
     };
     await forget(await editNode(ctx, { parentId: root.id, prompt: editPrompt, mask: discMask(w, h, 0.1), denseAboveFraction: 1 }));
     const dense = (): Promise<GenerateResult> => engine.generate({ prompt: editPrompt, ...req });
-    await dense();
+    if (!o.denseFirst) await dense();
 
     // 2. each area: dense regeneration and edit, alternating
     const rows: AreaResult[] = [];
@@ -128,7 +156,10 @@ async function main(): Promise<void> {
       for (let r = 0; r < o.reps; r++) {
         const runEdit = async () => edits.push(await forget(await editNode(ctx, { parentId: root.id, prompt: editPrompt, mask, denseAboveFraction: 1 })));
         const runDense = async () => denseRuns.push(await dense());
-        if (r % 2 === 0) {
+        if (o.denseFirst) {
+          denseRuns.push(early.get(target)![r]);
+          await runEdit();
+        } else if (r % 2 === 0) {
           await runDense();
           await runEdit();
         } else {
@@ -209,6 +240,7 @@ async function main(): Promise<void> {
       steps: o.steps,
       scheduler: root.scheduler,
       reps: o.reps,
+      denseFirst: o.denseFirst,
       loadMs,
       /** Peak resident memory of the bench process (every session, cache and buffer it held). */
       peakRssBytes: process.resourceUsage().maxRSS * 1024,
