@@ -16,6 +16,7 @@ import { imageTensorToRgb } from '../image/png';
 import { BinaryMask, upsampleNearest } from '../mask/binaryMask';
 import { dilate } from '../mask/morphology';
 import { buildMaskPyramid, type PyramidLevel } from '../mask/pyramid';
+import { gatherActiveRows } from '../sparse/activeRows';
 import type { DiffusionModels, ModelInfo } from './models';
 
 export interface LatentBox {
@@ -59,11 +60,15 @@ export function autoDecodeMode(vaeDecoderWidth: number, width: number, height: n
   return width * height * vaeDecoderWidth ** 2 <= FULL_DECODE_MAX_COST ? 'full' : 'auto';
 }
 
+/** The latent mask M dilated by `d` px (the latent pixels whose decode is kept) and that region at image size. */
+function keptRegion(mask: BinaryMask, factor: number, d: number): { changed: BinaryMask; affected: BinaryMask } {
+  const changed = d > 0 ? dilate(mask, 2 * d + 1) : mask;
+  return { changed, affected: upsampleNearest(changed, factor) };
+}
+
 export function planRegionDecode(mask: BinaryMask, factor: number, opts: RegionDecodeOptions = {}): RegionDecodePlan {
-  const d = opts.dilate ?? 1;
   const margin = opts.margin ?? 6;
-  const grown = d > 0 ? dilate(mask, 2 * d + 1) : mask;
-  const affected = upsampleNearest(grown, factor);
+  const { changed: grown, affected } = keptRegion(mask, factor, opts.dilate ?? 1);
   const { width: w, height: h } = mask;
   let x0 = w;
   let y0 = h;
@@ -177,9 +182,7 @@ export interface SparseDecodePlan {
  * decoder's MACs per level (level 0 = image), for macFraction; dilation per level (or one value).
  */
 export function planSparseDecode(mask: BinaryMask, factor: number, levelMacs: readonly number[], opts: { dilate?: number; dilation?: number | readonly number[] } = {}): SparseDecodePlan {
-  const d = opts.dilate ?? 1;
-  const changed = d > 0 ? dilate(mask, 2 * d + 1) : mask;
-  const affected = upsampleNearest(changed, factor);
+  const { changed, affected } = keptRegion(mask, factor, opts.dilate ?? 1);
   const L = levelMacs.length;
   const dil = opts.dilation ?? defaultSparseDecodeDilation(L);
   const levels = buildMaskPyramid(affected, { levels: L, dilation: dil });
@@ -190,10 +193,7 @@ export function planSparseDecode(mask: BinaryMask, factor: number, levelMacs: re
 
 /** Scaled decoder input at `active` latent pixels, channels last: [N, C] of latents / scaling_factor (+ shift). */
 export function scaledLatentRows(info: ModelInfo, latents: Float32Array, channels: number, h: number, w: number, active: Int32Array): Float32Array {
-  const z = scaledLatentBox(info, latents, channels, h, w, { x: 0, y: 0, width: w, height: h });
-  const out = new Float32Array(active.length * channels);
-  for (let r = 0; r < active.length; r++) for (let c = 0; c < channels; c++) out[r * channels + c] = z[c * h * w + active[r]];
-  return out;
+  return gatherActiveRows(scaledLatentBox(info, latents, channels, h, w, { x: 0, y: 0, width: w, height: h }), 1, channels, h * w, active);
 }
 
 /**
