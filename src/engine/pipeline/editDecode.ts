@@ -107,35 +107,9 @@ export async function decodeEditRegion(
   let sparseNote: string | null = null;
   // 'auto' decodes sparsely only where decoding is costly (autoDecodeMode); 'sparse' wherever it can.
   if (decoder?.hasSparse && (asked === 'sparse' || (asked === 'auto' && autoDecodeMode(info.vaeDecoderWidth, parent.width, parent.height) === 'auto'))) {
-    const names = decoder.convInputs.map((e) => e.name);
-    const check = io ? io.cache.check(io.parentId, [DECODER_CACHE_STEP], names) : null;
-    const plan = planSparseDecode(mask, f, decoder.levelMacs, { dilate: 1 });
-    if (!parentContext) sparseNote = 'the parent stored no decoder context';
-    else if (!check) sparseNote = 'no activation cache is open';
-    else if (!check.ok) sparseNote = `the parent's decoder activations are not cached (${check.misses[0].reason})`;
-    else if (plan.macFraction > SPARSE_DECODE_MAX_MACS && asked === 'auto') sparseNote = `the affected region is ${(100 * plan.macFraction).toFixed(0)} % of the decoder's work (sparse up to ${100 * SPARSE_DECODE_MAX_MACS} %)`;
-    else {
-      const feed = decoder.preparePyramid(plan.levels);
-      const top = plan.levels[plan.levels.length - 1];
-      const cache = io!.cache;
-      const readCached = async (name: string): Promise<Uint16Array> => {
-        const r = await cache.readRows(io!.parentId, DECODER_CACHE_STEP, name);
-        if (!r.ok) throw new DecoderContextError(r.miss.message);
-        return r.data;
-      };
-      const r = await decoder.decodeSparse(feed, scaledLatentRows(info, latents, C, h, w, top.active), parentContext, plan.changed, readCached);
-      const t = performance.now();
-      const rgb = compositeRows(parentRgb, parent.width, parent.height, r.rows, plan.levels[0], plan.affected);
-      const compositeMs = performance.now() - t;
-      let cacheBytes = 0;
-      if (io?.childId) {
-        for (const [name, d] of r.deltas) {
-          await cache.putDelta(io.childId, DECODER_CACHE_STEP, name, { shape: d.shape, rowAxis: 1, rows: d.rows, data: d.data });
-          cacheBytes += d.data.byteLength + 4 * d.rows.length;
-        }
-      }
-      return { rgb, affected: plan.affected, box: { x: 0, y: 0, width: w, height: h }, context: 'parent', childContext: decoder.pack(r.context), compositeMs, method: 'SPARSE', macFraction: plan.macFraction, cacheBytes, sparseNote: null };
-    }
+    const r = await decodeSparse(models, decoder, parentContext, parentRgb, parent, latents, mask, asked === 'auto', io);
+    if (typeof r !== 'string') return r;
+    sparseNote = r;
   }
   const mode = asked === 'auto' || asked === 'sparse' ? autoDecodeMode(info.vaeDecoderWidth, parent.width, parent.height) : asked;
   const plan = planRegionDecode(mask, f, { mode, dilate: 1, fullAbove: parentContext ? CONTEXT_FULL_ABOVE : undefined });
@@ -159,4 +133,49 @@ export async function decodeEditRegion(
   }
   const rgb = composite(await decodeBox(models, latents, C, h, w, plan.box));
   return { rgb, affected: plan.affected, box: plan.box, context: plan.full ? 'own' : 'none', childContext: null, compositeMs, method: plan.full ? 'FULL' : 'BOX', cacheBytes: 0, ...rest };
+}
+
+/**
+ * The sparse decoder's attempt: its result, or why it cannot run (no parent context, no cache or no
+ * decoder page of the parent; with `capped`, a region above SPARSE_DECODE_MAX_MACS of the decoder's work).
+ */
+async function decodeSparse(
+  models: DiffusionModels,
+  decoder: RegionDecoder,
+  parentContext: DecoderContext | null,
+  parentRgb: Uint8Array,
+  parent: NodeRecord,
+  latents: Float32Array,
+  mask: BinaryMask,
+  capped: boolean,
+  io: DecoderCacheIO | null,
+): Promise<EditDecodeResult | string> {
+  if (!parentContext) return 'the parent stored no decoder context';
+  if (!io) return 'no activation cache is open';
+  const { cache } = io;
+  const check = cache.check(io.parentId, [DECODER_CACHE_STEP], decoder.convInputs.map((e) => e.name));
+  if (!check.ok) return `the parent's decoder activations are not cached (${check.misses[0].reason})`;
+  const { info } = models;
+  const [C, h, w] = parent.latentShape;
+  const plan = planSparseDecode(mask, info.vaeScaleFactor, decoder.levelMacs, { dilate: 1 });
+  if (capped && plan.macFraction > SPARSE_DECODE_MAX_MACS) return `the affected region is ${(100 * plan.macFraction).toFixed(0)} % of the decoder's work (sparse up to ${100 * SPARSE_DECODE_MAX_MACS} %)`;
+  const feed = decoder.preparePyramid(plan.levels);
+  const top = plan.levels[plan.levels.length - 1];
+  const readCached = async (name: string): Promise<Uint16Array> => {
+    const r = await cache.readRows(io.parentId, DECODER_CACHE_STEP, name);
+    if (!r.ok) throw new DecoderContextError(r.miss.message);
+    return r.data;
+  };
+  const r = await decoder.decodeSparse(feed, scaledLatentRows(info, latents, C, h, w, top.active), parentContext, plan.changed, readCached);
+  const t = performance.now();
+  const rgb = compositeRows(parentRgb, parent.width, parent.height, r.rows, plan.levels[0], plan.affected);
+  const compositeMs = performance.now() - t;
+  let cacheBytes = 0;
+  if (io.childId) {
+    for (const [name, d] of r.deltas) {
+      await cache.putDelta(io.childId, DECODER_CACHE_STEP, name, { shape: d.shape, rowAxis: 1, rows: d.rows, data: d.data });
+      cacheBytes += d.data.byteLength + 4 * d.rows.length;
+    }
+  }
+  return { rgb, affected: plan.affected, box: { x: 0, y: 0, width: w, height: h }, context: 'parent', childContext: decoder.pack(r.context), compositeMs, method: 'SPARSE', macFraction: plan.macFraction, cacheBytes, sparseNote: null };
 }
