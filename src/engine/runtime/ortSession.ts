@@ -2,7 +2,7 @@
 // through OrtModelSession and plain typed arrays (EngineTensor), so a worker thread or a child
 // process can host the engine: no module-level state here beyond the imported binding.
 //
-// Native surface used (all on the CPU execution provider):
+// Native surface used (CPU execution provider by default; WebGPU or CUDA with SessionOptions.device):
 //   InferenceSession.create(bytes, options)  async: parses, optimises and prepacks the graph
 //   session.run(feeds)                       async wrapper, but the native call holds the JS thread
 //                                            for the whole run (measured: see DESIGN.md) — run the
@@ -10,9 +10,11 @@
 //   session.release()                        async: frees native memory.
 // Data conversion between EngineTensor and ort.Tensor happens here, next to those declarations.
 
+import * as fs from 'fs';
 import * as os from 'os';
+import * as path from 'path';
 import * as ort from 'onnxruntime-node';
-import type { BuiltModel } from '../graph/graphBuilder';
+import { GraphBuilder, type BuiltModel } from '../graph/graphBuilder';
 
 export type EngineDType = 'float32' | 'float16' | 'int64' | 'int32' | 'uint8' | 'bool';
 
@@ -32,7 +34,95 @@ export class OrtSessionError extends Error {
   }
 }
 
+/**
+ * Where a session's graph runs. 'cpu': ORT's CPU EP. 'webgpu': the WebGPU EP bundled with
+ * onnxruntime-node (Dawn over Vulkan/Metal/D3D12; ops it lacks fall back to the CPU EP). 'cuda': the CUDA
+ * EP, whose provider libraries onnxruntime-node's install script fetches only when asked to.
+ */
+export type EngineDevice = 'cpu' | 'webgpu' | 'cuda';
+export const ENGINE_DEVICES: readonly EngineDevice[] = ['cpu', 'webgpu', 'cuda'];
+
+export function isEngineDevice(s: string): s is EngineDevice {
+  return (ENGINE_DEVICES as readonly string[]).includes(s);
+}
+
+/** The chosen device cannot run here (missing provider libraries, no adapter). */
+export class DeviceUnavailableError extends Error {
+  constructor(readonly device: EngineDevice, reason: string, options?: { cause?: unknown }) {
+    super(reason, options);
+    this.name = 'DeviceUnavailableError';
+  }
+}
+
+/** The folder holding onnxruntime-node's native binding and libonnxruntime (provider libraries go beside it). */
+export function ortBindingDir(): string {
+  const pkg = require.resolve('onnxruntime-node/package.json');
+  return path.join(path.dirname(pkg), 'bin', 'napi-v6', process.platform, process.arch);
+}
+
+const CUDA_PROVIDER_LIBS = ['libonnxruntime_providers_shared.so', 'libonnxruntime_providers_cuda.so'];
+
+function cudaInstallHint(dir: string, missing: string[]): string {
+  return (
+    `--device cuda needs onnxruntime's CUDA provider libraries beside its binding, and ${missing.join(', ')} ` +
+    `${missing.length === 1 ? 'is' : 'are'} not in ${dir}. Install them (network access to NuGet needed): ` +
+    '`ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci`, or in an existing checkout `ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node`. ' +
+    'The CUDA 12 EP also needs libcudart 12, cuBLAS 12 and cuDNN 9 on the library path. Or run with --device webgpu (bundled).'
+  );
+}
+
+/** Synchronous part of the check: the CUDA provider libraries are files beside the binding. */
+function checkCudaLibraries(): void {
+  const dir = ortBindingDir();
+  const missing = CUDA_PROVIDER_LIBS.filter((f) => !fs.existsSync(path.join(dir, f)));
+  if (missing.length) throw new DeviceUnavailableError('cuda', cudaInstallHint(dir, missing));
+}
+
+/**
+ * Throws DeviceUnavailableError when `device` cannot run here. cpu: always fine. cuda: the provider
+ * libraries must be installed. webgpu (and cuda once its libraries are there): a one-node graph is
+ * created and run on it, which is what finds out whether Dawn has an adapter (Vulkan driver) at all.
+ */
+export async function checkDeviceAvailable(device: EngineDevice): Promise<void> {
+  if (device === 'cpu') return;
+  if (device === 'cuda') checkCudaLibraries();
+  // The binding lists what it was built with; 'webgpu' is bundled on Linux x64, Windows and macOS.
+  const backends = ort.listSupportedBackends().map((b) => b.name);
+  if (!backends.includes(device)) {
+    throw new DeviceUnavailableError(device, `this onnxruntime-node build has no ${device} execution provider (it has: ${backends.join(', ')})`);
+  }
+  try {
+    const s = await ort.InferenceSession.create(probeModel(), { executionProviders: [device], logSeverityLevel: 4 });
+    await s.run({ x: new ort.Tensor('float32', new Float32Array([1]), [1]) });
+    await s.release();
+  } catch (e) {
+    const hint = device === 'webgpu' ? ' (WebGPU needs a Vulkan driver here: a GPU driver, or Mesa lavapipe 25+ to run it on the CPU)' : '';
+    throw new DeviceUnavailableError(device, `the ${device} execution provider could not run a graph${hint}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/** y = Relu(x) on float[1]: the smallest graph that makes the EP pick an adapter and compile a kernel. */
+function probeModel(): Uint8Array {
+  const g = new GraphBuilder('device_probe');
+  g.output('y', g.op('Relu', [g.input('x', 'float32', [1])]), 'float32', [1]);
+  return g.build().model;
+}
+
+function executionProviders(device: EngineDevice): ort.InferenceSession.ExecutionProviderConfig[] {
+  switch (device) {
+    case 'cpu':
+      return ['cpu'];
+    case 'webgpu':
+      // The CPU EP is appended by ORT for ops the WebGPU EP lacks (shape arithmetic mostly).
+      return [{ name: 'webgpu' }];
+    case 'cuda':
+      return [{ name: 'cuda', deviceId: 0 }];
+  }
+}
+
 export interface SessionOptions {
+  /** Execution provider (default 'cpu'). See checkDeviceAvailable for the start-up check. */
+  device?: EngineDevice;
   /** Intra-op threads (default os.availableParallelism()). */
   intraOpNumThreads?: number;
   /** Default 'all' (includes NCHWc conv layout and fusions). */
@@ -101,12 +191,16 @@ export class OrtModelSession {
   private constructor(
     private readonly session: ort.InferenceSession,
     readonly intraOpNumThreads: number,
+    readonly device: EngineDevice,
   ) {}
 
   static async create(built: BuiltModel, opts: SessionOptions = {}): Promise<OrtModelSession> {
     const threads = opts.intraOpNumThreads ?? os.availableParallelism();
+    const device = opts.device ?? 'cpu';
+    // Without its libraries ORT's own error says only "Failed to load shared library".
+    if (device === 'cuda') checkCudaLibraries();
     const options: ort.InferenceSession.SessionOptions = {
-      executionProviders: ['cpu'],
+      executionProviders: executionProviders(device),
       graphOptimizationLevel: opts.graphOptimizationLevel ?? 'all',
       intraOpNumThreads: threads,
       // One graph at a time runs per session; inter-op parallelism only fights intra-op threads.
@@ -129,11 +223,11 @@ export class OrtModelSession {
     try {
       session = await ort.InferenceSession.create(built.model, options);
     } catch (e) {
-      throw new OrtSessionError(`onnxruntime could not load the graph: ${(e as Error).message}`, { cause: e });
+      throw new OrtSessionError(`onnxruntime could not load the graph on ${device}: ${(e as Error).message}`, { cause: e });
     }
     // ORT copies in-memory external data while creating the session (pinned by ortSession.test.ts), so
     // the caller may drop the weight buffers afterwards.
-    return new OrtModelSession(session, threads);
+    return new OrtModelSession(session, threads, device);
   }
 
   get inputNames(): readonly string[] {

@@ -4,7 +4,17 @@
 import * as path from 'path';
 import { Worker } from 'worker_threads';
 import { GraphBuilder } from '../../../src/engine/graph/graphBuilder';
-import { createSession, float16Tensor, float32Tensor, int64Tensor, OrtSessionError } from '../../../src/engine/runtime/ortSession';
+import * as fs from 'fs';
+import {
+  checkDeviceAvailable,
+  createSession,
+  DeviceUnavailableError,
+  float16Tensor,
+  float32Tensor,
+  int64Tensor,
+  ortBindingDir,
+  OrtSessionError,
+} from '../../../src/engine/runtime/ortSession';
 import { floatToHalf, halfToFloat } from '../../../src/engine/model/tensor';
 
 function addOneGraph() {
@@ -85,5 +95,34 @@ describe('OrtModelSession', () => {
     });
     await worker.terminate();
     expect(result).toEqual([3, 6, 15]);
+  });
+});
+
+// Whether the CUDA provider libraries are installed is a fact of this checkout (npm ci skips them).
+const cudaInstalled = fs.existsSync(path.join(ortBindingDir(), 'libonnxruntime_providers_cuda.so'));
+if (cudaInstalled) console.log('ortSession.test: CUDA provider libraries are installed; the "not installed" tests are skipped');
+const describeNoCuda = cudaInstalled ? describe.skip : describe;
+
+describeNoCuda('device cuda without the provider libraries', () => {
+  it('checkDeviceAvailable says which files are missing and how to install them', async () => {
+    const err = await checkDeviceAvailable('cuda').then(() => null, (e: unknown) => e);
+    expect(err).toBeInstanceOf(DeviceUnavailableError);
+    expect((err as DeviceUnavailableError).device).toBe('cuda');
+    expect((err as Error).message).toContain('libonnxruntime_providers_cuda.so');
+    expect((err as Error).message).toContain('ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci');
+    expect((err as Error).message).toContain('npm rebuild onnxruntime-node');
+  });
+
+  it('createSession fails with the same error before ORT tries to load the library', async () => {
+    await expect(createSession(addOneGraph(), { device: 'cuda' })).rejects.toThrow(DeviceUnavailableError);
+  });
+});
+
+describe('device cpu', () => {
+  it('is always available and is the default', async () => {
+    await expect(checkDeviceAvailable('cpu')).resolves.toBeUndefined();
+    const s = await createSession(addOneGraph(), { intraOpNumThreads: 1 });
+    expect(s.device).toBe('cpu');
+    await s.release();
   });
 });
