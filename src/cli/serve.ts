@@ -10,11 +10,14 @@
 //   --threads N         FISEDIT_THREADS onnxruntime intra-op threads (default: all cores)
 //   --sqlite-sync FULL|NORMAL            FULL
 //   --engine process|thread              process (the engine in a child process; thread: a worker thread)
+//   --priority-users A,B FISEDIT_PRIORITY_USERS  none (users who may queue above priority 0)
 // SIGINT/SIGTERM stop it gracefully: a running job goes back to the queue and runs again at the next start.
 
+import * as net from 'net';
 import * as path from 'path';
 import { buildServer } from '../api/server';
-import { createService } from '../service/service';
+import { DataDirLockedError } from '../service/dataDirLock';
+import { createService, priorityUsersFromEnv } from '../service/service';
 import type { CliIo } from './commands/io';
 import { CliError, EXIT, inPhase, usageError } from './exitCodes';
 import { resolveModelDir } from './modelDir';
@@ -22,11 +25,12 @@ import { optionalInt, parseOptions } from './options';
 
 export const SERVE_HELP = `Usage: fisedit serve [--port N] [--host ADDR] [--data DIR] [--model DIR] [--database-url URL]
                      [--redis-url URL] [--public-url URL] [--threads N] [--sqlite-sync FULL|NORMAL]
-                     [--engine process|thread]
+                     [--engine process|thread] [--priority-users NAME,NAME]
 
 Runs the GraphQL API (HTTP POST /graphql, WebSocket graphql-transport-ws on /graphql) and serves images.
 Environment: PORT, FISEDIT_HOST, FISEDIT_DATA, FISEDIT_MODEL, DATABASE_URL, REDIS_URL, FISEDIT_PUBLIC_URL,
-FISEDIT_THREADS. Create an API token with: fisedit token create --user NAME [--data DIR]
+FISEDIT_THREADS, FISEDIT_PRIORITY_USERS. Jobs run by priority, users taking turns at equal priority;
+only the users named by --priority-users may queue above priority 0. Create an API token with: fisedit token create --user NAME [--data DIR]
 `;
 
 const SPEC = {
@@ -40,6 +44,7 @@ const SPEC = {
   threads: { type: 'string' },
   'sqlite-sync': { type: 'string' },
   engine: { type: 'string' },
+  'priority-users': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -70,6 +75,10 @@ export async function runServe(argv: string[], io: CliIo = defaultIo, hooks: Run
     const dataDir = path.resolve(o.data ?? env.FISEDIT_DATA ?? 'data');
     const modelDir = resolveModelDir(o.model ?? env.FISEDIT_MODEL);
 
+    const host = o.host ?? env.FISEDIT_HOST ?? '127.0.0.1';
+    // The port first, then the data dir's lock (in createService), then crash recovery: a second server
+    // on a taken port or a data dir in use exits here, before it has changed anything.
+    const reserved = await inPhase(EXIT.io, () => reservePort(port, host));
     io.stderr.write(`fisedit serve: loading model ${modelDir} …\n`);
     const service = await inPhase(EXIT.model, () =>
       createService({
@@ -80,9 +89,12 @@ export async function runServe(argv: string[], io: CliIo = defaultIo, hooks: Run
         intraOpNumThreads: threads,
         sqliteSynchronous: sync,
         engineMode: engine,
+        priorityUsers: priorityUsersFromEnv({ FISEDIT_PRIORITY_USERS: o['priority-users'] ?? env.FISEDIT_PRIORITY_USERS }),
+      }).catch((e) => {
+        throw e instanceof DataDirLockedError ? new CliError(EXIT.io, e.message) : e;
       }),
-    );
-    const server = buildServer({ service, port, host: o.host ?? env.FISEDIT_HOST ?? '127.0.0.1', publicUrl: o['public-url'] ?? env.FISEDIT_PUBLIC_URL });
+    ).finally(() => reserved.close());
+    const server = buildServer({ service, port: reserved.port, host, publicUrl: o['public-url'] ?? env.FISEDIT_PUBLIC_URL });
     try {
       await inPhase(EXIT.io, () => server.start());
     } catch (e) {
@@ -115,6 +127,20 @@ export async function runServe(argv: string[], io: CliIo = defaultIo, hooks: Run
     }
     throw e;
   }
+}
+
+/** Holds host:port (port 0: a free one) until close(), so that a taken port is found before anything starts. */
+function reservePort(port: number, host: string): Promise<{ port: number; close(): Promise<void> }> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', (e: NodeJS.ErrnoException) =>
+      reject(new Error(e.code === 'EADDRINUSE' ? `port ${port} on ${host} is in use (another fisedit serve?); choose another with --port` : `cannot listen on ${host}:${port}: ${e.message}`)),
+    );
+    srv.listen({ port, host, exclusive: true }, () => {
+      const bound = (srv.address() as net.AddressInfo).port;
+      resolve({ port: bound, close: () => new Promise<void>((r) => srv.close(() => r())) });
+    });
+  });
 }
 
 function signal(): Promise<string> {

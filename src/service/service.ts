@@ -10,6 +10,7 @@ import * as path from 'path';
 import { Database, openDatabase, SqliteSynchronous } from '../db/client';
 import { defaultDatabaseUrl } from '../db/databaseUrl';
 import { ClipTokenizer } from '../engine/tokenizer/clipTokenizer';
+import { lockDataDir } from './dataDirLock';
 import { TokenAuthenticator } from './auth/tokens';
 import { MemoryPubSub } from './events/memoryPubSub';
 import { PubSub } from './events/pubsub';
@@ -40,6 +41,11 @@ export interface ServiceOptions {
   /** Jobs one user may have waiting at once (default 100). */
   maxQueuedPerUser?: number;
   /**
+   * Names of the users who may queue jobs above priority 0 (default: env FISEDIT_PRIORITY_USERS, a
+   * comma-separated list; else nobody). Everyone may use priority 0 or lower.
+   */
+  priorityUsers?: readonly string[];
+  /**
    * Run queued jobs in this process (default true). With several API processes on one database, exactly
    * one runs jobs: start-up recovery treats every RUNNING job as interrupted, which is only true when
    * no other runner is alive. The others serve the API and relay events and cancels through Redis.
@@ -60,6 +66,11 @@ export function cacheBytesFromEnv(env: NodeJS.ProcessEnv = process.env): number 
   const n = Number(v);
   if (!Number.isSafeInteger(n) || n <= 0) throw new Error(`src/service/service.ts: FISEDIT_CACHE_BYTES must be a positive integer number of bytes (got ${JSON.stringify(v)})`);
   return n;
+}
+
+/** FISEDIT_PRIORITY_USERS: comma-separated user names; blanks ignored. */
+export function priorityUsersFromEnv(env: NodeJS.ProcessEnv = process.env): string[] {
+  return (env.FISEDIT_PRIORITY_USERS ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
 }
 
 export interface Service {
@@ -94,9 +105,14 @@ function loadTokenizer(modelDir: string): ClipTokenizer | null {
 export async function createService(opts: ServiceOptions): Promise<Service> {
   const dataDir = path.resolve(opts.dataDir);
   fs.mkdirSync(dataDir, { recursive: true });
-  const database = await openDatabase({ url: opts.databaseUrl ?? defaultDatabaseUrl(dataDir), synchronous: opts.sqliteSynchronous });
-  const cleanup: (() => Promise<void>)[] = [() => database.close()];
+  // Recovery assumes this process is the only one running jobs on this data dir (see runJobs): a second
+  // runner stops here, before it opens anything (DataDirLockedError).
+  const runJobs = opts.runJobs ?? true;
+  const lock = runJobs ? lockDataDir(dataDir) : null;
+  const cleanup: (() => Promise<void>)[] = [async () => lock?.release()];
   try {
+    const database = await openDatabase({ url: opts.databaseUrl ?? defaultDatabaseUrl(dataDir), synchronous: opts.sqliteSynchronous });
+    cleanup.unshift(() => database.close());
     const backend =
       opts.backend ??
       new WorkerInferenceBackend({
@@ -114,11 +130,9 @@ export async function createService(opts: ServiceOptions): Promise<Service> {
     const bus = new EventBus(pubsub);
     const images = new ImageStore(dataDir);
     const queue = new PrismaJobQueue(database.db);
-    // Recovery assumes this process is the only one running jobs on this database (see runJobs).
-    const runJobs = opts.runJobs ?? true;
     const recovery = runJobs ? await queue.recover() : { requeued: [], failed: [], cancelled: [] };
     const runner = new JobRunner(database.db, queue, backend, bus, images, model.name);
-    const trees = new TreeService(database.db, queue, runner, bus, images, model, loadTokenizer(opts.modelDir), opts.maxQueuedPerUser);
+    const trees = new TreeService(database.db, queue, runner, bus, images, model, loadTokenizer(opts.modelDir), opts.maxQueuedPerUser, new Set(opts.priorityUsers ?? priorityUsersFromEnv()));
     const signer = new UrlSigner(loadSigningKey(dataDir));
     if (runJobs) runner.start(await pubsub.subscribe<CancelRequest>(CONTROL_TOPIC));
     let closed = false;
