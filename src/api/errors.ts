@@ -1,7 +1,8 @@
 // One error policy for HTTP and WebSocket: errors the service raised on purpose (ServiceError) and
 // GraphQL's own request errors keep their message and code; anything else is a bug or an outage and
 // reaches the client only as INTERNAL_SERVER_ERROR "internal error (ref …)", with the details in the
-// server log under that reference.
+// server log under that reference. Where schema details are hidden (introspection off), graphql-js's
+// "Did you mean …?" suggestions are cut from every message, on both transports.
 import { randomBytes } from 'crypto';
 import { GraphQLError, GraphQLFormattedError } from 'graphql';
 import { ServiceError } from '../service/errors';
@@ -16,6 +17,18 @@ function unwrap(error: unknown): unknown {
   let e = error;
   while (e instanceof GraphQLError && e.originalError && e.originalError !== e) e = e.originalError;
   return e;
+}
+
+const SUGGESTION = / ?Did you mean [^?]*\?/g;
+
+export type ErrorFormatter = (formatted: GraphQLFormattedError, error: unknown) => GraphQLFormattedError;
+
+export function errorFormatter(opts: { hideSchemaDetails: boolean }): ErrorFormatter {
+  if (!opts.hideSchemaDetails) return formatError;
+  return (formatted, error) => {
+    const f = formatError(formatted, error);
+    return f.extensions?.code === 'INTERNAL_SERVER_ERROR' ? f : { ...f, message: f.message.replace(SUGGESTION, '') };
+  };
 }
 
 export function formatError(formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError {

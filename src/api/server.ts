@@ -3,8 +3,9 @@
 //   WS       /graphql        graphql-ws 6 (subscriptions; also queries and mutations)
 //   GET      /images/:nodeId/{image.png,thumb.webp,mask.png,input-mask.png}
 //   GET      /healthz
-// Both GraphQL transports share the schema, the context (same token check), the validation rules
-// (depth, cost, aliases) and the error masking. `buildServer` returns { url, start, stop } so tests run
+// Both GraphQL transports share the schema, the context (same token check), the parse options (tokens),
+// the validation rules (depth, aliases, introspection), the cost check with variables (limits.ts) and
+// the error formatter (masking; suggestions hidden where introspection is off). `buildServer` returns { url, start, stop } so tests run
 // the real thing on a random port.
 
 import * as fs from 'fs';
@@ -13,7 +14,7 @@ import type { AddressInfo } from 'net';
 import { ApolloServer, HeaderMap, HTTPGraphQLRequest } from '@apollo/server';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { makeExecutableSchema } from '@graphql-tools/schema';
-import { getOperationAST, GraphQLError, parse, validate, type ExecutionArgs, type GraphQLSchema } from 'graphql';
+import { getOperationAST, GraphQLError, parse, specifiedRules, validate, type ExecutionArgs, type GraphQLSchema } from 'graphql';
 import { getVariableValues } from 'graphql/execution/values';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
@@ -21,9 +22,9 @@ import type { User } from '../generated/sqlite/client';
 import { bearerToken } from '../service/auth/tokens';
 import type { Service } from '../service/service';
 import { ApiContext } from './context';
-import { formatError } from './errors';
+import { errorFormatter } from './errors';
 import { serveImage } from './images';
-import { allValidationRules, limitRules, MAX_QUERY_CHARS } from './limits';
+import { checkCost, MAX_QUERY_CHARS, PARSE_OPTIONS, validationRules } from './limits';
 import { resolvers } from './resolvers';
 
 export interface ServerOptions {
@@ -107,12 +108,16 @@ export function buildServer(opts: ServerOptions): FiseditServer {
   const httpServer = http.createServer();
   let baseUrl = opts.publicUrl?.replace(/\/+$/, '') ?? '';
   const introspection = opts.introspection ?? process.env.NODE_ENV !== 'production';
+  const rules = validationRules({ introspection });
+  const formatError = errorFormatter({ hideSchemaDetails: !introspection });
 
   const apollo = new ApolloServer<ApiContext>({
     schema,
     formatError,
-    validationRules: limitRules(),
-    introspection,
+    parseOptions: PARSE_OPTIONS,
+    validationRules: rules,
+    // `rules` refuses introspection where it is off, for both transports (limits.ts).
+    introspection: true,
     includeStacktraceInErrorResponses: false,
     hideSchemaDetailsFromClientErrors: !introspection,
     allowBatchedHttpRequests: false,
@@ -122,6 +127,17 @@ export function buildServer(opts: ServerOptions): FiseditServer {
     stopOnTerminationSignals: false,
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer }),
+      // Cost depends on the variables, so it is checked per request (validation is cached per document).
+      {
+        async requestDidStart() {
+          return {
+            async didResolveOperation({ request, document, operation }) {
+              const errors = operation ? checkCost(schema, document, operation, request.variables) : [];
+              if (errors.length > 0) throw errors[0];
+            },
+          };
+        },
+      },
       { async serverWillStart() { return { async drainServer() { await wsCleanup?.dispose(); } }; } },
     ],
   });
@@ -213,11 +229,11 @@ export function buildServer(opts: ServerOptions): FiseditServer {
         }
         let document;
         try {
-          document = parse(payload.query);
+          document = parse(payload.query, PARSE_OPTIONS);
         } catch (e) {
           return [new GraphQLError((e as Error).message, { extensions: { code: 'GRAPHQL_PARSE_FAILED' } })];
         }
-        const errors = validate(schema, document, allValidationRules());
+        const errors = validate(schema, document, [...specifiedRules, ...rules]);
         if (errors.length > 0) {
           return errors.map((e) => (e.extensions?.code ? e : new GraphQLError(e.message, { nodes: e.nodes, extensions: { code: 'GRAPHQL_VALIDATION_FAILED' } })));
         }
@@ -226,6 +242,8 @@ export function buildServer(opts: ServerOptions): FiseditServer {
         if (op) {
           const coerced = getVariableValues(schema, op.variableDefinitions ?? [], payload.variables ?? {}, { maxErrors: 50 });
           if (coerced.errors) return coerced.errors.map((e) => new GraphQLError(e.message, { nodes: e.nodes, extensions: { code: 'BAD_USER_INPUT' } }));
+          const costErrors = checkCost(schema, document, op, coerced.coerced);
+          if (costErrors.length > 0) return costErrors;
         }
         subs.add(id);
         const args: ExecutionArgs = {

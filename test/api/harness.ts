@@ -5,7 +5,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
-import { buildServer, FiseditServer } from '../../src/api/server';
+import { buildServer, FiseditServer, ServerOptions } from '../../src/api/server';
 import { createToken } from '../../src/service/auth/tokens';
 import { createService, Service, ServiceOptions } from '../../src/service/service';
 
@@ -22,10 +22,12 @@ export interface Harness {
   stop(): Promise<void>;
 }
 
-export async function startHarness(opts: Partial<ServiceOptions> & { dataDir?: string } = {}): Promise<Harness> {
+/** `server`: options of the HTTP/WebSocket server (timeouts, limits) beside the service's. */
+export async function startHarness(opts: Partial<ServiceOptions> & { dataDir?: string; server?: Omit<ServerOptions, 'service'> } = {}): Promise<Harness> {
+  const { server: serverOpts, ...serviceOpts } = opts;
   const dataDir = opts.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'fisedit-api-'));
-  const service = await createService({ modelDir: TINY_MODEL, intraOpNumThreads: 1, previewIntervalMs: 0, ...opts, dataDir });
-  const server = buildServer({ service });
+  const service = await createService({ modelDir: TINY_MODEL, intraOpNumThreads: 1, previewIntervalMs: 0, ...serviceOpts, dataDir });
+  const server = buildServer({ ...serverOpts, service });
   await server.start();
   return {
     dataDir,
