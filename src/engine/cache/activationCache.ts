@@ -15,7 +15,7 @@
 // Async methods run one at a time (an internal queue), so callers may overlap them freely.
 
 import { CacheCheck, CacheEntry, CacheMiss, CacheMissReason, CacheRead, CacheUsageError, checkNodeId, checkStep, EntryMeta } from './cacheTypes';
-import { CacheCounters, CacheSpillError, newPage, NodeRecord, PageTable } from './pageTable';
+import { CacheCounters, CacheSpillError, newPage, CachePageNode, PageTable } from './pageTable';
 import { checkRowIndices, rowGeometry, scatterRows } from './rows';
 import { CacheSpillStore } from './spillStore';
 
@@ -58,7 +58,7 @@ export class ActivationCache {
   /** Problems found by open() (spilled nodes without metadata); empty otherwise. */
   readonly restoreWarnings: string[] = [];
   private readonly table: PageTable;
-  private readonly nodes: Map<string, NodeRecord>;
+  private readonly nodes: Map<string, CachePageNode>;
   private hits = 0;
   private misses = 0;
   private queue: Promise<unknown> = Promise.resolve();

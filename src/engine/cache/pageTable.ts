@@ -41,7 +41,8 @@ export interface Page {
   bytes: number;
 }
 
-export interface NodeRecord {
+/** One node of the activation cache: its base (the node its deltas overlay) and its pages by step. */
+export interface CachePageNode {
   base: string | null;
   pages: Map<number, Page>;
 }
@@ -65,7 +66,7 @@ export function newPage(node: string, step: number): Page {
 }
 
 export class PageTable {
-  readonly nodes = new Map<string, NodeRecord>();
+  readonly nodes = new Map<string, CachePageNode>();
   readonly counters: CacheCounters = { evictions: 0, spilledPages: 0, droppedPages: 0, spillLoads: 0, spillWriteFailures: 0, overBudgetEvents: 0 };
   residentBytes = 0;
   /** Resident pages, least recently used first (Map keeps insertion order; touch re-inserts). */

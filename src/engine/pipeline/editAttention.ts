@@ -9,7 +9,7 @@ import type { BinaryMask } from '../mask/binaryMask';
 import { buildAttentionMask, type AttentionSource } from '../mask/attentionMask';
 import { attentionSource } from '../sparse/attentionMaps';
 import type { CacheEntrySpec } from '../sparse/cacheManifest';
-import type { RecordedEntry } from './editUNet';
+import type { RecordedCacheEntry } from '../sparse/sparseUNetRunner';
 
 /** Default k / T for the attention strategy: maps settle within the first steps, where the layout forms. */
 export const ATTENTION_CAPTURE_FRACTION = 0.1;
@@ -40,7 +40,7 @@ export class AttentionMapAccumulator {
     return this.specs.length > 0;
   }
 
-  addChildStep(entries: Map<string, RecordedEntry>): void {
+  addChildStep(entries: Map<string, RecordedCacheEntry>): void {
     for (const spec of this.specs) {
       const e = entries.get(spec.name);
       if (e) this.add(this.child, spec, e, this.childChanged);
@@ -48,7 +48,7 @@ export class AttentionMapAccumulator {
   }
 
   /** `read` gives the parent's full entry for a name, or null when its cache lacks it. */
-  async addParentStep(read: (name: string) => Promise<RecordedEntry | null>): Promise<void> {
+  async addParentStep(read: (name: string) => Promise<RecordedCacheEntry | null>): Promise<void> {
     if (this.parentChanged.length === 0) return;
     let missing = false;
     for (const spec of this.specs) {
@@ -59,7 +59,7 @@ export class AttentionMapAccumulator {
     if (missing) this.parentMissing++;
   }
 
-  private add(into: Map<string, AttentionSource>, spec: CacheEntrySpec, e: RecordedEntry, changed: readonly number[]): void {
+  private add(into: Map<string, AttentionSource>, spec: CacheEntrySpec, e: RecordedCacheEntry, changed: readonly number[]): void {
     const L = e.shape[2];
     const src = attentionSource(spec, e, this.latentHeight, this.latentWidth, changed.filter((t) => t < L));
     const key = `level ${spec.level}`;

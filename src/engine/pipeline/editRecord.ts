@@ -10,7 +10,8 @@ import { gaussianFloat32 } from '../random/gaussian';
 import { createScheduler } from '../scheduler';
 import type { NodeRecord } from '../state/nodeRecord';
 import { putDecoderEntries } from './editDecode';
-import { putRecordedStep, recordingModels } from './editUNet';
+import { StepInputs } from './denoiseLoop';
+import { putRecordedStep, recordingModels, recordingUNetCall } from './editUNet';
 import type { StateContext } from './editTypes';
 import { generate, GenerationAbortedError, type GenerateOptions, type GenerateRequest, type GenerateResult } from './generate';
 import type { DiffusionModels } from './models';
@@ -149,13 +150,12 @@ export async function rerecordNode(
   const n = C * h * w;
   if (!cache.hasNode(rec.id)) await cache.createNode(rec.id, null);
   let bytes = 0;
-  const input = new Float32Array(batch * n);
+  // The stored latents are each step's exact input: the model-input part of the shared step, no scheduler step.
+  const inputs = new StepInputs(scheduler, batch, n);
+  const record = recordingUNetCall(unet, h, w, text, async (step, entries) => void (bytes += await putRecordedStep(cache, rec.id, step, unet, entries)));
   for (const [done, i] of steps.entries()) {
     if (opts.signal?.aborted) throw new GenerationAbortedError(done, steps.length);
-    const scaled = scheduler.scaleModelInput(latents.subarray(i * n, (i + 1) * n), i);
-    for (let b = 0; b < batch; b++) input.set(scaled, b * n);
-    const r = await unet.recordStep(input, h, w, scheduler.timesteps[i], text);
-    bytes += await putRecordedStep(cache, rec.id, i, unet, r.entries);
+    await record(inputs.at(latents.subarray(i * n, (i + 1) * n), i));
     if (opts.onStep) await opts.onStep();
   }
   return bytes;

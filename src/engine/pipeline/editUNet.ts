@@ -11,47 +11,23 @@
 
 import { loadModelFolder } from '../model/modelFolder';
 import type { ActivationCache } from '../cache/activationCache';
+import type { CacheMiss } from '../cache/cacheTypes';
 import type { PyramidLevel } from '../mask/pyramid';
 import type { CacheEntrySpec } from '../sparse/cacheManifest';
 import type { SparsePyramidFeed } from '../sparse/pyramidInputs';
-import { SparseUNetRunner } from '../sparse/sparseUNetRunner';
+import { SparseUNetRunner, type DeltaRows, type RecordedCacheEntry, type RecordedStep, type SparseStepResult } from '../sparse/sparseUNetRunner';
+import { gatherActiveRows } from '../sparse/activeRows';
+import type { UNetCall } from './denoiseLoop';
 import { RegionDecoder } from './regionDecoder';
 import type { DiffusionModels } from './models';
-import type { OrtModelSession } from '../runtime/ortSession';
-
-export interface RecordedEntry {
-  shape: number[];
-  data: Uint16Array;
-}
-
-export interface RecordedUNetStep {
-  /** ε [B, C, h, w]. */
-  noise: Float32Array;
-  entries: Map<string, RecordedEntry>;
-}
-
-export interface DeltaEntry {
-  /** Full entry shape [B, h_l·w_l, C] (rowAxis 1). */
-  shape: number[];
-  /** Level l's active pixels, ascending. */
-  rows: Int32Array;
-  /** [B, rows.length, C]. */
-  data: Uint16Array;
-}
-
-export interface SparseUNetStep {
-  /** ε rows [B, N0, Cout], row r = level 0's active pixel r. */
-  noise: Float32Array;
-  /** New rows of the row entries (the child's delta). */
-  deltas: Map<string, DeltaEntry>;
-}
+import type { EngineDevice, OrtModelSession } from '../runtime/ortSession';
 
 export interface EditUNet {
   /** A session that also runs dense steps (the recording graph), for DiffusionEngine.adoptUNet. */
   readonly denseSession?: OrtModelSession | null;
   /** What recordStep records (names, kinds, levels). */
   readonly manifest: readonly CacheEntrySpec[];
-  recordStep(sample: Float32Array, height: number, width: number, timestep: number, text: Float32Array): Promise<RecordedUNetStep>;
+  recordStep(sample: Float32Array, height: number, width: number, timestep: number, text: Float32Array): Promise<RecordedStep>;
   /** An edit's pyramid as sparse graph inputs; built once per edit. */
   preparePyramid(levels: readonly PyramidLevel[]): SparsePyramidFeed;
   sparseStep(
@@ -60,7 +36,9 @@ export interface EditUNet {
     timestep: number,
     text: Float32Array,
     readCached: (name: string) => Uint16Array | Promise<Uint16Array>,
-  ): Promise<SparseUNetStep>;
+  ): Promise<SparseStepResult>;
+  /** Cache entries sparseStep reads from the parent (a subset of the manifest). */
+  readonly cacheReads: readonly string[];
   /** Free the recording session only (nothing more will be recorded); sparse steps go on. */
   releaseRecording?(): Promise<void>;
   /** False once the recording session is gone (or was never created): recordStep would fail. */
@@ -71,10 +49,10 @@ export interface EditUNet {
 /** The recording + sparse UNet of a model folder (both sessions built and loaded once). */
 export async function loadEditUNet(
   modelDir: string,
-  opts: { intraOpNumThreads?: number; variant?: string; sessions?: { recording?: boolean; sparse?: boolean } } = {},
+  opts: { intraOpNumThreads?: number; device?: EngineDevice; variant?: string; sessions?: { recording?: boolean; sparse?: boolean } } = {},
 ): Promise<EditUNet> {
   const folder = loadModelFolder(modelDir, { variant: opts.variant });
-  return SparseUNetRunner.create(folder.unet.config, folder.unet.weights, { intraOpNumThreads: opts.intraOpNumThreads, sessions: opts.sessions });
+  return SparseUNetRunner.create(folder.unet.config, folder.unet.weights, { intraOpNumThreads: opts.intraOpNumThreads, sessionOptions: { device: opts.device }, sessions: opts.sessions });
 }
 
 /** What an edit pipeline loads beside the engine: the recording/sparse UNet and the region decoder. */
@@ -87,12 +65,12 @@ export interface EditComponents {
 /** loadEditUNet plus the RegionDecoder, from one read of the folder. */
 export async function loadEditComponents(
   modelDir: string,
-  opts: { intraOpNumThreads?: number; variant?: string; sessions?: { recording?: boolean; sparse?: boolean }; decoder?: boolean } = {},
+  opts: { intraOpNumThreads?: number; device?: EngineDevice; variant?: string; sessions?: { recording?: boolean; sparse?: boolean }; decoder?: boolean } = {},
 ): Promise<EditComponents> {
   const folder = loadModelFolder(modelDir, { variant: opts.variant });
-  const unet = await SparseUNetRunner.create(folder.unet.config, folder.unet.weights, { intraOpNumThreads: opts.intraOpNumThreads, sessions: opts.sessions });
+  const unet = await SparseUNetRunner.create(folder.unet.config, folder.unet.weights, { intraOpNumThreads: opts.intraOpNumThreads, sessionOptions: { device: opts.device }, sessions: opts.sessions });
   try {
-    const decoder = opts.decoder === false ? null : await RegionDecoder.create(folder.vae.config, folder.vae.weights, { intraOpNumThreads: opts.intraOpNumThreads });
+    const decoder = opts.decoder === false ? null : await RegionDecoder.create(folder.vae.config, folder.vae.weights, { intraOpNumThreads: opts.intraOpNumThreads, device: opts.device });
     return { unet, decoder };
   } catch (e) {
     await unet.release();
@@ -108,7 +86,7 @@ export async function releaseEditComponents(c: { unet?: EditUNet | null; decoder
 const isRowSpec = (s: CacheEntrySpec) => s.kind === 'convInput' || s.kind === 'selfAttnK' || s.kind === 'selfAttnV';
 
 /** Store a recorded step as full entries of `node`. Returns the bytes added. */
-export async function putRecordedStep(cache: ActivationCache, node: string, step: number, unet: EditUNet, entries: Map<string, RecordedEntry>): Promise<number> {
+export async function putRecordedStep(cache: ActivationCache, node: string, step: number, unet: EditUNet, entries: Map<string, RecordedCacheEntry>): Promise<number> {
   let bytes = 0;
   for (const spec of unet.manifest) {
     const e = entries.get(spec.name);
@@ -124,7 +102,7 @@ export async function putRecordedStep(cache: ActivationCache, node: string, step
  * GroupNorm statistics stay the parent's (the sparse step used them). Returns the bytes added, or
  * null when a row entry has no delta (the child's cache would then be incomplete).
  */
-export async function putSparseStep(cache: ActivationCache, node: string, step: number, unet: EditUNet, deltas: Map<string, DeltaEntry>): Promise<number | null> {
+export async function putSparseStep(cache: ActivationCache, node: string, step: number, unet: EditUNet, deltas: Map<string, DeltaRows>): Promise<number | null> {
   let bytes = 0;
   for (const spec of unet.manifest) {
     if (!isRowSpec(spec)) continue;
@@ -140,7 +118,7 @@ export async function putSparseStep(cache: ActivationCache, node: string, step: 
  * A DiffusionModels whose UNet calls go through recordStep: generate() then records every step
  * (onRecord gets the step index and the entries) while computing exactly what it always does.
  */
-export function recordingModels(models: DiffusionModels, unet: EditUNet, onRecord: (step: number, entries: Map<string, RecordedEntry>) => Promise<void>): DiffusionModels {
+export function recordingModels(models: DiffusionModels, unet: EditUNet, onRecord: (step: number, entries: Map<string, RecordedCacheEntry>) => Promise<void>): DiffusionModels {
   let step = 0;
   return {
     info: models.info,
@@ -154,4 +132,61 @@ export function recordingModels(models: DiffusionModels, unet: EditUNet, onRecor
       return r.noise;
     },
   };
+}
+
+/** The recording UNet as a step call (dense ε); onEntries gets the step index and what it recorded. */
+export function recordingUNetCall(unet: EditUNet, height: number, width: number, text: Float32Array, onEntries: (step: number, entries: Map<string, RecordedCacheEntry>) => Promise<void>): UNetCall {
+  return async (input) => {
+    const r = await unet.recordStep(input.batched, height, width, input.timestep, text);
+    await onEntries(input.step, r.entries);
+    return { kind: 'dense', noise: r.noise };
+  };
+}
+
+/**
+ * The sparse UNet as a step call: reads the parent's entries of the step first (a miss is returned,
+ * nothing run), then runs the active rows of level 0; onDeltas gets the child's new rows.
+ */
+export function sparseUNetCall(
+  unet: EditUNet,
+  feed: SparsePyramidFeed,
+  cache: ActivationCache,
+  parentId: string,
+  text: Float32Array,
+  channels: number,
+  onDeltas: (step: number, deltas: Map<string, DeltaRows>) => Promise<void>,
+): UNetCall {
+  const active = feed.levels[0].active;
+  const pixels = feed.height * feed.width;
+  return async (input) => {
+    const read = await readStepEntries(cache, parentId, input.step, unet.cacheReads);
+    if (!read.ok) return { kind: 'miss', miss: read.miss };
+    const rows = repeatBatch(gatherActiveRows(input.scaled, 1, channels, pixels, active), input.batch);
+    const step = await unet.sparseStep(feed, rows, input.timestep, text, (name) => {
+      const data = read.entries.get(name);
+      if (!data) throw new Error(`sparse step read cache entry "${name}", which is not in the runner's cacheReads`);
+      return data;
+    });
+    await onDeltas(input.step, step.deltas);
+    return { kind: 'rows', noise: step.noise, active };
+  };
+}
+
+/** Every named entry of `node` at `step`, or the first miss. */
+async function readStepEntries(cache: ActivationCache, node: string, step: number, names: readonly string[]): Promise<{ ok: true; entries: Map<string, Uint16Array> } | { ok: false; miss: CacheMiss }> {
+  const reads = await Promise.all(names.map((name) => cache.readRows(node, step, name)));
+  const entries = new Map<string, Uint16Array>();
+  for (const [i, r] of reads.entries()) {
+    if (!r.ok) return { ok: false, miss: r.miss };
+    entries.set(names[i], r.data);
+  }
+  return { ok: true, entries };
+}
+
+/** rows [N, C] → [B, N, C], the same rows in every batch element. */
+function repeatBatch(rows: Float32Array, batch: number): Float32Array {
+  if (batch === 1) return rows;
+  const out = new Float32Array(batch * rows.length);
+  for (let b = 0; b < batch; b++) out.set(rows, b * rows.length);
+  return out;
 }

@@ -4,7 +4,11 @@
 import { imageTensorToRgb } from '../image/png';
 import { gaussianFloat32, parseSeed, SeedError } from '../random/gaussian';
 import { createScheduler, isSchedulerName, SCHEDULER_NAMES, type SchedulerName } from '../scheduler';
+import { denoiseLoop, denseUNetCall } from './denoiseLoop';
 import type { DiffusionModels } from './models';
+import { GenerationAbortedError, InferenceError } from './pipelineErrors';
+
+export { GenerationAbortedError, InferenceError };
 
 export const GENERATE_DEFAULTS = { steps: 20, guidance: 7.5, scheduler: 'dpmpp-2m' as SchedulerName, negativePrompt: '' };
 export const MAX_STEPS = 150;
@@ -16,21 +20,6 @@ export class GenerateInputError extends Error {
   constructor(readonly field: string, reason: string) {
     super(`${field}: ${reason}`);
     this.name = 'GenerateInputError';
-  }
-}
-
-export class GenerationAbortedError extends Error {
-  constructor(readonly completedSteps: number, readonly totalSteps: number) {
-    super(`generation aborted after ${completedSteps} of ${totalSteps} steps`);
-    this.name = 'GenerationAbortedError';
-  }
-}
-
-/** The numbers went wrong (NaN/∞ in the latents): a model or runtime problem, not an input problem. */
-export class InferenceError extends Error {
-  constructor(reason: string) {
-    super(`inference: ${reason}`);
-    this.name = 'InferenceError';
   }
 }
 
@@ -214,30 +203,20 @@ export async function generate(models: DiffusionModels, request: GenerateRequest
   let latents: Float32Array = noise.map((v) => Math.fround(v * sigma0));
   lap('prepareLatents');
 
-  // 5. denoising loop
-  const g = Math.fround(req.guidance);
+  // 5. denoising loop (denoiseLoop.ts: scale → CFG batch → UNet → guide → scheduler step)
   const total = scheduler.timesteps.length;
-  const modelInput = new Float32Array(batch * latentSize);
-  for (let i = 0; i < total; i++) {
-    if (signal?.aborted) throw new GenerationAbortedError(i, total);
-    const t = scheduler.timesteps[i];
-    const scaled = scheduler.scaleModelInput(latents, i);
-    for (let b = 0; b < batch; b++) modelInput.set(scaled, b * latentSize);
-    const eps = await models.predictNoise(modelInput, batch, h, w, t, text); // [B, C, h, w]
-    let guided: Float32Array;
-    if (cfg) {
-      // ε = ε_u + s·(ε_c − ε_u), float32 per operation like torch
-      guided = new Float32Array(latentSize);
-      for (let k = 0; k < latentSize; k++) {
-        const u = eps[k];
-        guided[k] = Math.fround(u + Math.fround(g * Math.fround(eps[latentSize + k] - u)));
-      }
-    } else {
-      guided = eps.subarray(0, latentSize);
-    }
-    latents = scheduler.step(guided, i, latents);
-    if (onStep) await onStep({ step: i + 1, total, timestep: t, latents: latents.slice() });
-  }
+  latents = await denoiseLoop(latents, {
+    scheduler,
+    guidance: req.guidance,
+    batch,
+    channels: C,
+    pixels: h * w,
+    steps: scheduler.timesteps.map((_, i) => i),
+    totalSteps: total,
+    unet: denseUNetCall((...a) => models.predictNoise(...a), h, w, text),
+    signal,
+    afterStep: onStep ? (i, x, t) => onStep({ step: i + 1, total, timestep: t, latents: x.slice() }) : undefined,
+  });
   checkFinite(latents, 'final latents');
   lap('denoise');
   if (signal?.aborted) throw new GenerationAbortedError(total, total);

@@ -12,6 +12,7 @@
 import { UNetConfig } from '../model/configs';
 import { WeightMap } from '../model/tensor';
 import { PyramidLevel } from '../mask/pyramid';
+import { graphOptionsFor } from '../runtime/deviceGraphs';
 import { createSession, EngineTensor, float32Tensor, OrtModelSession, SessionOptions } from '../runtime/ortSession';
 import { CacheDType, CacheEntrySpec, entryShape, isRowEntry } from './cacheManifest';
 import { buildPyramidFeed, SparseInputError, SparsePyramidFeed } from './pyramidInputs';
@@ -34,7 +35,7 @@ export interface SparseUNetRunnerOptions<D extends CacheDType = 'float16'> {
   sessions?: { recording?: boolean; sparse?: boolean };
 }
 
-export interface RecordedEntry<D extends CacheDType = 'float16'> {
+export interface RecordedCacheEntry<D extends CacheDType = 'float16'> {
   /** [B, h_l·w_l, C] (row entries, rowAxis 1) or [B, G] (GroupNorm statistics). */
   shape: number[];
   data: CacheArray<D>;
@@ -44,7 +45,7 @@ export interface RecordedStep<D extends CacheDType = 'float16'> {
   /** ε [B, Cout, h, w]. */
   noise: Float32Array;
   /** Every manifest entry of this step, by entry name. */
-  entries: Map<string, RecordedEntry<D>>;
+  entries: Map<string, RecordedCacheEntry<D>>;
 }
 
 export interface DeltaRows<D extends CacheDType = 'float16'> {
@@ -84,11 +85,12 @@ export class SparseUNetRunner<D extends CacheDType = 'float16'> {
     const sessionOpts: SessionOptions = { ...opts.sessionOptions, intraOpNumThreads: opts.intraOpNumThreads };
     const want = { recording: opts.sessions?.recording ?? true, sparse: opts.sessions?.sparse ?? true };
     // One graph serialised at a time keeps peak memory at one model copy plus the sessions.
-    const rec = buildRecordingUNetGraph(cfg, weights, { cacheDType });
+    const graph = graphOptionsFor(sessionOpts.device);
+    const rec = buildRecordingUNetGraph(cfg, weights, { cacheDType, graph });
     const recording = want.recording ? await createSession(rec.g.build(), sessionOpts) : null;
     let sparse: OrtModelSession | null = null;
     if (want.sparse) {
-      const sp = buildSparseUNetGraph(cfg, weights, { cacheDType, groupNorm: opts.groupNorm });
+      const sp = buildSparseUNetGraph(cfg, weights, { cacheDType, groupNorm: opts.groupNorm, graph });
       const recorded = new Set(rec.manifest.map((e) => e.name));
       const missing = sp.manifest.filter((e) => !recorded.has(e.name)).map((e) => e.name);
       if (missing.length) throw new SparseGraphError(`the sparse graph reads entries the recording graph does not write: ${missing.join(', ')}`);
@@ -122,7 +124,7 @@ export class SparseUNetRunner<D extends CacheDType = 'float16'> {
       timestep: float32Tensor(new Float32Array(batch).fill(timestep), [batch]),
       encoder_hidden_states: this.textTensor(text, batch),
     });
-    const entries = new Map<string, RecordedEntry<D>>();
+    const entries = new Map<string, RecordedCacheEntry<D>>();
     for (const e of this.manifest) {
       const t = out[e.name];
       if (!t) throw new SparseGraphError(`recording output ${e.name} is missing`);
@@ -183,6 +185,12 @@ export class SparseUNetRunner<D extends CacheDType = 'float16'> {
       deltas.set(name, { shape: entryShape(spec, batch, feed.height, feed.width), rows: feed.levels[spec.level].active, data: t.data as CacheArray<D> });
     }
     return { noise: out.noise_rows.data as Float32Array, deltas };
+  }
+
+  /** Cache entries the sparse step reads (its graph's cache inputs), in graph order; [] without a sparse session. */
+  get cacheReads(): readonly string[] {
+    if (!this.sparse) return [];
+    return this.sparse.inputNames.filter((n) => n.startsWith(CACHE_INPUT_PREFIX)).map((n) => n.slice(CACHE_INPUT_PREFIX.length));
   }
 
   /** False once the recording session is released (or was never created). */

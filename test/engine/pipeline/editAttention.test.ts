@@ -3,7 +3,7 @@
 // missing ones are counted, not fatal.
 import { floatsToHalves } from '../../../src/engine/cache/fp16';
 import { AttentionMapAccumulator } from '../../../src/engine/pipeline/editAttention';
-import type { RecordedEntry } from '../../../src/engine/pipeline/editUNet';
+import type { RecordedCacheEntry } from '../../../src/engine/sparse/sparseUNetRunner';
 import type { CacheEntrySpec } from '../../../src/engine/sparse/cacheManifest';
 
 const L = 4; // tokens
@@ -11,7 +11,7 @@ const spec: CacheEntrySpec = { name: 'mid_block.attentions.0.transformer_blocks.
 const conv: CacheEntrySpec = { name: 'conv_in.input', kind: 'convInput', level: 0, width: 4 };
 
 /** A [2, 2·2, L] entry (CFG batch) whose conditional row gives token t the value f(t, pixel). */
-function entry(f: (t: number, p: number) => number): RecordedEntry {
+function entry(f: (t: number, p: number) => number): RecordedCacheEntry {
   const v = new Float32Array(2 * 4 * L);
   for (let p = 0; p < 4; p++) for (let t = 0; t < L; t++) v[4 * L + p * L + t] = f(t, p);
   return { shape: [2, 4, L], data: floatsToHalves(v) };
