@@ -24,12 +24,9 @@ export function sqliteTestDatabase(): TestDatabase {
   };
 }
 
-/** null (and a printed reason) when no PostgreSQL server is reachable. */
-export async function postgresTestDatabase(): Promise<TestDatabase | null> {
-  if (!(await postgresAvailable())) {
-    console.warn(`PostgreSQL tests skipped: nothing listens at ${PG_URL}`);
-    return null;
-  }
+/** A new database on the PostgreSQL server (gate the suite with describeWithService(postgresProbe(), …)). */
+export async function postgresTestDatabase(): Promise<TestDatabase> {
+  if (!(await postgresAvailable())) throw new Error(`no PostgreSQL server at ${PG_URL}`);
   const dbName = `fisedit_test_${randomBytes(5).toString('hex')}`;
   const admin = new Client({ connectionString: PG_URL });
   await admin.connect();

@@ -1,14 +1,14 @@
 import { MemoryPubSub } from '../../../src/service/events/memoryPubSub';
 import { RedisPubSub } from '../../../src/service/events/redisPubSub';
-import { REDIS_URL, redisAvailable } from '../../helpers/services';
+import { describeWithService, REDIS_URL, redisProbe } from '../../helpers/services';
 import { runPubSubConformance } from './pubsubConformance';
 
 runPubSubConformance('MemoryPubSub', async () => new MemoryPubSub());
 
 runPubSubConformance(
   'RedisPubSub',
-  async () => ((await redisAvailable()) ? new RedisPubSub({ url: REDIS_URL, prefix: `fisedit-test-${process.pid}:` }) : null),
-  `no Redis server at ${REDIS_URL}`,
+  async () => new RedisPubSub({ url: REDIS_URL, prefix: `fisedit-test-${process.pid}:` }),
+  (name, fn) => describeWithService(redisProbe(), name, fn),
 );
 
 describe('MemoryPubSub', () => {

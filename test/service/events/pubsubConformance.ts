@@ -24,20 +24,19 @@ async function settle(ps: PubSub, topic: string): Promise<void> {
   s.close();
 }
 
-export function runPubSubConformance(name: string, make: () => Promise<PubSub | null>, skipReason = ''): void {
-  describe(`${name} (PubSub conformance)`, () => {
-    let ps: PubSub | null = null;
+/** describeSuite: `describe`, or one that skips visibly when the implementation's server is absent (describeWithService). */
+export function runPubSubConformance(name: string, make: () => Promise<PubSub>, describeSuite: (name: string, fn: () => void) => void = describe): void {
+  describeSuite(`${name} (PubSub conformance)`, () => {
+    let ps!: PubSub;
     const topic = (t: string) => `conformance-${process.pid}-${t}`;
     beforeAll(async () => {
       ps = await make();
-      if (!ps) console.warn(`skipping ${name}: ${skipReason}`);
     });
     afterAll(async () => {
       await ps?.close();
     });
 
     it('delivers in order to every subscriber of a topic and to no other topic', async () => {
-      if (!ps) return;
       const a = await ps.subscribe<{ i: number }>(topic('a'));
       const a2 = await ps.subscribe<{ i: number }>(topic('a'));
       const b = await ps.subscribe<{ i: number }>(topic('b'));
@@ -53,7 +52,6 @@ export function runPubSubConformance(name: string, make: () => Promise<PubSub | 
     });
 
     it('payloads arrive JSON-equal', async () => {
-      if (!ps) return;
       const s = await ps.subscribe(topic('json'));
       const payload = { s: 'x', n: 1.5, b: true, nil: null, arr: [{ k: 'v' }] };
       await ps.publish(topic('json'), payload);
@@ -62,7 +60,6 @@ export function runPubSubConformance(name: string, make: () => Promise<PubSub | 
     });
 
     it('ends the iterator on close() and delivers nothing after', async () => {
-      if (!ps) return;
       const s = await ps.subscribe(topic('close'));
       const pending = s.next();
       s.close();
@@ -80,7 +77,6 @@ export function runPubSubConformance(name: string, make: () => Promise<PubSub | 
     });
 
     it('keeps at most bufferSize pending events per slow subscriber, dropping the oldest', async () => {
-      if (!ps) return;
       const slow = await ps.subscribe<{ i: number }>(topic('slow'), { bufferSize: 5 });
       for (let i = 0; i < 50; i++) await ps.publish(topic('slow'), { i });
       await settle(ps, topic('slow-marker')); // same connection, so everything published before has arrived
