@@ -25,7 +25,7 @@ export async function openStateStore(dir: string, command: string, create: boole
 export async function loadStateContext(engine: DiffusionEngine, store: NodeStore, opts: { threads?: number; sparse: boolean }): Promise<StateContext> {
   let parts;
   try {
-    parts = await loadEditComponents(engine.info.dir, { variant: engine.info.variant ?? undefined, intraOpNumThreads: opts.threads, sessions: { recording: true, sparse: opts.sparse } });
+    parts = await loadEditComponents(engine.info.dir, { variant: engine.info.variant ?? undefined, intraOpNumThreads: opts.threads, device: engine.device, sessions: { recording: true, sparse: opts.sparse } });
   } catch (e) {
     throw new CliError(EXIT.model, `cannot build the recording/sparse UNet or the region decoder of ${engine.info.dir}: ${(e as Error).message}`);
   }

@@ -7,7 +7,7 @@
 // Input:  input_ids int64 [B, L] (L = seqLength, 77 for SD)
 // Output: last_hidden_state float32 [B, L, D]
 
-import { GraphBuilder } from '../graph/graphBuilder';
+import { GraphBuilder, type GraphBuilderOptions } from '../graph/graphBuilder';
 import { attention, gelu, layerNorm, linear, quickGelu } from '../graph/nn';
 import { ClipTextConfig } from '../model/configs';
 import { WeightMap } from '../model/tensor';
@@ -18,6 +18,8 @@ export interface ClipTextGraphOptions {
   seqLength?: number;
   /** Build into this builder (e.g. one whose hooks add recording outputs); default a new one. */
   builder?: GraphBuilder;
+  /** Builder options when this function creates the builder (runtime/deviceGraphs.ts graphOptionsFor). */
+  graph?: GraphBuilderOptions;
 }
 
 export interface ClipTextGraph {
@@ -37,7 +39,7 @@ export function buildClipTextGraph(cfg: ClipTextConfig, weights: WeightMap, opts
   const L = opts.seqLength ?? 77;
   const D = cfg.hiddenSize;
   if (L > cfg.maxPositionEmbeddings) throw new ArchError(`clip: sequence length ${L} exceeds max_position_embeddings ${cfg.maxPositionEmbeddings}`);
-  const g = opts.builder ?? new GraphBuilder('clip_text');
+  const g = opts.builder ?? new GraphBuilder('clip_text', opts.graph);
   const root: ArchContext = { g, w: new WeightScope(weights), hooks: {} };
   const ids = g.input('input_ids', 'int64', ['batch', L]);
 

@@ -6,7 +6,7 @@
 //          encoder_hidden_states [B,L,Dctx] float32 (L dynamic; 77 for CLIP).
 // Output:  noise_pred [B,Cout,h,w].
 
-import { GraphBuilder } from '../graph/graphBuilder';
+import { GraphBuilder, type GraphBuilderOptions } from '../graph/graphBuilder';
 import { linear, silu, upsampleNearest2x } from '../graph/nn';
 import { UNetConfig } from '../model/configs';
 import { WeightMap } from '../model/tensor';
@@ -18,6 +18,8 @@ export interface UNetGraphOptions {
   hooks?: ArchHooks;
   /** Build into this builder (e.g. one whose hooks add recording outputs); default a new one. */
   builder?: GraphBuilder;
+  /** Builder options when this function creates the builder (runtime/deviceGraphs.ts graphOptionsFor). */
+  graph?: GraphBuilderOptions;
 }
 
 export interface UNetGraph {
@@ -50,7 +52,7 @@ export function timestepFeatures(g: GraphBuilder, timestep: string, dim: number,
 
 /** Build the dense UNet step graph. */
 export function buildUNetGraph(cfg: UNetConfig, weights: WeightMap, opts: UNetGraphOptions = {}): UNetGraph {
-  const g = opts.builder ?? new GraphBuilder('unet');
+  const g = opts.builder ?? new GraphBuilder('unet', opts.graph);
   const ctx: ArchContext = { g, w: new WeightScope(weights), hooks: opts.hooks ?? {} };
   const w = ctx.w;
   const ch = cfg.blockOutChannels;

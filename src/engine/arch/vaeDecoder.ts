@@ -9,7 +9,7 @@
 // resnets, nearest×2 + conv except the last) → GroupNorm(eps 1e-6) → SiLU → conv_out.
 // All GroupNorms use eps 1e-6; resnets have no time embedding.
 
-import { GraphBuilder } from '../graph/graphBuilder';
+import { GraphBuilder, type GraphBuilderOptions } from '../graph/graphBuilder';
 import { attention, fromTokens, linear, silu, toTokens, upsampleNearest2x } from '../graph/nn';
 import { VaeConfig } from '../model/configs';
 import { WeightMap } from '../model/tensor';
@@ -22,6 +22,8 @@ export interface VaeDecoderGraphOptions {
   hooks?: ArchHooks;
   /** Build into this builder (e.g. one whose hooks add recording outputs); default a new one. */
   builder?: GraphBuilder;
+  /** Builder options when this function creates the builder (runtime/deviceGraphs.ts graphOptionsFor). */
+  graph?: GraphBuilderOptions;
 }
 
 export interface VaeDecoderGraph {
@@ -50,7 +52,7 @@ function vaeAttention(ctx: ArchContext, x: string, c: number, groups: number): s
 }
 
 export function buildVaeDecoderGraph(cfg: VaeConfig, weights: WeightMap, opts: VaeDecoderGraphOptions = {}): VaeDecoderGraph {
-  const g = opts.builder ?? new GraphBuilder('vae_decoder');
+  const g = opts.builder ?? new GraphBuilder('vae_decoder', opts.graph);
   const root: ArchContext = { g, w: new WeightScope(weights), hooks: opts.hooks ?? {} };
   const ch = cfg.blockOutChannels;
   const levels = ch.length;

@@ -15,7 +15,7 @@
 // With the box = the whole latent, M = 0 and the statistics of the same latents, the box graph computes
 // the full decode (test/engine/pipeline/regionDecoder.test.ts).
 
-import { GraphBuilder } from '../graph/graphBuilder';
+import { GraphBuilder, type GraphBuilderOptions } from '../graph/graphBuilder';
 import { OnnxDataType } from '../graph/onnxProto';
 import { VaeConfig } from '../model/configs';
 import { WeightMap } from '../model/tensor';
@@ -41,11 +41,13 @@ export interface RecordingDecoderOptions {
   cacheDType?: 'float16' | 'float32';
   /** Decoder level of a conv's module path (sparseVaeDecoder.decoderLevelOfPath); needed with convInputs. */
   levelOf?: (path: string) => number;
+  /** Builder options when this function creates the builder (runtime/deviceGraphs.ts graphOptionsFor). */
+  graph?: GraphBuilderOptions;
 }
 
 /** Decoder + its GroupNorm statistics and mid-attention keys/values as outputs. */
 export function buildRecordingVaeDecoderGraph(cfg: VaeConfig, weights: WeightMap, opts: RecordingDecoderOptions = {}): VaeDecoderContextGraph {
-  const g = new GraphBuilder('vae_decoder_recording');
+  const g = new GraphBuilder('vae_decoder_recording', opts.graph);
   const norms: string[] = [];
   const convInputs: VaeDecoderContextGraph['convInputs'] = [];
   const dtype = opts.cacheDType ?? 'float16';
@@ -91,8 +93,8 @@ export function buildRecordingVaeDecoderGraph(cfg: VaeConfig, weights: WeightMap
 }
 
 /** Decoder of a latent box that normalises with given statistics and attends to given outside tokens too. */
-export function buildBoxVaeDecoderGraph(cfg: VaeConfig, weights: WeightMap): VaeDecoderContextGraph {
-  const g = new GraphBuilder('vae_decoder_box');
+export function buildBoxVaeDecoderGraph(cfg: VaeConfig, weights: WeightMap, opts: { graph?: GraphBuilderOptions } = {}): VaeDecoderContextGraph {
+  const g = new GraphBuilder('vae_decoder_box', opts.graph);
   const groups = cfg.normNumGroups;
   const cTop = cfg.blockOutChannels[cfg.blockOutChannels.length - 1];
   const norms: string[] = [];

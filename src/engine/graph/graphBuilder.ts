@@ -87,6 +87,11 @@ export interface GraphBuilderOptions {
    * borrowed, no JS copy); 'js' transposes at build time (for sessions without constant folding).
    */
   weightTranspose?: 'ort' | 'js';
+  /**
+   * The form nn.attention() builds unless told otherwise: 'mha' (one com.microsoft.MultiHeadAttention
+   * node, default) or 'matmul' (MatMul/Softmax written out). runtime/deviceGraphs.ts picks it per device.
+   */
+  attention?: 'mha' | 'matmul';
 }
 
 interface Initializer {
@@ -114,6 +119,7 @@ export class GraphBuilder {
   readonly opset: number;
   private readonly f16Mode: 'cast' | 'widen';
   private readonly transposeMode: 'ort' | 'js';
+  readonly attention: 'mha' | 'matmul';
   private readonly nodes: NodeSpec[] = [];
   private readonly inits: Initializer[] = [];
   private readonly inputs: ValueInfoSpec[] = [];
@@ -129,6 +135,7 @@ export class GraphBuilder {
     this.opset = opts.opset ?? 17;
     this.f16Mode = opts.f16Weights ?? 'cast';
     this.transposeMode = opts.weightTranspose ?? 'ort';
+    this.attention = opts.attention ?? 'mha';
   }
 
   /** Unique value name derived from a hint. */

@@ -13,7 +13,8 @@
 //   patterns into its QuickGelu/Gelu kernels (checked in the optimised graph).
 // - Attention = com.microsoft.MultiHeadAttention on [B,N,C] (no head-split transposes): on a
 //   142M-param SD-shaped UNet at 32×32 latents it used 3–10% less CPU time per step than the
-//   written-out MatMul/Softmax form (impl 'matmul', kept for graphs that need the probabilities).
+//   written-out MatMul/Softmax form (impl 'matmul', kept for graphs that need the probabilities, and
+//   for the WebGPU EP, whose MultiHeadAttention is wrong at ≥32 queries: runtime/deviceGraphs.ts).
 // - LayerNormalization (opset 17) is a native kernel.
 
 import { GraphBuilder, f } from './graphBuilder';
@@ -160,7 +161,8 @@ export interface AttentionOptions {
   /** Additive bias [N,M] on the scores (e.g. a causal mask), broadcast over batch and heads. */
   bias?: string;
   /**
-   * 'mha' (default): one com.microsoft.MultiHeadAttention node (ORT CPU kernel; takes [B,N,C] as is,
+   * Default: the builder's (GraphBuilderOptions.attention, itself 'mha' by default).
+   * 'mha': one com.microsoft.MultiHeadAttention node (ORT CPU kernel; takes [B,N,C] as is,
    * so no head-split transposes). 'matmul': Reshape/Transpose/MatMul/Softmax/MatMul written out, for
    * graphs that need the probabilities or run without the contrib ops.
    */
@@ -174,7 +176,7 @@ export interface AttentionOptions {
 export function attention(g: GraphBuilder, q: string, k: string, v: string, channels: number, heads: number, opts: AttentionOptions = {}): string {
   if (channels % heads !== 0) throw new LayerShapeError(`attention: ${channels} channels not divisible by ${heads} heads`);
   const d = channels / heads;
-  if ((opts.impl ?? 'mha') === 'mha') {
+  if ((opts.impl ?? g.attention) === 'mha') {
     // com.microsoft.MultiHeadAttention inputs: query, key, value, bias, key_padding_mask, attention_bias [1|B,1|h,N,M].
     const ins = [q, k, v];
     if (opts.bias) ins.push('', '', g.op('Unsqueeze', [opts.bias, g.constI64([0, 1], 'axes')]));

@@ -5,7 +5,8 @@ import { buildClipTextGraph } from '../arch/clipText';
 import { buildUNetGraph } from '../arch/unet';
 import { buildVaeDecoderGraph } from '../arch/vaeDecoder';
 import { loadModelFolder, type LoadModelFolderOptions } from '../model/modelFolder';
-import { createSession, float32Tensor, int64Tensor, type OrtModelSession, type SessionOptions } from '../runtime/ortSession';
+import { createSession, float32Tensor, int64Tensor, type EngineDevice, type OrtModelSession, type SessionOptions } from '../runtime/ortSession';
+import { graphOptionsFor } from '../runtime/deviceGraphs';
 import { ClipTokenizer, type EncodedPrompt } from '../tokenizer/clipTokenizer';
 import { generate, type GenerateOptions, type GenerateRequest, type GenerateResult } from './generate';
 import type { DiffusionModels, ModelInfo } from './models';
@@ -45,6 +46,8 @@ export class DiffusionEngine implements DiffusionModels {
     private readonly vaeDecoder: OrtModelSession | null,
     /** Model folder read + graph build + session creation, ms. */
     readonly loadMs: number,
+    /** Where every session of this engine runs (EngineLoadOptions.sessionOptions.device); edit components load on it too. */
+    readonly device: EngineDevice,
   ) {}
 
   /**
@@ -74,13 +77,14 @@ export class DiffusionEngine implements DiffusionModels {
     };
     const sessionOpts: SessionOptions = { ...opts.sessionOptions, intraOpNumThreads: opts.intraOpNumThreads };
     const want = new Set<EngineComponent>(opts.components ?? ['textEncoder', 'unet', 'vae']);
+    const graph = graphOptionsFor(sessionOpts.device);
     // Build and load one graph at a time so only one serialised model is alive at once.
     const textSession = want.has('textEncoder')
-      ? await createSession(buildClipTextGraph(textEncoder.config, textEncoder.weights, { seqLength: info.textLength }).g.build(), sessionOpts)
+      ? await createSession(buildClipTextGraph(textEncoder.config, textEncoder.weights, { seqLength: info.textLength, graph }).g.build(), sessionOpts)
       : null;
-    const unetSession = want.has('unet') ? await createSession(buildUNetGraph(unet.config, unet.weights).g.build(), sessionOpts) : null;
-    const vaeSession = want.has('vae') ? await createSession(buildVaeDecoderGraph(vae.config, vae.weights).g.build(), sessionOpts) : null;
-    return new DiffusionEngine(info, folder.schedulerConfig, tokenizer, textSession, unetSession, vaeSession, performance.now() - t0);
+    const unetSession = want.has('unet') ? await createSession(buildUNetGraph(unet.config, unet.weights, { graph }).g.build(), sessionOpts) : null;
+    const vaeSession = want.has('vae') ? await createSession(buildVaeDecoderGraph(vae.config, vae.weights, { graph }).g.build(), sessionOpts) : null;
+    return new DiffusionEngine(info, folder.schedulerConfig, tokenizer, textSession, unetSession, vaeSession, performance.now() - t0, sessionOpts.device ?? 'cpu');
   }
 
   tokenize(text: string): EncodedPrompt {

@@ -12,7 +12,8 @@ import type { BinaryMask } from '../mask/binaryMask';
 import type { PyramidLevel } from '../mask/pyramid';
 import type { VaeConfig } from '../model/configs';
 import type { WeightMap } from '../model/tensor';
-import { createSession, float32Tensor, type EngineTensor, type OrtModelSession } from '../runtime/ortSession';
+import { graphOptionsFor } from '../runtime/deviceGraphs';
+import { createSession, float32Tensor, type EngineDevice, type EngineTensor, type OrtModelSession } from '../runtime/ortSession';
 import { buildPyramidFeed, type SparsePyramidFeed } from '../sparse/pyramidInputs';
 import { CACHE_INPUT_PREFIX, DELTA_OUTPUT_PREFIX } from '../sparse/sparseLayers';
 import { buildSparseVaeDecoderGraph, decoderLevelMacs, decoderLevelOfPath } from '../sparse/sparseVaeDecoder';
@@ -76,19 +77,20 @@ export class RegionDecoder {
    * opts.sparse (default true): also load the sparse decoder, and record every decoder conv input in
    * decodeRecording (the halos a child's sparse decode reads).
    */
-  static async create(cfg: VaeConfig, weights: WeightMap, opts: { intraOpNumThreads?: number; sparse?: boolean } = {}): Promise<RegionDecoder> {
+  static async create(cfg: VaeConfig, weights: WeightMap, opts: { intraOpNumThreads?: number; device?: EngineDevice; sparse?: boolean } = {}): Promise<RegionDecoder> {
     const L = cfg.blockOutChannels.length;
     const withSparse = opts.sparse ?? true;
-    const rec = buildRecordingVaeDecoderGraph(cfg, weights, withSparse ? { convInputs: true, levelOf: (p) => decoderLevelOfPath(p, L) } : {});
-    const recording = await createSession(rec.g.build(), { intraOpNumThreads: opts.intraOpNumThreads });
-    const boxGraph = buildBoxVaeDecoderGraph(cfg, weights);
+    const graph = graphOptionsFor(opts.device);
+    const rec = buildRecordingVaeDecoderGraph(cfg, weights, withSparse ? { convInputs: true, levelOf: (p) => decoderLevelOfPath(p, L), graph } : { graph });
+    const recording = await createSession(rec.g.build(), { intraOpNumThreads: opts.intraOpNumThreads, device: opts.device });
+    const boxGraph = buildBoxVaeDecoderGraph(cfg, weights, { graph });
     if (boxGraph.norms.join() !== rec.norms.join()) throw new DecoderContextError('the recording and box decoder graphs disagree on their GroupNorms');
     // Box sizes vary per edit: no arena, so one large box does not stay allocated (sparseUNetRunner.ts).
-    const noArena = { intraOpNumThreads: opts.intraOpNumThreads, enableCpuMemArena: false, enableMemPattern: false };
+    const noArena = { intraOpNumThreads: opts.intraOpNumThreads, device: opts.device, enableCpuMemArena: false, enableMemPattern: false };
     const box = await createSession(boxGraph.g.build(), noArena);
     let sparse: OrtModelSession | null = null;
     if (withSparse) {
-      const sp = buildSparseVaeDecoderGraph(cfg, weights);
+      const sp = buildSparseVaeDecoderGraph(cfg, weights, { graph });
       if (sp.norms.join() !== rec.norms.join()) throw new DecoderContextError('the recording and sparse decoder graphs disagree on their GroupNorms');
       const recorded = new Set(rec.convInputs.map((e) => e.name));
       const missing = sp.manifest.filter((e) => !recorded.has(e.name)).map((e) => e.name);

@@ -9,7 +9,7 @@
 
 import { ArchHooks } from '../arch/archContext';
 import { buildUNetGraph } from '../arch/unet';
-import { GraphBuilder } from '../graph/graphBuilder';
+import { GraphBuilder, type GraphBuilderOptions } from '../graph/graphBuilder';
 import { OnnxDataType } from '../graph/onnxProto';
 import { UNetConfig } from '../model/configs';
 import { WeightMap } from '../model/tensor';
@@ -25,6 +25,8 @@ export interface RecordingGraphOptions {
   attentionMapLevels?: readonly number[];
   /** Text length L the manifest states for attention maps (default 77). */
   textLength?: number;
+  /** Builder options when this function creates the builder (runtime/deviceGraphs.ts graphOptionsFor). */
+  graph?: GraphBuilderOptions;
 }
 
 export interface RecordingUNetGraph {
@@ -35,7 +37,7 @@ export interface RecordingUNetGraph {
 }
 
 export function buildRecordingUNetGraph(cfg: UNetConfig, weights: WeightMap, opts: RecordingGraphOptions = {}): RecordingUNetGraph {
-  const g = new GraphBuilder('unet_recording');
+  const g = new GraphBuilder('unet_recording', opts.graph);
   const levels = cfg.blockOutChannels.length;
   const dtype = opts.cacheDType ?? 'float16';
   const manifest: CacheEntrySpec[] = [];

@@ -10,7 +10,7 @@
 // every row entry at the level's active pixels (stored by the edit as a delta over the parent).
 
 import { ArchContext } from '../arch/archContext';
-import { GraphBuilder } from '../graph/graphBuilder';
+import { GraphBuilder, type GraphBuilderOptions } from '../graph/graphBuilder';
 import { attention, linear } from '../graph/nn';
 import { OnnxDataType } from '../graph/onnxProto';
 import { CacheDType, CacheEntryKind, CacheEntrySpec, entryName, isRowEntry } from './cacheManifest';
@@ -27,6 +27,8 @@ export interface SparseBuildOptions {
   cacheDType?: CacheDType;
   /** Declare "delta:<name>" outputs for the child's cache (default true). */
   emitDeltas?: boolean;
+  /** Builder options when this function creates the builder (runtime/deviceGraphs.ts graphOptionsFor). */
+  graph?: GraphBuilderOptions;
 }
 
 export interface DeltaSpec {

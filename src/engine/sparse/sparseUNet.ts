@@ -79,7 +79,7 @@ export function buildSparseUNetGraph(cfg: UNetConfig, weights: WeightMap, opts: 
   if (cfg.downsamplePadding !== 1) {
     throw new SparseGraphError(`downsample_padding ${cfg.downsamplePadding} is not supported (the stride-2 tables of mask/pyramid.ts assume padding 1)`);
   }
-  const g = new GraphBuilder('unet_sparse');
+  const g = new GraphBuilder('unet_sparse', opts.graph);
   const ctx: ArchContext = { g, w: new WeightScope(weights), hooks: {} };
   const ch = cfg.blockOutChannels;
   const levels = ch.length;

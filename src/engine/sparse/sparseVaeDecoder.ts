@@ -21,7 +21,7 @@
 //          mid_k_rows / mid_v_rows [1, N_{L−1}, C] (the child's context update), "delta:<name>" [1, N_l, Cin].
 
 import { ArchContext, inModule, WeightScope } from '../arch/archContext';
-import { GraphBuilder } from '../graph/graphBuilder';
+import { GraphBuilder, type GraphBuilderOptions } from '../graph/graphBuilder';
 import { attention, linear, silu } from '../graph/nn';
 import { VaeConfig } from '../model/configs';
 import { WeightMap } from '../model/tensor';
@@ -52,8 +52,8 @@ export function decoderLevelOfPath(path: string, levels: number): number {
   throw new SparseGraphError(`no decoder level for module path "${path}"`);
 }
 
-export function buildSparseVaeDecoderGraph(cfg: VaeConfig, weights: WeightMap, opts: { cacheDType?: 'float16' | 'float32' } = {}): SparseVaeDecoderGraph {
-  const g = new GraphBuilder('vae_decoder_sparse');
+export function buildSparseVaeDecoderGraph(cfg: VaeConfig, weights: WeightMap, opts: { cacheDType?: 'float16' | 'float32'; graph?: GraphBuilderOptions } = {}): SparseVaeDecoderGraph {
+  const g = new GraphBuilder('vae_decoder_sparse', opts.graph);
   const ch = cfg.blockOutChannels;
   const L = ch.length;
   const groups = cfg.normNumGroups;
