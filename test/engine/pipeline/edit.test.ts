@@ -309,3 +309,28 @@ describe('when the parent\'s cache is gone', () => {
     expect(e.mode).toBe('SPARSE');
   });
 });
+
+describe('when a page of the parent\'s cache vanishes mid-edit', () => {
+  test('the sparse step answers miss and the remaining steps run dense; outside the affected region the image stays the parent\'s', async () => {
+    const ctx = await state();
+    const { record } = await root(ctx);
+    const cache = ctx.cache!;
+    const GONE = 3;
+    // The plan's check passes (every page is there); the reads of steps ≥ GONE fail as if the page had
+    // been deleted by another process after the check.
+    const vanishing = Object.create(cache) as ActivationCache;
+    vanishing.readRows = async (node, step, name, opts) => {
+      if (node === record.id && step >= GONE) {
+        return { ok: false, miss: { node, step, name, reason: 'evicted', missingNode: node, message: `"${name}" of node ${node} at step ${step} was evicted` } };
+      }
+      return cache.readRows(node, step, name, opts);
+    };
+    const mask = rectMask(H, H, 4, 4, 10, 12);
+    const e = await editNode({ ...ctx, cache: vanishing }, { parentId: record.id, prompt: 'a blue circle on the left', mask });
+    expect([e.mode, e.cacheFallback, e.sparseSteps, e.denseSteps]).toEqual(['DENSE', 'DENSE', GONE, STEPS - GONE]);
+    expect(e.reason).toContain(`failed at step ${GONE} (evicted)`);
+    expect(e.cacheMisses.join(' ')).toContain(`at step ${GONE}`);
+    expect(pixelDiffs(e.rgb, (await ctx.store.readImage(record)).rgb, e.affected).outside).toBe(0);
+    expect(latentDiffsOutside(ctx.store.readLatents(e.node), ctx.store.readLatents(record), e.mask, 4)).toBe(0);
+  });
+});
