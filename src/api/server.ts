@@ -23,6 +23,7 @@ import { bearerToken } from '../service/auth/tokens';
 import type { Service } from '../service/service';
 import { ApiContext } from './context';
 import { errorFormatter } from './errors';
+import { CLOSE_REVOKED, CLOSE_TOO_MANY, OpenSockets } from './openSockets';
 import { serveImage } from './images';
 import { checkCost, MAX_QUERY_CHARS, PARSE_OPTIONS, validationRules } from './limits';
 import { resolvers } from './resolvers';
@@ -42,6 +43,14 @@ export interface ServerOptions {
   /** Largest WebSocket message, bytes (default 1 MiB). */
   maxWsPayloadBytes?: number;
   maxSubscriptionsPerSocket?: number;
+  /** Open WebSockets one user may hold at once (default 20); one more is closed with 4429. */
+  maxSocketsPerUser?: number;
+  /** Time to receive a request's headers, ms (default 10 s); a slower client gets 408 and is closed. */
+  headersTimeoutMs?: number;
+  /** Time to receive a whole request, headers and body, ms (default 30 s). */
+  requestTimeoutMs?: number;
+  /** Idle time of a kept-alive connection between requests, ms (default 5 s). */
+  keepAliveTimeoutMs?: number;
   /** Access-Control-Allow-Origin (default "*": auth is a Bearer token, never a cookie). */
   corsOrigin?: string;
 }
@@ -87,7 +96,8 @@ function readBody(req: http.IncomingMessage, max: number): Promise<string> {
       chunks.push(c);
     });
     req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
+    // The client went away or the request timeout (408) cut it off: nothing to answer, nothing to log.
+    req.on('error', () => reject(new HttpError(400, 'request aborted before its body was complete', 'BAD_REQUEST')));
   });
 }
 
@@ -105,7 +115,15 @@ export function buildServer(opts: ServerOptions): FiseditServer {
   const maxBody = opts.maxBodyBytes ?? 1 << 20;
   const maxSubs = opts.maxSubscriptionsPerSocket ?? 100;
   const schema = loadSchema();
-  const httpServer = http.createServer();
+  const headersTimeout = opts.headersTimeoutMs ?? 10_000;
+  const httpServer = http.createServer({
+    headersTimeout,
+    requestTimeout: Math.max(opts.requestTimeoutMs ?? 30_000, headersTimeout),
+    keepAliveTimeout: opts.keepAliveTimeoutMs ?? 5_000,
+    // Node checks the two timeouts above only this often (its default is 30 s).
+    connectionsCheckingInterval: Math.min(1000, Math.max(50, Math.floor(headersTimeout / 4))),
+  });
+  const sockets = new OpenSockets(service.auth, opts.maxSocketsPerUser ?? 20);
   let baseUrl = opts.publicUrl?.replace(/\/+$/, '') ?? '';
   const introspection = opts.introspection ?? process.env.NODE_ENV !== 'production';
   const rules = validationRules({ introspection });
@@ -209,19 +227,31 @@ export function buildServer(opts: ServerOptions): FiseditServer {
 
   // ---- WebSocket: graphql-ws ----
   const wss = new WebSocketServer({ server: httpServer, path: '/graphql', maxPayload: opts.maxWsPayloadBytes ?? 1 << 20 });
-  type Extra = { user?: User; subscriptions?: Set<string> };
+  type Extra = { user?: User; token?: string; subscriptions?: Set<string> };
   let wsCleanup: { dispose: () => void | Promise<void> } | null = useServer<Record<string, unknown> | undefined, Extra>(
     {
       schema,
       connectionInitWaitTimeout: 3000,
       onConnect: async (ctx) => {
-        const ctxWithUser = await contextFor(ctx.connectionParams?.authorization);
-        if (!ctxWithUser.user) return false; // closes with 4403 Forbidden
-        ctx.extra.user = ctxWithUser.user;
+        const token = bearerToken(typeof ctx.connectionParams?.authorization === 'string' ? ctx.connectionParams.authorization : null);
+        const user = token ? await service.auth.authenticate(token) : null;
+        if (!user || !token) return false; // closes with 4403 Forbidden
+        if (!sockets.add(ctx.extra.socket, user.id, token)) {
+          ctx.extra.socket.close(CLOSE_TOO_MANY, `at most ${sockets.maxPerUser} open connections per user`);
+          return false;
+        }
+        ctx.extra.user = user;
+        ctx.extra.token = token;
         ctx.extra.subscriptions = new Set();
-        return { user: ctxWithUser.user.name };
+        return { user: user.name };
       },
-      onSubscribe: (ctx, id, payload) => {
+      onSubscribe: async (ctx, id, payload) => {
+        // The token may have been revoked since the connection opened (the cache bounds how long ago).
+        const user = await service.auth.authenticate(ctx.extra.token);
+        if (!user) {
+          ctx.extra.socket.close(CLOSE_REVOKED, 'token revoked');
+          return [new GraphQLError('invalid or revoked token', { extensions: { code: 'UNAUTHENTICATED' } })];
+        }
         const subs = ctx.extra.subscriptions!;
         if (subs.size >= maxSubs) return [new GraphQLError(`at most ${maxSubs} operations per connection`, { extensions: { code: 'BAD_USER_INPUT', limit: 'subscriptions' } })];
         if (typeof payload.query !== 'string' || payload.query.length > MAX_QUERY_CHARS) {
@@ -251,7 +281,7 @@ export function buildServer(opts: ServerOptions): FiseditServer {
           document,
           variableValues: payload.variables ?? undefined,
           operationName: payload.operationName ?? undefined,
-          contextValue: { user: ctx.extra.user ?? null, service, baseUrl } satisfies ApiContext,
+          contextValue: { user, service, baseUrl } satisfies ApiContext,
         };
         return args;
       },
@@ -287,11 +317,13 @@ export function buildServer(opts: ServerOptions): FiseditServer {
       const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
       url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${addr.port}`;
       if (!opts.publicUrl) baseUrl = url;
+      sockets.start(service.auth.ttlMs);
     },
     async stop() {
       if (stopped) return;
       stopped = true;
       if (!url) return; // never started
+      sockets.stop();
       for (const client of wss.clients) client.terminate();
       await apollo.stop(); // drains HTTP (plugin) and disposes graphql-ws
       wsCleanup = null;

@@ -53,6 +53,8 @@ export interface ServiceOptions {
   runJobs?: boolean;
   /** Resident bytes of the engine's activation cache (default: env FISEDIT_CACHE_BYTES, else 2 GiB). */
   cacheBytes?: number;
+  /** How long a revoked token keeps working at most, ms (default 10 s): HTTP, WebSocket operations and open sockets. */
+  revocationMs?: number;
 }
 
 /** The engine's node store (roots recorded with activations, sparse edits) lives here, under the data dir. */
@@ -137,7 +139,7 @@ export async function createService(opts: ServiceOptions): Promise<Service> {
     if (runJobs) runner.start(await pubsub.subscribe<CancelRequest>(CONTROL_TOPIC));
     let closed = false;
     return {
-      database, trees, auth: new TokenAuthenticator(database.db), bus, pubsub, images, signer, runner, queue, backend, model, recovery,
+      database, trees, auth: new TokenAuthenticator(database.db, opts.revocationMs), bus, pubsub, images, signer, runner, queue, backend, model, recovery,
       async close() {
         if (closed) return;
         closed = true;

@@ -44,14 +44,29 @@ export async function revokeToken(db: Db, token: string): Promise<number> {
   return r.count;
 }
 
+/** How long a revoked token may keep working (README: 10 s): the cache's lifetime and the open sockets' re-check. */
+export const DEFAULT_REVOCATION_MS = 10_000;
+
 /**
  * Token → user, with a short in-memory cache so each HTTP request and WebSocket subscribe does not cost a
- * database read. A revoked token stops working within `ttlMs`.
+ * database read. A revoked token stops working within `ttlMs`; open WebSockets are re-checked on that
+ * period too (`revokedAmong`, api/socketAuth.ts).
  */
 export class TokenAuthenticator {
   private readonly cache = new Map<string, { user: User | null; until: number }>();
 
-  constructor(private readonly db: Db, private readonly ttlMs = 10_000, private readonly maxEntries = 10_000) {}
+  constructor(private readonly db: Db, readonly ttlMs = DEFAULT_REVOCATION_MS, private readonly maxEntries = 10_000) {}
+
+  /** Of these token hashes, those that are revoked or gone now (one query per 500, no cache). */
+  async revokedAmong(hashes: string[]): Promise<Set<string>> {
+    const out = new Set(hashes);
+    for (let i = 0; i < hashes.length; i += 500) {
+      const rows = await this.db.apiToken.findMany({ where: { tokenHash: { in: hashes.slice(i, i + 500) } }, select: { tokenHash: true, revokedAt: true } });
+      for (const r of rows) if (!r.revokedAt) out.delete(r.tokenHash);
+    }
+    for (const h of out) this.cache.delete(h);
+    return out;
+  }
 
   async authenticate(token: string | undefined | null): Promise<User | null> {
     if (!token || !token.startsWith(TOKEN_PREFIX) || token.length > 200) return null;
