@@ -6,7 +6,7 @@ export const EXIT = {
   internal: 1,
   /** Bad command line or input values (unknown option, steps out of range, size not a multiple…). */
   usage: 2,
-  /** The model folder is missing or unusable (configs, weights, tokenizer, graph or session creation). */
+  /** The model folder is missing or unusable (configs, weights, tokenizer, graph or session creation), or --device cannot run here. */
   model: 3,
   /** A file given on the command line cannot be read or written (--init-latents, --out, --save-latents). */
   io: 4,

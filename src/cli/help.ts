@@ -1,19 +1,21 @@
 // Help texts. The exit codes here mirror exitCodes.ts.
 import { GENERATE_DEFAULTS, MAX_GUIDANCE, MAX_STEPS } from '../engine/pipeline/generate';
 import { SCHEDULER_NAMES } from '../engine/scheduler';
+import { DEVICE_HELP } from './device';
 
 export const EXIT_CODES_HELP = `Exit codes:
   0    success
   1    internal error (a bug; please report it)
   2    usage error: unknown command or option, missing or invalid value
-  3    model error: model folder missing or unusable (configs, weights, tokenizer, graph/session)
+  3    model error: model folder missing or unusable (configs, weights, tokenizer, graph/session),
+       or --device cannot run here (CUDA providers not installed, no WebGPU adapter)
   4    file error: --init-latents/--mask unreadable, --out/--save-latents not writable, --state
        directory unusable (not a state directory, damaged record)
   5    inference failed while running (runtime error, NaN in the latents)
   130  interrupted (Ctrl-C)
 `;
 
-export const MAIN_HELP = `fisedit — text-to-image diffusion on onnxruntime (CPU)
+export const MAIN_HELP = `fisedit — text-to-image diffusion on onnxruntime (CPU, or a GPU with --device)
 
 Usage:
   fisedit generate    [--model DIR] --prompt TEXT [options]   generate an image (PNG)
@@ -53,7 +55,7 @@ export const GENERATE_HELP = `Usage: fisedit generate [--model DIR] --prompt TEX
       --variant NAME       load *.NAME.safetensors weight files (e.g. fp16) instead of the default ones
       --json               print one JSON object (settings, timings ms per phase, totalMs) to stdout
       --threads N          onnxruntime threads (default: all cores)
-      --progress MODE      bar | lines | none on stderr (default: bar on a terminal, else none);
+${DEVICE_HELP}      --progress MODE      bar | lines | none on stderr (default: bar on a terminal, else none);
                            lines prints "step k/N" per step
   -q, --quiet              same as --progress none
   -h, --help
@@ -114,7 +116,7 @@ elsewhere (FISEdit). Outside the mask the image is the parent's, bit for bit.
                            (SPARSE | BOX | FULL) with decodeMacFraction or decodeBox, timings (ms
                            per phase), totalMs (without model loading and writing)
       --threads N          onnxruntime threads (default: all cores)
-      --progress MODE      bar | lines | none on stderr (default: bar on a terminal, else none)
+${DEVICE_HELP}      --progress MODE      bar | lines | none on stderr (default: bar on a terminal, else none)
   -q, --quiet              same as --progress none
   -h, --help
 

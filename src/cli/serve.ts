@@ -8,6 +8,7 @@
 //   --redis-url URL     REDIS_URL       none (in-process events); redis://… to share events between processes
 //   --public-url URL    FISEDIT_PUBLIC_URL  the listening address (set it behind a proxy)
 //   --threads N         FISEDIT_THREADS onnxruntime intra-op threads (default: all cores)
+//   --device NAME       FISEDIT_DEVICE  cpu (default) | webgpu | cuda: where the engine's graphs run
 //   --sqlite-sync FULL|NORMAL            FULL
 //   --engine process|thread              process (the engine in a child process; thread: a worker thread)
 //   --priority-users A,B FISEDIT_PRIORITY_USERS  none (users who may queue above priority 0)
@@ -22,14 +23,15 @@ import type { CliIo } from './commands/io';
 import { CliError, EXIT, inPhase, usageError } from './exitCodes';
 import { resolveModelDir } from './modelDir';
 import { optionalInt, parseOptions } from './options';
+import { DEVICE_OPTION, parseDevice, requireDevice } from './device';
 
 export const SERVE_HELP = `Usage: fisedit serve [--port N] [--host ADDR] [--data DIR] [--model DIR] [--database-url URL]
-                     [--redis-url URL] [--public-url URL] [--threads N] [--sqlite-sync FULL|NORMAL]
-                     [--engine process|thread] [--priority-users NAME,NAME]
+                     [--redis-url URL] [--public-url URL] [--threads N] [--device cpu|webgpu|cuda]
+                     [--sqlite-sync FULL|NORMAL] [--engine process|thread] [--priority-users NAME,NAME]
 
 Runs the GraphQL API (HTTP POST /graphql, WebSocket graphql-transport-ws on /graphql) and serves images.
 Environment: PORT, FISEDIT_HOST, FISEDIT_DATA, FISEDIT_MODEL, DATABASE_URL, REDIS_URL, FISEDIT_PUBLIC_URL,
-FISEDIT_THREADS, FISEDIT_PRIORITY_USERS. Jobs run by priority, users taking turns at equal priority;
+FISEDIT_THREADS, FISEDIT_DEVICE, FISEDIT_PRIORITY_USERS. Jobs run by priority, users taking turns at equal priority;
 only the users named by --priority-users may queue above priority 0. Create an API token with: fisedit token create --user NAME [--data DIR]
 `;
 
@@ -42,6 +44,7 @@ const SPEC = {
   'redis-url': { type: 'string' },
   'public-url': { type: 'string' },
   threads: { type: 'string' },
+  ...DEVICE_OPTION,
   'sqlite-sync': { type: 'string' },
   engine: { type: 'string' },
   'priority-users': { type: 'string' },
@@ -68,6 +71,7 @@ export async function runServe(argv: string[], io: CliIo = defaultIo, hooks: Run
     const port = optionalInt(o.port ?? env.PORT, 'port') ?? 4000;
     if (port < 0 || port > 65535) throw usageError(`--port must be in [0, 65535] (got ${port})`);
     const threads = optionalInt(o.threads ?? env.FISEDIT_THREADS, 'threads');
+    const device = parseDevice(o.device, 'serve', env);
     const sync = (o['sqlite-sync'] ?? 'FULL').toUpperCase();
     if (sync !== 'FULL' && sync !== 'NORMAL') throw usageError(`--sqlite-sync must be FULL or NORMAL (got ${JSON.stringify(o['sqlite-sync'])})`);
     const engine = o.engine ?? 'process';
@@ -79,6 +83,11 @@ export async function runServe(argv: string[], io: CliIo = defaultIo, hooks: Run
     // The port first, then the data dir's lock (in createService), then crash recovery: a second server
     // on a taken port or a data dir in use exits here, before it has changed anything.
     const reserved = await inPhase(EXIT.io, () => reservePort(port, host));
+    // A device that cannot run here fails now, in this process, with what to install (exit 3).
+    await requireDevice(device, 'serve').catch(async (e) => {
+      await reserved.close();
+      throw e;
+    });
     io.stderr.write(`fisedit serve: loading model ${modelDir} …\n`);
     const service = await inPhase(EXIT.model, () =>
       createService({
@@ -87,6 +96,7 @@ export async function runServe(argv: string[], io: CliIo = defaultIo, hooks: Run
         databaseUrl: o['database-url'] ?? env.DATABASE_URL,
         redisUrl: o['redis-url'] ?? env.REDIS_URL,
         intraOpNumThreads: threads,
+        device,
         sqliteSynchronous: sync,
         engineMode: engine,
         priorityUsers: priorityUsersFromEnv({ FISEDIT_PRIORITY_USERS: o['priority-users'] ?? env.FISEDIT_PRIORITY_USERS }),

@@ -5,6 +5,7 @@
 // its first job, so a job that was RUNNING when the last process died is re-queued (or failed, when it
 // has used its attempts) and never left RUNNING.
 
+import type { EngineDevice } from '../engine/runtime/ortSession';
 import * as fs from 'fs';
 import * as path from 'path';
 import { Database, openDatabase, SqliteSynchronous } from '../db/client';
@@ -37,6 +38,8 @@ export interface ServiceOptions {
   /** Where the engine runs: a child process (default, crash-isolated) or a worker thread. */
   engineMode?: WorkerMode;
   intraOpNumThreads?: number;
+  /** Where the engine's graphs run (default cpu); checked by the caller (fisedit serve) before this. */
+  device?: EngineDevice;
   previewIntervalMs?: number;
   /** Jobs one user may have waiting at once (default 100). */
   maxQueuedPerUser?: number;
@@ -121,6 +124,7 @@ export async function createService(opts: ServiceOptions): Promise<Service> {
         modelDir: opts.modelDir,
         mode: opts.engineMode,
         intraOpNumThreads: opts.intraOpNumThreads,
+        device: opts.device,
         previewIntervalMs: opts.previewIntervalMs,
         stateDir: path.join(dataDir, ENGINE_STATE_DIR),
         cacheBytes: opts.cacheBytes ?? cacheBytesFromEnv(),

@@ -4,6 +4,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { runServe } from '../../src/cli/serve';
 import { runToken } from '../../src/cli/token';
+import { ortBindingDir } from '../../src/engine/runtime/ortSession';
 import { gqlOk, TINY_MODEL } from './harness';
 
 function bufferIo() {
@@ -39,7 +40,9 @@ it('token create prints a token that serve accepts; serve prints its URL and how
   expect(printed).toMatch(new RegExp(`FISEdit GraphQL API: ${url}/graphql`));
   expect(printed).toMatch(/fisedit token create --user NAME/);
   expect(printed).toMatch(/Authorization: Bearer <token>/);
-  expect((await gqlOk(url, '{ me { name } model { name defaultWidth } }', {}, token)).me.name).toBe('zoe');
+  const q = await gqlOk(url, '{ me { name } model { name defaultWidth device } }', {}, token);
+  expect(q.me.name).toBe('zoe');
+  expect(q.model.device).toBe('cpu');
 
   // Revoking works while the server runs (it honours a revoke within its 10 s token cache).
   const r = bufferIo();
@@ -54,11 +57,23 @@ it.each([
   [['--port', '70000'], /--port must be in/],
   [['--engine', 'gpu'], /--engine must be process or thread/],
   [['--sqlite-sync', 'OFF'], /--sqlite-sync must be FULL or NORMAL/],
+  [['--device', 'tpu'], /--device must be one of cpu, webgpu, cuda/],
   [['--bogus'], /Unknown option/],
 ])('serve %j → usage error (exit 2)', async (argv, message) => {
   const b = bufferIo();
   expect(await runServe(argv as string[], b.io)).toBe(2);
   expect(b.err.join('')).toMatch(message);
+});
+
+const cudaInstalled = fs.existsSync(path.join(ortBindingDir(), 'libonnxruntime_providers_cuda.so'));
+if (cudaInstalled) console.log('serveCli.test: the CUDA provider libraries are installed here; "serve --device cuda without them" is skipped');
+(cudaInstalled ? it.skip : it)('serve --device cuda without the CUDA provider libraries exits 3 at start-up saying how to install them', async () => {
+  const b = bufferIo();
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fisedit-cli-'));
+  expect(await runServe(['--port', '0', '--data', dataDir, '--model', TINY_MODEL, '--device', 'cuda'], b.io)).toBe(3);
+  expect(b.err.join('')).toMatch(/ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci/);
+  // Nothing was started: the data dir holds no database
+  expect(fs.readdirSync(dataDir)).toEqual([]);
 });
 
 it('serve with a missing model exits 3 and names the folder', async () => {

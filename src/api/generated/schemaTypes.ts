@@ -117,6 +117,7 @@ export interface Shapes {
     maxWidth: number;
     maxHeight: number;
     maxPromptTokens: number;
+    device: string;
   };
   Node: {
     id: string;
@@ -236,6 +237,7 @@ export interface ModelInfoResolvers {
   maxWidth?: Resolver<Parent<'ModelInfo'>, Record<string, never>, number>;
   maxHeight?: Resolver<Parent<'ModelInfo'>, Record<string, never>, number>;
   maxPromptTokens?: Resolver<Parent<'ModelInfo'>, Record<string, never>, number>;
+  device?: Resolver<Parent<'ModelInfo'>, Record<string, never>, string>;
 }
 
 export interface MutationResolvers {

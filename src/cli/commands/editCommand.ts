@@ -20,6 +20,7 @@ import { defaultProgressMode, ProgressBar } from '../progressBar';
 import type { CliIo } from './io';
 import { loadStateContext, openStateStore } from './stateContext';
 import { abortOnSigint } from '../sigintAbort';
+import { DEVICE_OPTION, parseDevice, requireDevice } from '../device';
 
 const SPEC = {
   model: { type: 'string', short: 'm' },
@@ -38,6 +39,7 @@ const SPEC = {
   out: { type: 'string', short: 'o' },
   json: { type: 'boolean' },
   threads: { type: 'string' },
+  ...DEVICE_OPTION,
   progress: { type: 'string' },
   quiet: { type: 'boolean', short: 'q' },
   help: { type: 'boolean', short: 'h' },
@@ -84,6 +86,7 @@ export async function editCommand(argv: string[], io: CliIo): Promise<number> {
   if (decode !== 'auto' && decode !== 'crop' && decode !== 'full' && decode !== 'sparse') throw new CliError(EXIT.usage, `edit: --decode must be auto, sparse, crop or full (got ${JSON.stringify(o.decode)})`);
   const threads = optionalInt(o.threads, 'threads');
   if (threads !== undefined && threads < 1) throw new CliError(EXIT.usage, '--threads must be ≥ 1');
+  const device = parseDevice(o.device, 'edit');
   const captureSteps = optionalInt(o['capture-steps'], 'capture-steps');
   const denseAbove = optionalFloat(o['dense-above'], 'dense-above');
   const dilation = optionalInt(o.dilation, 'dilation');
@@ -101,7 +104,8 @@ export async function editCommand(argv: string[], io: CliIo): Promise<number> {
 
   // 2. model, recording/sparse UNet, cache
   const loadStart = performance.now();
-  const engine = await inPhase(EXIT.model, () => DiffusionEngine.load(modelDir, { intraOpNumThreads: threads, components: RECORDING_ENGINE_COMPONENTS }));
+  await requireDevice(device, 'edit');
+  const engine = await inPhase(EXIT.model, () => DiffusionEngine.load(modelDir, { intraOpNumThreads: threads, sessionOptions: { device }, components: RECORDING_ENGINE_COMPONENTS }));
   if (engine.info.name !== parent.model) {
     await engine.dispose();
     throw new CliError(EXIT.usage, `edit: node ${parent.id} was made with model "${parent.model}", but --model loads "${engine.info.name}" (${modelDir}); pass the parent's model folder`);
@@ -154,6 +158,7 @@ export async function editCommand(argv: string[], io: CliIo): Promise<number> {
         prompt,
         negative: r.node.negativePrompt,
         model: engine.info.name,
+        device: engine.device,
         maskedFraction: round4(r.maskedFraction),
         maskedFractionPerLevel: r.maskedFractionPerLevel.map((l) => ({ level: l.level, width: l.width, height: l.height, fraction: round4(l.fraction) })),
         denseSteps: r.denseSteps,

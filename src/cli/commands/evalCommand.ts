@@ -16,6 +16,7 @@ import { optionalFloat, optionalInt, parseOptions } from '../options';
 import { defaultProgressMode, ProgressBar } from '../progressBar';
 import type { CliIo } from './io';
 import { loadStateContext, openStateStore } from './stateContext';
+import { DEVICE_OPTION, parseDevice, requireDevice } from '../device';
 
 export const DEFAULT_HELDOUT = path.resolve(__dirname, '..', '..', '..', 'training', 'heldout_captions.json');
 
@@ -30,6 +31,7 @@ const SPEC = {
   json: { type: 'string' },
   sheet: { type: 'string' },
   threads: { type: 'string' },
+  ...DEVICE_OPTION,
   edits: { type: 'boolean' },
   strategy: { type: 'string' },
   dilation: { type: 'string' },
@@ -61,6 +63,7 @@ shape (bounding-box fill ratio), and per image the background colour. Prints acc
                        steps for latent, 10 % for attention)
   --decode MODE        how the edits decode: auto | sparse | crop | full (edit --decode; default auto)
   --state DIR          keep the parents and edits in DIR (default: a temporary directory, removed)
+  --device NAME        cpu (default) | webgpu | cuda (env FISEDIT_DEVICE); see fisedit generate --help
 `;
 
 /**
@@ -128,6 +131,7 @@ async function evalEdits(
     if (o.json) {
       const json = {
         model: engine.info.name,
+        device: engine.device,
         settings: report.settings,
         summary: s,
         wallMs: Math.round(report.wallMs),
@@ -167,7 +171,9 @@ export async function evalCommand(argv: string[], io: CliIo): Promise<number> {
   const specs = pickEvenly(await inPhase(EXIT.io, () => loadSpecs(captionsFile)), limit);
   const modelDir = resolveModelDir(o.model);
   const threads = optionalInt(o.threads, 'threads');
-  const engine = await inPhase(EXIT.model, () => DiffusionEngine.load(modelDir, { intraOpNumThreads: threads, components: o.edits ? RECORDING_ENGINE_COMPONENTS : undefined }));
+  const device = parseDevice(o.device, 'eval');
+  await requireDevice(device, 'eval');
+  const engine = await inPhase(EXIT.model, () => DiffusionEngine.load(modelDir, { intraOpNumThreads: threads, sessionOptions: { device }, components: o.edits ? RECORDING_ENGINE_COMPONENTS : undefined }));
   if (o.edits) {
     try {
       return await evalEdits(o, engine, specs, settings, threads, io);
@@ -188,6 +194,7 @@ export async function evalCommand(argv: string[], io: CliIo): Promise<number> {
   if (o.json) {
     const json = {
       model: engine.info.name,
+      device: engine.device,
       captions: captionsFile,
       settings,
       summary: s,

@@ -19,6 +19,7 @@ import { defaultProgressMode, ProgressBar } from '../progressBar';
 import type { CliIo } from './io';
 import { loadStateContext, openStateStore } from './stateContext';
 import { abortOnSigint } from '../sigintAbort';
+import { DEVICE_OPTION, parseDevice, requireDevice } from '../device';
 
 const SPEC = {
   model: { type: 'string', short: 'm' },
@@ -36,6 +37,7 @@ const SPEC = {
   out: { type: 'string', short: 'o' },
   json: { type: 'boolean' },
   threads: { type: 'string' },
+  ...DEVICE_OPTION,
   variant: { type: 'string' },
   progress: { type: 'string' },
   quiet: { type: 'boolean', short: 'q' },
@@ -91,6 +93,7 @@ export async function generateCommand(argv: string[], io: CliIo): Promise<number
   const seedArg = o.seed ?? (initFile === undefined ? String(randomInt(2 ** 47)) : undefined);
   const threads = optionalInt(o.threads, 'threads');
   if (threads !== undefined && threads < 1) throw new CliError(EXIT.usage, '--threads must be ≥ 1');
+  const device = parseDevice(o.device, 'generate');
   const settings = await inPhase(EXIT.usage, () =>
     withCommandName(() => checkGenerateSettings({
       prompt,
@@ -114,7 +117,8 @@ export async function generateCommand(argv: string[], io: CliIo): Promise<number
 
   // 2. model
   const loadStart = performance.now();
-  const engine = await inPhase(EXIT.model, () => DiffusionEngine.load(modelDir, { intraOpNumThreads: threads, variant: typeof o.variant === 'string' ? o.variant : undefined, components: store ? RECORDING_ENGINE_COMPONENTS : undefined }));
+  await requireDevice(device, 'generate');
+  const engine = await inPhase(EXIT.model, () => DiffusionEngine.load(modelDir, { intraOpNumThreads: threads, sessionOptions: { device }, variant: typeof o.variant === 'string' ? o.variant : undefined, components: store ? RECORDING_ENGINE_COMPONENTS : undefined }));
   // --state: the recording UNet and the cache beside the store (loading them counts as model loading)
   const ctx = store ? await loadStateContext(engine, store, { threads, sparse: false }).catch(async (e) => {
     await engine.dispose();
@@ -179,6 +183,7 @@ export async function generateCommand(argv: string[], io: CliIo): Promise<number
         out,
         model: engine.info.name,
         modelDir: engine.info.dir,
+        device: engine.device,
         prompt: result.prompt,
         negative: result.negativePrompt,
         seed: seedJson(result.seed),

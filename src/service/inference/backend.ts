@@ -1,6 +1,7 @@
 // The seam between the job runner and whatever runs the model. The API thread never runs a model:
 // the real implementation (workerBackend.ts) hosts the engine in a worker thread and talks by messages.
 // Every implementation passes test/service/inference/backendConformance.ts.
+import type { EngineDevice } from '../../engine/runtime/ortSession';
 
 export type SchedulerName = 'ddim' | 'dpmpp-2m' | 'euler';
 export type EditStrategy = 'AUTO' | 'DENSE' | 'SPARSE' | 'ATTENTION';
@@ -76,6 +77,8 @@ export interface ModelInfo {
   maxPromptTokens: number;
   latentChannels: number;
   loadMs: number;
+  /** Where the engine's graphs run (fisedit serve --device). */
+  device: EngineDevice;
 }
 
 export type ProgressListener = (p: InferenceProgress) => void;

@@ -22,7 +22,7 @@ export const DEFAULT_ENGINE_CACHE_BYTES = 2 * 2 ** 30;
 /** Open (creating when missing) the node store, its activation cache, the recording/sparse UNet and the region decoder. */
 export async function openEngineState(engine: DiffusionEngine, stateDir: string, opts: { cacheBytes?: number; intraOpNumThreads?: number }): Promise<StateContext> {
   const store = await NodeStore.open(stateDir, { create: true });
-  const parts = await loadEditComponents(engine.info.dir, { variant: engine.info.variant ?? undefined, intraOpNumThreads: opts.intraOpNumThreads, sessions: { recording: true, sparse: true } });
+  const parts = await loadEditComponents(engine.info.dir, { variant: engine.info.variant ?? undefined, intraOpNumThreads: opts.intraOpNumThreads, device: engine.device, sessions: { recording: true, sparse: true } });
   const { unet, decoder } = parts;
   try {
     const cache = await store.openCache(opts.cacheBytes ?? DEFAULT_ENGINE_CACHE_BYTES);

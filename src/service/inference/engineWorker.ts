@@ -103,7 +103,7 @@ async function main(): Promise<void> {
   lowerPriority(cfg.niceness);
   try {
     // With a state dir the recording session runs the dense steps too (adoptUNet): no UNet of our own.
-    engine = await DiffusionEngine.load(cfg.modelDir, { intraOpNumThreads: cfg.intraOpNumThreads, components: cfg.stateDir ? RECORDING_ENGINE_COMPONENTS : undefined });
+    engine = await DiffusionEngine.load(cfg.modelDir, { intraOpNumThreads: cfg.intraOpNumThreads, sessionOptions: { device: cfg.device }, components: cfg.stateDir ? RECORDING_ENGINE_COMPONENTS : undefined });
     map = await previewMap(engine);
   } catch (e) {
     send({ type: 'loadError', message: (e as Error).message });
@@ -121,7 +121,7 @@ async function main(): Promise<void> {
       console.error(`engine worker: cannot open the engine state ${cfg.stateDir}; edits will run dense: ${(e as Error).message}`);
       try {
         await engine.dispose();
-        engine = await DiffusionEngine.load(cfg.modelDir, { intraOpNumThreads: cfg.intraOpNumThreads });
+        engine = await DiffusionEngine.load(cfg.modelDir, { intraOpNumThreads: cfg.intraOpNumThreads, sessionOptions: { device: cfg.device } });
       } catch (e2) {
         send({ type: 'loadError', message: (e2 as Error).message });
         setImmediate(() => channel.exit());
@@ -141,6 +141,7 @@ async function main(): Promise<void> {
     maxPromptTokens: ei.textLength - 2,
     latentChannels: ei.latentChannels,
     loadMs: engine.loadMs,
+    device: engine.device,
   };
   send({ type: 'ready', info });
 

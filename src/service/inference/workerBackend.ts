@@ -8,6 +8,7 @@
 // The worker loads the model once; the job runner sends one run at a time. If the worker dies, active
 // runs reject with InferenceCrashedError and the next run starts a fresh worker.
 
+import type { EngineDevice } from '../../engine/runtime/ortSession';
 import { ChildProcess, fork } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
@@ -36,6 +37,8 @@ export interface WorkerBackendOptions {
   modelDir: string;
   mode?: WorkerMode;
   intraOpNumThreads?: number;
+  /** Execution provider of the engine's sessions (default cpu). */
+  device?: EngineDevice;
   previewIntervalMs?: number;
   previewMaxSide?: number;
   /** Largest side = this × the model's default side (default 2). */
@@ -206,6 +209,7 @@ export class WorkerInferenceBackend implements InferenceBackend {
     const data: EngineWorkerData = {
       modelDir: this.opts.modelDir,
       intraOpNumThreads: this.opts.intraOpNumThreads,
+      device: this.opts.device,
       previewIntervalMs: this.opts.previewIntervalMs ?? 250,
       previewMaxSide: this.opts.previewMaxSide ?? 256,
       maxSideFactor: this.opts.maxSideFactor ?? 2,

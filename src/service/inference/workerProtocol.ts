@@ -1,5 +1,6 @@
 // Messages between the service (main thread) and the engine worker (engineWorker.ts).
 // Pixel buffers travel as transferred ArrayBuffers, never copied through JSON.
+import type { EngineDevice } from '../../engine/runtime/ortSession';
 import type { EditRequest, GenerateRequest, InferenceProgress, InferenceResult, ModelInfo } from './backend';
 
 /** The child-process variant reads its EngineWorkerData from this environment variable (JSON). */
@@ -9,6 +10,8 @@ export interface EngineWorkerData {
   modelDir: string;
   /** onnxruntime intra-op threads (default: all cores). */
   intraOpNumThreads?: number;
+  /** Execution provider of every engine session (default cpu). */
+  device?: EngineDevice;
   /** Minimum time between two preview images of one run, ms (the first and last step always get one). */
   previewIntervalMs: number;
   previewMaxSide: number;

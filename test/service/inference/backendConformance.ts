@@ -36,6 +36,7 @@ export function runBackendConformance(name: string, make: () => InferenceBackend
       expect(info.sizeMultiple % 8).toBe(0);
       expect(info.maxWidth).toBeGreaterThanOrEqual(info.defaultWidth);
       expect(info.maxPromptTokens).toBeGreaterThan(0);
+      expect(['cpu', 'webgpu', 'cuda']).toContain(info.device);
     });
 
     it('generates an image with ordered progress and previews, and is deterministic per seed', async () => {

@@ -1,0 +1,67 @@
+// --device / FISEDIT_DEVICE for the commands that run the engine: a bad name is a usage error (exit 2),
+// a device that cannot run here fails before the model load (exit 3) saying what to install, and the
+// JSON output reports the device that ran.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { ortBindingDir } from '../../src/engine/runtime/ortSession';
+import { runFisedit } from '../helpers/runCli';
+
+const ROOT = path.resolve(__dirname, '../..');
+const MODEL = path.join(ROOT, 'test/fixtures/models/tiny-2level');
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fisedit-device-'));
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+// FISEDIT_DEVICE from the caller's shell must not leak into these runs.
+const fisedit = (args: string[], env: Record<string, string | undefined> = {}) => runFisedit(tmp, args, { FISEDIT_DEVICE: undefined, ...env });
+
+const cudaInstalled = fs.existsSync(path.join(ortBindingDir(), 'libonnxruntime_providers_cuda.so'));
+if (cudaInstalled) console.log('cli/device.test: the CUDA provider libraries are installed here; the "cuda without them" tests are skipped');
+const describeNoCuda = cudaInstalled ? describe.skip : describe;
+
+describeNoCuda('--device cuda without the CUDA provider libraries', () => {
+  test.each([
+    ['generate', ['generate', '--model', MODEL, '--prompt', 'x', '--seed', '1', '--steps', '1', '--device', 'cuda']],
+    ['eval', ['eval', '--model', MODEL, '--limit', '1', '--steps', '1', '--device', 'cuda']],
+  ])('%s exits 3 before loading the model, saying how to install them', async (_name, args) => {
+    const out = path.join(tmp, 'never.png');
+    const r = await fisedit([...args, ...(args[0] === 'generate' ? ['--out', out] : [])]);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/libonnxruntime_providers_cuda\.so/);
+    expect(r.stderr).toMatch(/ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci/);
+    expect(fs.existsSync(out)).toBe(false);
+  });
+
+  test('edit exits 3 too (its state folder is checked first, so a real one is given)', async () => {
+    const state = path.join(tmp, 'state');
+    const g = await fisedit(['generate', '--model', MODEL, '--prompt', 'a red square', '--seed', '2', '--steps', '2', '--state', state, '--out', path.join(tmp, 'p.png'), '--json']);
+    expect(g.code).toBe(0);
+    const r = await fisedit(['edit', '--model', MODEL, '--state', state, '--prompt', 'a blue square', '--device', 'cuda']);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/ONNXRUNTIME_NODE_INSTALL=cuda12/);
+  });
+
+  test('FISEDIT_DEVICE=cuda does the same; --device overrides it', async () => {
+    const r = await fisedit(['generate', '--model', MODEL, '--prompt', 'x', '--seed', '1', '--steps', '1', '--out', path.join(tmp, 'e.png')], { FISEDIT_DEVICE: 'cuda' });
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/npm rebuild onnxruntime-node/);
+    const c = await fisedit(['generate', '--model', MODEL, '--prompt', 'x', '--seed', '1', '--steps', '1', '--device', 'cpu', '--out', path.join(tmp, 'c.png'), '--json'], { FISEDIT_DEVICE: 'cuda' });
+    expect(c.code).toBe(0);
+    expect(JSON.parse(c.stdout).device).toBe('cpu');
+  });
+});
+
+test('an unknown device is a usage error (exit 2) naming the choices, from the flag or the environment', async () => {
+  const r = await fisedit(['generate', '--model', MODEL, '--prompt', 'x', '--device', 'tpu']);
+  expect(r.code).toBe(2);
+  expect(r.stderr).toMatch(/--device must be one of cpu, webgpu, cuda \(got "tpu"\)/);
+  const e = await fisedit(['generate', '--model', MODEL, '--prompt', 'x'], { FISEDIT_DEVICE: 'gpu' });
+  expect(e.code).toBe(2);
+  expect(e.stderr).toMatch(/FISEDIT_DEVICE must be one of/);
+});
+
+test('generate --json reports the device (cpu by default); --help documents --device', async () => {
+  const r = await fisedit(['generate', '--model', MODEL, '--prompt', 'x', '--seed', '1', '--steps', '1', '--out', path.join(tmp, 'd.png'), '--json']);
+  expect(r.code).toBe(0);
+  expect(JSON.parse(r.stdout).device).toBe('cpu');
+  for (const cmd of ['generate', 'edit']) expect((await fisedit([cmd, '--help'])).stdout).toMatch(/--device NAME[\s\S]*FISEDIT_DEVICE/);
+});
