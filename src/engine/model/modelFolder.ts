@@ -6,6 +6,7 @@
 
 import * as fs from 'fs';
 import * as path from 'path';
+import { parseConfigJson } from './configJson';
 import { ClipTextConfig, ModelConfigError, parseClipTextConfig, parseUNetConfig, parseVaeConfig, UNetConfig, VaeConfig } from './configs';
 import { ExpectedTensors, expectedClipTensors, expectedUNetTensors, expectedVaeDecoderTensors, isVaeEncoderTensor } from './expectedTensors';
 import { readSafetensors, readSafetensorsHeader, SafetensorsError, SkipTensor } from './safetensors';
@@ -70,11 +71,13 @@ function isFile(p: string): boolean {
   }
 }
 
-function readJsonObject(file: string, what: string): Record<string, unknown> {
+/** Config files may hold Python's NaN / Infinity / -Infinity (configJson.ts); every other JSON file is strict. */
+function readJsonObject(file: string, what: 'config' | 'tokenizer file'): Record<string, unknown> {
   if (!isFile(file)) throw new ModelFolderError(file, `missing ${what}: ${path.basename(path.dirname(file))}/${path.basename(file)}`);
   let v: unknown;
   try {
-    v = JSON.parse(fs.readFileSync(file, 'utf8'));
+    const text = fs.readFileSync(file, 'utf8');
+    v = what === 'config' ? parseConfigJson(text) : JSON.parse(text);
   } catch (e) {
     throw new ModelFolderError(file, `bad JSON (${(e as Error).message})`);
   }

@@ -3,6 +3,7 @@
 // BPE with "</w>" on the last symbol → vocab ids → [BOS] + ids + [EOS] + pad to model_max_length.
 
 import * as fs from 'fs';
+import { parseConfigJson } from '../model/configJson';
 import { cleanText } from './cleanText';
 
 export class TokenizerError extends Error {
@@ -112,10 +113,11 @@ export class ClipTokenizer {
   }
 
   static fromFiles(vocabJson: string, mergesTxt: string, tokenizerConfigJson?: string, specialTokensMapJson?: string): ClipTokenizer {
-    const readJson = (file: string): Record<string, unknown> => {
+    // The vocabulary is strict JSON; the two config files may hold Python's NaN / Infinity (configJson.ts).
+    const readJson = (file: string, parse: (text: string) => unknown = JSON.parse): Record<string, unknown> => {
       let v: unknown;
       try {
-        v = JSON.parse(fs.readFileSync(file, 'utf8'));
+        v = parse(fs.readFileSync(file, 'utf8'));
       } catch (e) {
         throw new TokenizerError(file, `cannot read JSON (${(e as Error).message})`);
       }
@@ -133,8 +135,8 @@ export class ClipTokenizer {
       throw new TokenizerError(mergesTxt, `cannot read (${(e as Error).message})`);
     }
     const config = {
-      ...(tokenizerConfigJson ? readJson(tokenizerConfigJson) : {}),
-      ...(specialTokensMapJson ? readJson(specialTokensMapJson) : {}),
+      ...(tokenizerConfigJson ? readJson(tokenizerConfigJson, parseConfigJson) : {}),
+      ...(specialTokensMapJson ? readJson(specialTokensMapJson, parseConfigJson) : {}),
     };
     return new ClipTokenizer({ vocab: vocab as Record<string, number>, merges: parseMerges(mergesText), config }, tokenizerConfigJson ?? vocabJson);
   }
