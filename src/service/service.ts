@@ -133,7 +133,7 @@ export async function createService(opts: ServiceOptions): Promise<Service> {
     const model = await backend.start();
     const pubsub: PubSub = opts.redisUrl ? new RedisPubSub({ url: opts.redisUrl }) : new MemoryPubSub();
     cleanup.unshift(() => pubsub.close());
-    const bus = new EventBus(pubsub);
+    const bus = new EventBus(pubsub, database.db);
     const images = new ImageStore(dataDir);
     const queue = new PrismaJobQueue(database.db);
     const recovery = runJobs ? await queue.recover() : { requeued: [], failed: [], cancelled: [] };

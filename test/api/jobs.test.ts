@@ -8,7 +8,8 @@ import { collect, gql, gqlOk, Harness, startHarness, waitForStatus, wsClient } f
 let h: Harness;
 let alice: string;
 beforeEach(async () => {
-  h = await startHarness();
+  // alice may queue above priority 0 (serve --priority-users).
+  h = await startHarness({ priorityUsers: ['alice'] });
   alice = await h.token('alice');
 });
 afterEach(async () => {

@@ -19,7 +19,7 @@ export type EditStrategy = 'AUTO' | 'DENSE' | 'SPARSE' | 'ATTENTION';
 
 export type NodeStatus = 'QUEUED' | 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'CANCELLED';
 
-export type ProgressPhase = 'QUEUED' | 'ENCODING' | 'CAPTURING' | 'DENOISING' | 'DECODING' | 'DONE';
+export type ProgressPhase = 'QUEUED' | 'ENCODING' | 'REBUILDING' | 'CAPTURING' | 'DENOISING' | 'DECODING' | 'DONE';
 
 export type RunMode = 'DENSE' | 'SPARSE' | 'PARENT';
 
@@ -96,6 +96,7 @@ export interface SubscriptionNodeProgressArgs {
 
 export interface SubscriptionTreeEventsArgs {
   treeId: string;
+  afterSeq?: number | null;
 }
 
 export interface Shapes {
@@ -165,6 +166,7 @@ export interface Shapes {
     denseEstimateMs: number | null | undefined;
     speedup: number | null | undefined;
     maskedFraction: number | null | undefined;
+    fallbackReason: string | null | undefined;
   };
   PageInfo: {
     hasNextPage: boolean;
@@ -186,6 +188,7 @@ export interface Shapes {
     updatedAt: Date | string;
     myRole: TreeRole;
     root: Parent<'Node'> | null | undefined;
+    eventSeq: number;
     nodes: Array<Parent<'Node'>>;
     members: Array<Parent<'TreeMember'>>;
   };
@@ -297,6 +300,7 @@ export interface NodeStatsResolvers {
   denseEstimateMs?: Resolver<Parent<'NodeStats'>, Record<string, never>, number | null | undefined>;
   speedup?: Resolver<Parent<'NodeStats'>, Record<string, never>, number | null | undefined>;
   maskedFraction?: Resolver<Parent<'NodeStats'>, Record<string, never>, number | null | undefined>;
+  fallbackReason?: Resolver<Parent<'NodeStats'>, Record<string, never>, string | null | undefined>;
 }
 
 export interface PageInfoResolvers {
@@ -334,6 +338,7 @@ export interface TreeResolvers {
   updatedAt?: Resolver<Parent<'Tree'>, Record<string, never>, Date | string>;
   myRole?: Resolver<Parent<'Tree'>, Record<string, never>, TreeRole>;
   root?: Resolver<Parent<'Tree'>, Record<string, never>, Parent<'Node'> | null | undefined>;
+  eventSeq?: Resolver<Parent<'Tree'>, Record<string, never>, number>;
   nodes?: Resolver<Parent<'Tree'>, Record<string, never>, Array<Parent<'Node'>>>;
   members?: Resolver<Parent<'Tree'>, Record<string, never>, Array<Parent<'TreeMember'>>>;
 }

@@ -5,7 +5,8 @@ import type { NodeProgressEvent, TreeEventPayload } from '../../service/events/t
 import { isFinal, progressTopic, treeTopic } from '../../service/events/treeEvents';
 import type { SubscriptionResolvers } from '../generated/schemaTypes';
 import { requireUser } from '../context';
-import { stream } from './streams';
+import { sequencedStream, stream } from './streams';
+import { BadUserInputError } from '../../service/errors';
 
 export const Subscription: SubscriptionResolvers = {
   nodeProgress: {
@@ -45,12 +46,32 @@ export const Subscription: SubscriptionResolvers = {
     resolve: (payload: NodeProgressEvent) => payload,
   },
   treeEvents: {
-    subscribe: async (_p, { treeId }, ctx) => {
+    subscribe: async (_p, { treeId, afterSeq }, ctx) => {
       const user = requireUser(ctx);
-      await ctx.service.trees.treeForViewer(user, treeId);
-      const sub = await ctx.service.pubsub.subscribe<TreeEventPayload>(treeTopic(treeId));
+      const { trees, pubsub, bus } = ctx.service;
+      await trees.treeForViewer(user, treeId);
+      if (afterSeq !== undefined && afterSeq !== null && (!Number.isInteger(afterSeq) || afterSeq < 0)) throw new BadUserInputError('afterSeq', 'must be an integer ≥ 0 (a seq of this tree, or 0 for all)');
+      const sub = await pubsub.subscribe<TreeEventPayload>(treeTopic(treeId));
       // Deleting the root deletes the tree: that event is the last one.
-      return stream(sub, { last: (e) => e.type === 'DELETED' && e.node.parentId === null });
+      const last = (e: TreeEventPayload) => e.type === 'DELETED' && e.node.parentId === null;
+      if (afterSeq === undefined || afterSeq === null) return stream(sub, { last });
+      try {
+        // Subscribed first, then the log: an event committed meanwhile is in one or the other (or both,
+        // and sequencedStream drops the duplicate).
+        const { events, lastSeq } = await bus.replay(treeId, afterSeq);
+        if (afterSeq > lastSeq) throw new BadUserInputError('afterSeq', `is ahead of the tree's last event (${lastSeq})`);
+        return sequencedStream(sub, {
+          afterSeq,
+          initial: events,
+          seqOf: (e) => e.seq,
+          unnumbered: (e) => e.type === 'PROGRESSED',
+          fill: async (after, before) => (await bus.replay(treeId, after, before)).events,
+          last,
+        });
+      } catch (e) {
+        sub.close();
+        throw e;
+      }
     },
     resolve: (payload: TreeEventPayload) => payload,
   },

@@ -85,6 +85,7 @@ export const NodeStats: NodeStatsResolvers = {
   denseEstimateMs: (n) => n.denseEstimateMs,
   speedup: (n) => n.speedup,
   maskedFraction: (n) => n.maskedFraction,
+  fallbackReason: (n) => n.fallbackReason,
 };
 
 export const Tree: TreeResolvers = {

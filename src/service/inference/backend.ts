@@ -8,7 +8,7 @@ export type EditStrategy = 'AUTO' | 'DENSE' | 'SPARSE' | 'ATTENTION';
 /** PARENT: an edit whose prompt did not change, so the result is the parent's image. */
 export type RunMode = 'DENSE' | 'SPARSE' | 'PARENT';
 /** What the engine is doing; DONE is only sent by the service, never by a backend. */
-export type ProgressPhase = 'QUEUED' | 'ENCODING' | 'CAPTURING' | 'DENOISING' | 'DECODING' | 'DONE';
+export type ProgressPhase = 'QUEUED' | 'ENCODING' | 'REBUILDING' | 'CAPTURING' | 'DENOISING' | 'DECODING' | 'DONE';
 
 export interface GenerateRequest {
   prompt: string;
@@ -29,6 +29,24 @@ export interface EditRequest extends GenerateRequest {
   parentEngineNodeId?: string | null;
   strategy: EditStrategy;
   /** A user-drawn mask at image size (0 = keep, >0 = may change), 8-bit grey, or null to let the engine find the area. */
+  mask: { data: Uint8Array; width: number; height: number } | null;
+  /**
+   * The parent's ancestry, root first and the parent last: what the engine needs to rebuild the parent's
+   * state when it is gone (never recorded, evicted, lost) by regenerating the root and replaying the edits
+   * below the nearest ancestor it still has. Without it a parent with no state cannot be rebuilt.
+   */
+  lineage?: LineageNode[];
+}
+
+/** One node of an edit's ancestry (EditRequest.lineage). */
+export interface LineageNode {
+  nodeId: string;
+  engineNodeId: string | null;
+  prompt: string;
+  negativePrompt: string;
+  /** How the node's edit ran; null for the root. */
+  strategy: EditStrategy | null;
+  /** The mask its user drew, as EditRequest.mask. */
   mask: { data: Uint8Array; width: number; height: number } | null;
 }
 
@@ -62,6 +80,10 @@ export interface InferenceResult {
   timings: Record<string, number>;
   /** The node's id in the engine's node store when the engine recorded it there (edits of it can run sparse). */
   engineNodeId?: string | null;
+  /** Why an edit ran otherwise than asked (its parent rebuilt, steps run dense, ...); null when it ran as asked. */
+  fallbackReason?: string | null;
+  /** Ancestors whose engine state this run rebuilt (EditRequest.lineage): their new engine node ids. */
+  rebuilt?: { nodeId: string; engineNodeId: string }[];
 }
 
 export interface ModelInfo {

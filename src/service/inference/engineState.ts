@@ -1,9 +1,11 @@
 // The engine worker's side of FISEdit edits: the engine's node store (src/engine/state/nodeStore.ts) under
 // the service's data dir. Roots are generated with recording (generateNode), so their latents and UNet
-// activations are kept; an edit of a recorded node runs editNode (sparse where the mask allows, dense or
-// re-recorded where the engine says so). An edit the engine cannot run from its store (parent never
-// recorded, state folder wiped, settings changed from the parent's) is generated densely — and recorded,
-// so edits of it can run sparse. Runs here call the models directly: the worker runs one job at a time.
+// activations are kept; an edit runs editNode from its parent's record (sparse where the mask allows,
+// dense where the engine says so; evicted activations are re-recorded from the stored latents). A parent
+// with no record here (never recorded, its folder lost) is rebuilt first from the edit's lineage: the
+// nearest recorded ancestor (or the root, regenerated from its seed) and the edits below it replayed.
+// An edit never silently becomes a plain generation: it keeps its mask, and whatever ran otherwise than
+// asked is said in fallbackReason. Runs here call the models directly: the worker runs one job at a time.
 
 import type { DiffusionEngine } from '../../engine/pipeline/engine';
 import { editNode } from '../../engine/pipeline/edit';
@@ -14,7 +16,8 @@ import type { GenerateResult, StepProgress } from '../../engine/pipeline/generat
 import { downsampleAny, upsampleNearest, type BinaryMask } from '../../engine/mask/binaryMask';
 import type { NodeRecord } from '../../engine/state/nodeRecord';
 import { NodeStore, UnknownNodeError } from '../../engine/state/nodeStore';
-import type { EditRequest, GenerateRequest, InferenceResult } from './backend';
+import type { EditRequest, GenerateRequest, InferenceResult, LineageNode } from './backend';
+import type { DenseCostModel } from './denseCost';
 
 /** Default resident activation-cache bytes when the service gives none (2 GiB). */
 export const DEFAULT_ENGINE_CACHE_BYTES = 2 * 2 ** 30;
@@ -68,6 +71,11 @@ export async function generateRecorded(
   return { ...denseResult(result), engineNodeId: record.id };
 }
 
+/** Feeds a finished dense generation to the cost model (speedup and dense estimates of later edits). */
+export function recordDenseCost(costs: DenseCostModel, req: GenerateRequest, r: InferenceResult): void {
+  costs.record({ width: req.width, height: req.height, guidance: req.guidance, steps: req.steps, denoiseMs: r.timings.denoise ?? 0, totalMs: r.wallMs });
+}
+
 /** A dense generation as the service's result: its own time is the dense estimate. */
 export function denseResult(r: GenerateResult): InferenceResult {
   return {
@@ -84,52 +92,39 @@ export function denseResult(r: GenerateResult): InferenceResult {
 }
 
 /**
- * The stored parent an edit can start from, or null (with the reason) when it must run dense: editNode
- * keeps the parent's seed, steps, guidance, scheduler and size, so an edit that overrides any of them is
- * a new generation.
+ * editNode keeps the parent's seed, steps, guidance, scheduler and size: an edit whose request differs in
+ * any of them cannot run from this parent (the service never sends one; refused rather than regenerated).
  */
-export function sparseParent(ctx: StateContext, req: EditRequest): { parent: NodeRecord | null; reason: string } {
-  if (!req.parentEngineNodeId) return { parent: null, reason: `parent ${req.parentNodeId} has no engine state` };
-  let parent: NodeRecord;
-  try {
-    parent = ctx.store.get(req.parentEngineNodeId);
-  } catch (e) {
-    if (e instanceof UnknownNodeError) return { parent: null, reason: `engine node ${req.parentEngineNodeId} is gone from ${ctx.store.dir}` };
-    throw e;
-  }
+export function checkEditSettings(parent: NodeRecord, req: EditRequest): void {
   const differs: string[] = [];
   if (parent.seed !== String(req.seed)) differs.push('seed');
   if (parent.steps !== req.steps) differs.push('steps');
   if (parent.guidance !== req.guidance) differs.push('guidance');
   if (parent.scheduler !== req.scheduler) differs.push('scheduler');
   if (parent.width !== req.width || parent.height !== req.height) differs.push('size');
-  if (parent.guidance > 1 && parent.negativePrompt !== req.negativePrompt) differs.push('negative prompt');
-  if (differs.length) return { parent: null, reason: `the edit changes the parent's ${differs.join(', ')}` };
-  return { parent, reason: '' };
+  if (differs.length) throw new EditInputError('parentId', `the edit changes the parent's ${differs.join(', ')}: an edit keeps them`);
 }
 
 /** The service's strategy and mask as the engine's. A user mask is image-sized grey, > 0 = may change. */
 export function engineMask(req: EditRequest, factor: number): { strategy: MaskStrategy; mask: BinaryMask | null } {
   if (req.strategy === 'DENSE') return { strategy: 'dense', mask: null };
-  if (req.strategy === 'ATTENTION') return { strategy: 'attention', mask: null };
-  if (!req.mask) return { strategy: 'latent', mask: null };
-  const { data, width, height } = req.mask;
+  return maskFor(req.strategy, req.mask, factor);
+}
+
+function maskFor(strategy: EditRequest['strategy'], userMask: EditRequest['mask'], factor: number): { strategy: MaskStrategy; mask: BinaryMask | null } {
+  if (strategy === 'DENSE') return { strategy: 'dense', mask: null };
+  if (strategy === 'ATTENTION') return { strategy: 'attention', mask: null };
+  if (!userMask) return { strategy: 'latent', mask: null };
+  const { data, width, height } = userMask;
   if (data.length !== width * height) throw new EditInputError('mask', `has ${data.length} bytes for ${width}x${height}`);
   const full: BinaryMask = { width, height, data: data.map((v) => (v > 0 ? 1 : 0)) };
   return { strategy: 'mask', mask: downsampleAny(full, factor) };
 }
 
-/** What a dense generation at the parent's settings costs: the nearest dense ancestor's measured time, ms. */
-function denseEstimate(ctx: StateContext, parent: NodeRecord): number | null {
-  let n: NodeRecord | null = parent;
-  for (let hops = 0; n && hops < 64; hops++) {
-    if (n.mode === 'DENSE') return n.totalMs;
-    try {
-      n = n.parentId ? ctx.store.get(n.parentId) : null;
-    } catch {
-      return null;
-    }
-  }
+/** Cache fallbacks of the engine as the service's words. */
+function cacheFallbackReason(r: { cacheFallback: 'RERECORDED' | 'DENSE' | null; rerecordSteps: number; cacheMisses: string[] }): string | null {
+  if (r.cacheFallback === 'RERECORDED') return `the parent's cached activations were gone (evicted or lost): re-recorded ${r.rerecordSteps} steps of the parent from its stored latents`;
+  if (r.cacheFallback === 'DENSE') return `the parent's cached activations were gone${r.cacheMisses[0] ? ` (${r.cacheMisses[0]})` : ''}: ran the steps dense`;
   return null;
 }
 
@@ -138,24 +133,90 @@ export async function editSparse(
   ctx: StateContext,
   parent: NodeRecord,
   req: EditRequest,
-  opts: { onStep: (p: EditStepProgress) => Promise<void>; signal: AbortSignal },
+  opts: { onStep: (p: EditStepProgress) => Promise<void>; signal: AbortSignal; costs?: DenseCostModel },
 ): Promise<InferenceResult> {
   const f = ctx.models.info.vaeScaleFactor;
   const { strategy, mask } = engineMask(req, f);
-  // SPARSE asks for a sparse run whatever the masked fraction (AUTO lets the engine go dense above 0.6).
-  const denseAboveFraction = req.strategy === 'SPARSE' ? 1 : undefined;
+  // SPARSE and ATTENTION ask for sparse steps whatever the masked fraction (AUTO lets the engine go dense
+  // above 0.6); DENSE recomputes every pixel.
+  const denseAboveFraction = req.strategy === 'SPARSE' || req.strategy === 'ATTENTION' ? 1 : undefined;
   const r = await editNode(ctx, { parentId: parent.id, prompt: req.prompt, negativePrompt: parent.guidance > 1 ? req.negativePrompt : '', strategy, mask, denseAboveFraction }, opts);
   const big = upsampleNearest(r.mask, f);
+  // An edit that recomputed every pixel has no area to show (Node.mask is null then).
+  const everywhere = r.mask.data.every((v) => v !== 0);
+  const fallback = [cacheFallbackReason(r), r.mode === 'DENSE' && (req.strategy === 'SPARSE' || req.strategy === 'ATTENTION') ? `ran dense: ${r.reason}` : null].filter((x) => x !== null);
   return {
     rgb: r.rgb,
     width: r.width,
     height: r.height,
     mode: r.mode,
     wallMs: r.totalMs,
-    denseEstimateMs: denseEstimate(ctx, parent),
+    denseEstimateMs: opts.costs?.estimate(req.width, req.height, parent.guidance, parent.steps) ?? null,
     maskedFraction: r.maskedFraction,
-    mask: { data: big.data.map((v) => v * 255), width: big.width, height: big.height },
+    mask: r.mode === 'PARENT' || everywhere ? null : { data: big.data.map((v) => v * 255), width: big.width, height: big.height },
     timings: { ...r.timings, saveNode: r.saveMs },
     engineNodeId: r.node.id,
+    fallbackReason: fallback.length ? fallback.join('; ') : null,
   };
+}
+
+/** The engine record of a lineage node, or the reason there is none. */
+function recordOf(ctx: StateContext, n: Pick<LineageNode, 'nodeId' | 'engineNodeId'>): { rec: NodeRecord | null; why: string } {
+  if (!n.engineNodeId) return { rec: null, why: `node ${n.nodeId} was never recorded by the engine` };
+  try {
+    return { rec: ctx.store.get(n.engineNodeId), why: '' };
+  } catch (e) {
+    if (e instanceof UnknownNodeError) return { rec: null, why: `the engine state of node ${n.nodeId} is gone from the server` };
+    throw e;
+  }
+}
+
+/**
+ * The parent's engine record, rebuilt when it has none: from the nearest ancestor that still has one (or
+ * the root, regenerated from its seed: the same image), each edit of the lineage is replayed with its own
+ * prompt, strategy and mask, recorded as it goes. `rebuilt` lists the new records for the service.
+ */
+export async function parentRecord(
+  ctx: StateContext,
+  req: EditRequest,
+  opts: { onRebuildStep: (done: number, total: number) => Promise<void>; signal: AbortSignal; costs?: DenseCostModel },
+): Promise<{ parent: NodeRecord; reason: string | null; rebuilt: { nodeId: string; engineNodeId: string }[] }> {
+  const lineage: LineageNode[] = req.lineage?.length
+    ? req.lineage
+    : [{ nodeId: req.parentNodeId, engineNodeId: req.parentEngineNodeId ?? null, prompt: req.parentPrompt, negativePrompt: req.negativePrompt, strategy: null, mask: null }];
+  const last = lineage.length - 1;
+  const own = recordOf(ctx, lineage[last]);
+  if (own.rec) return { parent: own.rec, reason: null, rebuilt: [] };
+  let from = -1;
+  let cur: NodeRecord | null = null;
+  for (let i = last - 1; i >= 0 && !cur; i--) {
+    cur = recordOf(ctx, lineage[i]).rec;
+    if (cur) from = i;
+  }
+  const rebuilt: { nodeId: string; engineNodeId: string }[] = [];
+  // Progress of the rebuild in steps: a generation and each replayed edit count the request's steps.
+  const total = ((cur ? 0 : 1) + (last - Math.max(from, 0))) * req.steps;
+  let done = 0;
+  const step = () => opts.onRebuildStep(Math.min(++done, total), total);
+  if (!cur) {
+    if (lineage[0].strategy !== null) throw new EditInputError('parentId', `${own.why}, and the edit's lineage does not reach its root: cannot rebuild it`);
+    const root = lineage[0];
+    const { record, result } = await generateNode(ctx, engineRequest({ ...req, prompt: root.prompt, negativePrompt: root.negativePrompt }), { signal: opts.signal, onStep: step });
+    if (opts.costs) opts.costs.record({ width: req.width, height: req.height, guidance: req.guidance, steps: req.steps, denoiseMs: result.timings.denoise, totalMs: result.totalMs });
+    cur = record;
+    from = 0;
+    rebuilt.push({ nodeId: root.nodeId, engineNodeId: record.id });
+  }
+  const f = ctx.models.info.vaeScaleFactor;
+  for (let i = from + 1; i <= last; i++) {
+    const n = lineage[i];
+    const { strategy, mask } = maskFor(n.strategy ?? 'AUTO', n.mask, f);
+    const denseAboveFraction = n.strategy === 'SPARSE' || n.strategy === 'ATTENTION' ? 1 : undefined;
+    const r = await editNode(ctx, { parentId: cur.id, prompt: n.prompt, negativePrompt: cur.guidance > 1 ? n.negativePrompt : '', strategy, mask, denseAboveFraction }, { signal: opts.signal, onStep: step });
+    cur = r.node;
+    rebuilt.push({ nodeId: n.nodeId, engineNodeId: r.node.id });
+  }
+  const how = from === 0 && rebuilt[0]?.nodeId === lineage[0].nodeId ? 'regenerated the root from its seed' : `started from the recorded ancestor ${lineage[from].nodeId}`;
+  const replayed = last - from;
+  return { parent: cur, reason: `${own.why}: rebuilt it (${how}${replayed ? `, replayed ${replayed} edit${replayed > 1 ? 's' : ''}` : ''}) before this edit`, rebuilt };
 }

@@ -15,7 +15,8 @@ import { EditInputError, type EditStepProgress, type StateContext } from '../../
 import { releaseEditComponents } from '../../engine/pipeline/editUNet';
 import { UserMaskError } from '../../engine/mask/userMask';
 import type { EditRequest, GenerateRequest, InferenceProgress, InferenceResult, ModelInfo, ProgressPhase } from './backend';
-import { denseResult, editSparse, forgetNodes, generateRecorded, openEngineState, sparseParent } from './engineState';
+import { checkEditSettings, denseResult, editSparse, forgetNodes, generateRecorded, openEngineState, parentRecord, recordDenseCost } from './engineState';
+import { DenseCostModel } from './denseCost';
 import { fitLatentRgbMap, latentColourSamples, looksLikeSd, previewDataUrl, SD15_LATENT_RGB, type LatentRgbMap } from './latentPreview';
 import { WORKER_DATA_ENV, type EngineWorkerData, type FromWorker, type ToWorker } from './workerProtocol';
 import { gaussianFloat32 } from '../../engine/random/gaussian';
@@ -48,6 +49,8 @@ function openChannel(): { channel: Channel; cfg: EngineWorkerData } {
 
 const { channel, cfg } = openChannel();
 const aborts = new Map<string, AbortController>();
+/** Measured dense runs of this process: the dense estimate (and speedup) of edits. */
+const denseCosts = new DenseCostModel();
 
 function send(msg: FromWorker, transfer: ArrayBuffer[] = []): void {
   channel.send(msg, transfer);
@@ -210,16 +213,21 @@ async function run(
       progress(s.step, s.total, s.step === s.total ? 'DECODING' : 'DENOISING', preview);
     };
     if (state) {
-      const from = edit ? sparseParent(state, edit) : null;
       let result: InferenceResult;
-      if (edit && from?.parent) {
+      if (edit) {
+        // A parent with no engine record is rebuilt first (REBUILDING), never skipped.
+        const from = await parentRecord(state, edit, { signal, costs: denseCosts, onRebuildStep: async (done, total) => progress(done, total, 'REBUILDING', null) });
+        checkEditSettings(from.parent, edit);
         // editNode reports UNet evaluations (capture, re-record, denoise), not latents: no preview.
         const onEditStep = async (p: EditStepProgress) => {
-          progress(p.done, p.total, p.done === p.total ? 'DECODING' : p.phase === 'capture' ? 'CAPTURING' : 'DENOISING', null);
+          progress(p.done, p.total, p.done === p.total ? 'DECODING' : p.phase === 'capture' ? 'CAPTURING' : p.phase === 'rerecord' ? 'REBUILDING' : 'DENOISING', null);
         };
-        result = await editSparse(state, from.parent, edit, { onStep: onEditStep, signal });
+        result = await editSparse(state, from.parent, edit, { onStep: onEditStep, signal, costs: denseCosts });
+        result.fallbackReason = [from.reason, result.fallbackReason].filter((x) => x).join('; ') || null;
+        result.rebuilt = from.rebuilt;
       } else {
         result = await generateRecorded(state, req, { onStep, signal });
+        recordDenseCost(denseCosts, req, result);
       }
       send({ type: 'result', runId, result }, [result.rgb.buffer as ArrayBuffer]);
       return;
@@ -237,7 +245,15 @@ async function run(
       },
       { onStep, signal },
     );
-    send({ type: 'result', runId, result: denseResult(r) }, [r.rgb.buffer as ArrayBuffer]);
+    const result = denseResult(r);
+    if (edit) {
+      // No node store to edit from (see the worker's start-up log): the new prompt was generated whole.
+      result.denseEstimateMs = denseCosts.estimate(req.width, req.height, req.guidance, req.steps);
+      result.fallbackReason = `the engine state is not available on this server: generated the new prompt from the parent's seed instead of editing${edit.mask ? '; the mask was not applied' : ''}`;
+    } else {
+      recordDenseCost(denseCosts, req, result);
+    }
+    send({ type: 'result', runId, result }, [r.rgb.buffer as ArrayBuffer]);
   } catch (e) {
     if (e instanceof GenerationAbortedError) send({ type: 'cancelled', runId, completedSteps: e.completedSteps });
     else if (e instanceof GenerateInputError || e instanceof EditInputError) send({ type: 'error', runId, kind: 'input', field: e.field, message: e.message });

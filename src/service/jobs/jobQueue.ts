@@ -1,6 +1,10 @@
 // The durable job queue: one Job row per node, in the database, so the queue survives a restart.
-// Order: higher priority first, then FIFO (Job.id is an autoincrement). A claim is a conditional update
-// (QUEUED → RUNNING where still QUEUED), so two runners never take the same job, on SQLite or PostgreSQL.
+// Order: higher priority first; among jobs of equal priority the users take turns (round-robin: the
+// user served least recently goes next), and each user's jobs run first in first out (Job.id is an
+// autoincrement). An edit's job waits for its parent: it is claimable only once the parent SUCCEEDED,
+// and a parent that ends FAILED or CANCELLED fails its waiting children (failOrphans).
+// A claim is a conditional update (QUEUED → RUNNING where still QUEUED), so two runners never take the
+// same job, on SQLite or PostgreSQL.
 //
 // Node.status mirrors Job.status; both change in one transaction. Node rows are updated with updateMany
 // because a branch may be deleted while its job runs: the update then touches nothing, and the runner
@@ -8,6 +12,10 @@
 
 import type { Db } from '../../db/client';
 import type { Job, Node as NodeRecord } from '../../generated/sqlite/client';
+
+/** A node that may run now: a root, or an edit whose parent has its result. */
+const CLAIMABLE_NODE = { OR: [{ parentId: null }, { parent: { is: { status: 'SUCCEEDED' as const } } }] };
+const CLAIMABLE = { status: 'QUEUED' as const, node: { is: CLAIMABLE_NODE } };
 
 export interface ClaimedJob {
   job: Job;
@@ -20,6 +28,8 @@ export interface JobOutcome {
   denseEstimateMs: number | null;
   speedup: number | null;
   maskedFraction: number | null;
+  /** Why an edit ran otherwise than asked (engine state rebuilt, ran dense, ...); null when it ran as asked. */
+  fallbackReason?: string | null;
   imagePath: string;
   thumbPath: string;
   maskPath: string | null;
@@ -36,10 +46,21 @@ export interface RecoveryReport {
 export class PrismaJobQueue {
   constructor(private readonly db: Db) {}
 
-  /** The next job by priority then FIFO, now RUNNING with attempts + 1; null when the queue is empty. */
+  /**
+   * Which user each user-served turn went to, in claim order (round-robin state). In memory: the process
+   * that runs jobs is the only claimer (service.ts runJobs), and after a restart every user starts even.
+   */
+  private readonly lastServed = new Map<string, number>();
+  private turns = 0;
+
+  /**
+   * The next job, now RUNNING with attempts + 1; null when nothing is claimable. Highest priority first;
+   * at that priority the user served least recently, then that user's oldest job. Only jobs whose node is
+   * a root or whose parent SUCCEEDED are claimable.
+   */
   async claimNext(): Promise<ClaimedJob | null> {
     for (let tries = 0; tries < 5; tries++) {
-      const next = await this.db.job.findFirst({ where: { status: 'QUEUED' }, orderBy: [{ priority: 'desc' }, { id: 'asc' }] });
+      const next = await this.pickNext();
       if (!next) return null;
       const now = new Date();
       const claimed = await this.db.$transaction(async (tx) => {
@@ -53,10 +74,70 @@ export class PrismaJobQueue {
         const node = await tx.node.findUnique({ where: { id: next.nodeId } });
         return job && node ? { job, node } : null;
       });
-      if (claimed) return claimed;
+      if (claimed) {
+        this.lastServed.set(claimed.node.createdById, ++this.turns);
+        return claimed;
+      }
       // Someone else claimed or deleted it between the read and the update: look again.
     }
     return null;
+  }
+
+  private async pickNext(): Promise<{ id: number; nodeId: string } | null> {
+    const first = await this.db.job.findFirst({ where: CLAIMABLE, orderBy: [{ priority: 'desc' }, { id: 'asc' }], select: { priority: true } });
+    if (!first) return null;
+    const [next] = await this.turnOrder(first.priority, true);
+    return this.db.job.findFirst({ where: { ...CLAIMABLE, priority: first.priority, node: { is: { ...CLAIMABLE_NODE, createdById: next.userId } } }, orderBy: { id: 'asc' }, select: { id: true, nodeId: true } });
+  }
+
+  /**
+   * Users with jobs waiting at this priority in the order their turns come: served least recently first;
+   * among users not served yet, the one whose oldest waiting node is oldest. With `claimable`, only jobs
+   * that may run now count.
+   */
+  private async turnOrder(priority: number, claimable: boolean): Promise<{ userId: string; waiting: number }[]> {
+    const groups = await this.db.node.groupBy({
+      by: ['createdById'],
+      where: { ...(claimable ? CLAIMABLE_NODE : {}), job: { is: { status: 'QUEUED', priority } } },
+      _min: { createdAt: true },
+      _count: { _all: true },
+    });
+    const key = (g: (typeof groups)[number]) => [this.lastServed.get(g.createdById) ?? 0, g._min.createdAt?.getTime() ?? 0] as const;
+    groups.sort((a, b) => {
+      const [ta, ca] = key(a);
+      const [tb, cb] = key(b);
+      return ta - tb || ca - cb || (a.createdById < b.createdById ? -1 : a.createdById > b.createdById ? 1 : 0);
+    });
+    return groups.map((g) => ({ userId: g.createdById, waiting: g._count._all }));
+  }
+
+  /**
+   * Fails, for good, every QUEUED job whose parent node ended FAILED or CANCELLED (it can never run
+   * from that parent), with the reason; repeats down the tree. Returns the nodes failed.
+   */
+  async failOrphans(): Promise<NodeRecord[]> {
+    const failed: NodeRecord[] = [];
+    for (let depth = 0; depth < 10_000; depth++) {
+      const orphans = await this.db.job.findMany({
+        where: { status: 'QUEUED', node: { is: { parent: { is: { status: { in: ['FAILED', 'CANCELLED'] } } } } } },
+        select: { id: true, nodeId: true, node: { select: { parent: { select: { id: true, status: true } } } } },
+        take: 100,
+      });
+      if (orphans.length === 0) break;
+      const now = new Date();
+      for (const o of orphans) {
+        const p = o.node.parent!;
+        const error = `its parent node ${p.id} is ${p.status}: an edit runs from its parent's result; retry the parent, then this node`;
+        const node = await this.db.$transaction(async (tx) => {
+          const r = await tx.job.updateMany({ where: { id: o.id, status: 'QUEUED' }, data: { status: 'FAILED', error, finishedAt: now } });
+          if (r.count !== 1) return null;
+          await tx.node.updateMany({ where: { id: o.nodeId }, data: { status: 'FAILED', error, finishedAt: now } });
+          return tx.node.findUnique({ where: { id: o.nodeId } });
+        });
+        if (node) failed.push(node);
+      }
+    }
+    return failed;
   }
 
   async succeed(job: Job, outcome: JobOutcome): Promise<NodeRecord | null> {
@@ -116,7 +197,7 @@ export class PrismaJobQueue {
       if (r.count === 0) return false;
       await tx.node.updateMany({
         where: { id: nodeId },
-        data: { status: 'QUEUED', error: null, startedAt: null, finishedAt: null, statsMode: null, wallMs: null, denseEstimateMs: null, speedup: null, maskedFraction: null, engineNodeId: null },
+        data: { status: 'QUEUED', error: null, startedAt: null, finishedAt: null, statsMode: null, wallMs: null, denseEstimateMs: null, speedup: null, maskedFraction: null, engineNodeId: null, fallbackReason: null },
       });
       return true;
     });
@@ -147,12 +228,24 @@ export class PrismaJobQueue {
     return report;
   }
 
-  /** Jobs ahead of this node's in the queue (0 = next), or null when it is not queued. */
+  /**
+   * Jobs ahead of this node's in the queue (0 = next), or null when it is not queued: every job of
+   * higher priority, and at equal priority the turns before this job's: with round-robin, this user's
+   * k-th waiting job goes after min(n, k) jobs of each other user with n waiting (k + 1 for users whose
+   * turn comes before this user's). Parents an edit waits for are not counted.
+   */
   async position(nodeId: string): Promise<number | null> {
-    const job = await this.db.job.findUnique({ where: { nodeId } });
+    const job = await this.db.job.findUnique({ where: { nodeId }, include: { node: { select: { createdById: true } } } });
     if (!job || job.status !== 'QUEUED') return null;
-    return this.db.job.count({
-      where: { status: 'QUEUED', OR: [{ priority: { gt: job.priority } }, { priority: job.priority, id: { lt: job.id } }] },
+    const me = job.node.createdById;
+    const higher = await this.db.job.count({ where: { status: 'QUEUED', priority: { gt: job.priority } } });
+    const k = await this.db.job.count({ where: { status: 'QUEUED', priority: job.priority, id: { lt: job.id }, node: { is: { createdById: me } } } });
+    const order = await this.turnOrder(job.priority, false);
+    const mine = order.findIndex((u) => u.userId === me);
+    let ahead = higher + k;
+    order.forEach((u, i) => {
+      if (u.userId !== me) ahead += Math.min(u.waiting, k + (i < mine ? 1 : 0));
     });
+    return ahead;
   }
 }

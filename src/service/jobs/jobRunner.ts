@@ -16,11 +16,13 @@ import {
   InferenceInputError,
   InferenceProgress,
   InferenceResult,
+  LineageNode,
   SchedulerName,
 } from '../inference/backend';
 import type { Subscription } from '../events/pubsub';
 import { EventBus, NodeProgressEvent } from '../events/treeEvents';
 import { ImageStore } from '../images/imageStore';
+import { EtaModel, RunClock } from './etaModel';
 import { PrismaJobQueue } from './jobQueue';
 import { schedulerToEngine } from '../trees/settings';
 
@@ -39,6 +41,8 @@ export class JobRunner {
   private stopping = false;
   private readonly finishWaiters = new Map<string, (() => void)[]>();
   private control: Subscription<CancelRequest> | null = null;
+  /** Measured step times per kind of job: the ETA of progress events. */
+  private readonly eta = new EtaModel();
 
   constructor(
     private readonly db: Db,
@@ -124,6 +128,8 @@ export class JobRunner {
     while (this.running) {
       let claimed;
       try {
+        // Edits waiting for a parent that FAILED or was CANCELLED can never run: fail them, saying why.
+        for (const n of await this.queue.failOrphans()) await this.finish(n, 'FAILED');
         claimed = await this.queue.claimNext();
       } catch (e) {
         console.error(`job runner: cannot read the queue: ${(e as Error).message}`);
@@ -161,8 +167,16 @@ export class JobRunner {
     await this.bus.tree('STARTED', node);
     await this.bus.progress({ ...baseProgress(node), step: 0, totalSteps: node.steps, phase: 'ENCODING', status: 'RUNNING', etaMs: null });
     let lastTreeProgress = 0;
+    const kind = etaKind(node);
+    const clock = new RunClock();
     const onProgress = (p: InferenceProgress) => {
-      void this.relayProgress(node, p).then((ev) => {
+      let etaMs: number | null = null;
+      if (p.phase === 'CAPTURING' || p.phase === 'DENOISING' || p.phase === 'DECODING') {
+        const sample = { step: p.step, totalSteps: p.totalSteps, at: performance.now() };
+        clock.step(sample);
+        etaMs = this.eta.eta(kind, clock, sample);
+      }
+      void this.relayProgress(node, p, etaMs).then((ev) => {
         const now = Date.now();
         if (ev.preview || now - lastTreeProgress >= (this.opts.treeProgressIntervalMs ?? 250)) {
           lastTreeProgress = now;
@@ -177,6 +191,9 @@ export class JobRunner {
       await this.onRunError(job, node, e as Error);
       return;
     }
+    this.eta.finished(kind, clock, performance.now());
+    // Ancestors whose engine state the run rebuilt: later edits of them start from the new records.
+    for (const r of result.rebuilt ?? []) await this.db.node.updateMany({ where: { id: r.nodeId }, data: { engineNodeId: r.engineNodeId } });
     // 3. files
     const text = pngText(node, this.modelName);
     const files = await this.images.saveResult(node.treeId, node.id, result.rgb, result.width, result.height, text);
@@ -188,6 +205,7 @@ export class JobRunner {
       denseEstimateMs: result.denseEstimateMs,
       speedup: result.denseEstimateMs && result.wallMs > 0 ? result.denseEstimateMs / result.wallMs : null,
       maskedFraction: result.maskedFraction,
+      fallbackReason: result.fallbackReason ?? null,
       imagePath: files.imagePath,
       thumbPath: files.thumbPath,
       maskPath,
@@ -218,17 +236,24 @@ export class JobRunner {
 
   private async loadParentAndEdit(job: Job, node: NodeRecord, req: Parameters<InferenceBackend['generate']>[1], onProgress: (p: InferenceProgress) => void): Promise<InferenceResult> {
     const parent = await this.db.node.findUnique({ where: { id: node.parentId! } });
-    let mask: { data: Uint8Array; width: number; height: number } | null = null;
-    if (node.inputMaskPath) {
-      const sharp = (await import('sharp')).default;
-      const raw = await sharp(this.images.read(node.inputMaskPath)).removeAlpha().greyscale().raw().toBuffer();
-      mask = { data: new Uint8Array(raw), width: node.width, height: node.height };
+    // The ancestry, root first: the engine rebuilds the parent from it when the parent's state is gone.
+    const lineage: LineageNode[] = [];
+    for (let n = parent; n && lineage.length <= 10_000; n = n.parentId ? await this.db.node.findUnique({ where: { id: n.parentId } }) : null) {
+      lineage.unshift({ nodeId: n.id, engineNodeId: n.engineNodeId, prompt: n.prompt, negativePrompt: n.negativePrompt, strategy: n.parentId ? (n.strategy as EditStrategy) : null, mask: await this.inputMask(n) });
     }
     return this.backend.edit(
       runIdOf(job),
-      { ...req, parentNodeId: node.parentId!, parentPrompt: parent?.prompt ?? '', parentEngineNodeId: parent?.engineNodeId ?? null, strategy: node.strategy as EditStrategy, mask },
+      { ...req, parentNodeId: node.parentId!, parentPrompt: parent?.prompt ?? '', parentEngineNodeId: parent?.engineNodeId ?? null, strategy: node.strategy as EditStrategy, mask: await this.inputMask(node), lineage },
       onProgress,
     );
+  }
+
+  /** The mask the node's user drew (image size, 8-bit grey), or null. */
+  private async inputMask(node: NodeRecord): Promise<{ data: Uint8Array; width: number; height: number } | null> {
+    if (!node.inputMaskPath) return null;
+    const sharp = (await import('sharp')).default;
+    const raw = await sharp(this.images.read(node.inputMaskPath)).removeAlpha().greyscale().raw().toBuffer();
+    return { data: new Uint8Array(raw), width: node.width, height: node.height };
   }
 
   private async onRunError(job: Job, node: NodeRecord, e: Error): Promise<void> {
@@ -267,9 +292,7 @@ export class JobRunner {
     await this.bus.tree(type, node);
   }
 
-  private relayProgress(node: NodeRecord, p: InferenceProgress): Promise<NodeProgressEvent> {
-    // ETA from the mean time per completed step; unknown before the first step.
-    const etaMs = p.step > 0 ? (p.elapsedMs / p.step) * (p.totalSteps - p.step) : null;
+  private relayProgress(node: NodeRecord, p: InferenceProgress, etaMs: number | null): Promise<NodeProgressEvent> {
     return this.bus.progress({
       ...baseProgress(node),
       step: p.step,
@@ -291,6 +314,12 @@ export const CONTROL_TOPIC = 'job-control';
 
 export function runIdOf(job: Job): string {
   return `job-${job.id}-attempt-${job.attempts}`;
+}
+
+/** Jobs whose steps cost alike: generation or edit strategy (a user mask: no capture steps), size, guidance. */
+function etaKind(node: NodeRecord): string {
+  const what = node.parentId ? `edit:${node.strategy}${node.inputMaskPath ? '+mask' : ''}` : 'generate';
+  return `${what}:${node.width}x${node.height}:${node.guidance > 1 ? 'cfg' : 'plain'}`;
 }
 
 function baseProgress(node: NodeRecord) {

@@ -6,7 +6,6 @@ import type { Db } from '../../db/client';
 import type { ClipTokenizer } from '../../engine/tokenizer/clipTokenizer';
 import type { Node as NodeRecord, Tree, TreeRole, User } from '../../generated/sqlite/client';
 import { requireTreeRole, roleOf } from '../auth/access';
-import { checkUserName } from '../auth/tokens';
 import { BadUserInputError, ConflictError, NotFoundError, ServiceError } from '../errors';
 import { EventBus, isFinal } from '../events/treeEvents';
 import { ImageStore } from '../images/imageStore';
@@ -15,6 +14,7 @@ import type { ModelInfo } from '../inference/backend';
 import { PrismaJobQueue } from '../jobs/jobQueue';
 import { CONTROL_TOPIC, type CancelRequest, type JobRunner } from '../jobs/jobRunner';
 import { promptDiff, PromptDiffSegment } from './promptDiff';
+import { TreeMembers } from './treeMembers';
 import { randomSeed, SettingsValidator, StrategyEnum, MAX_SEED, MAX_STEPS } from './settings';
 
 export interface GenerateInput {
@@ -54,6 +54,7 @@ const CANCEL_WAIT_MS = 10_000;
 
 export class TreeService {
   private readonly validate: SettingsValidator;
+  private readonly membership: TreeMembers;
 
   constructor(
     private readonly db: Db,
@@ -67,6 +68,7 @@ export class TreeService {
     private readonly maxQueuedPerUser = 100,
   ) {
     this.validate = new SettingsValidator(model, tokenizer);
+    this.membership = new TreeMembers(db);
   }
 
   /** The queue is bounded per user, so one client cannot bury everyone's work. */
@@ -100,15 +102,14 @@ export class TreeService {
   /** null when no such tree; FORBIDDEN when the user is not a member. */
   async tree(user: User, id: string): Promise<Tree | null> {
     const tree = await this.db.tree.findUnique({ where: { id } });
-    if (!tree) return null;
-    await requireTreeRole(this.db, user.id, tree.id, 'VIEWER', 'reading this tree');
+    // A non-member reads null, as for an id that does not exist (auth/access.ts).
+    if (!tree || !(await roleOf(this.db, user.id, tree.id))) return null;
     return tree;
   }
 
   async node(user: User, id: string): Promise<NodeRecord | null> {
     const node = await this.db.node.findUnique({ where: { id } });
-    if (!node) return null;
-    await requireTreeRole(this.db, user.id, node.treeId, 'VIEWER', 'reading this node');
+    if (!node || !(await roleOf(this.db, user.id, node.treeId))) return null;
     return node;
   }
 
@@ -201,7 +202,7 @@ export class TreeService {
   async edit(user: User, input: EditInput): Promise<NodeRecord> {
     const parent = await this.db.node.findUnique({ where: { id: input.parentId } });
     if (!parent) throw new NotFoundError('node', input.parentId);
-    await requireTreeRole(this.db, user.id, parent.treeId, 'EDITOR', 'editing');
+    await requireTreeRole(this.db, user.id, parent.treeId, 'EDITOR', 'editing', { what: 'node', id: input.parentId });
     if (parent.status === 'FAILED' || parent.status === 'CANCELLED') {
       throw new ConflictError(`the parent node is ${parent.status}; retry it first (retryNode) or edit another node`);
     }
@@ -294,7 +295,7 @@ export class TreeService {
     const node = await this.db.node.findUnique({ where: { id: nodeId } });
     if (!node) throw new NotFoundError('node', nodeId);
     const isRoot = node.parentId === null;
-    await requireTreeRole(this.db, user.id, node.treeId, isRoot ? 'OWNER' : 'EDITOR', isRoot ? 'deleting the root (the whole tree)' : 'deleting a branch');
+    await requireTreeRole(this.db, user.id, node.treeId, isRoot ? 'OWNER' : 'EDITOR', isRoot ? 'deleting the root (the whole tree)' : 'deleting a branch', { what: 'node', id: nodeId });
     const all = await this.db.node.findMany({ where: { treeId: node.treeId }, select: { id: true, parentId: true, imagePath: true, thumbPath: true, maskPath: true, inputMaskPath: true, engineNodeId: true } });
     const subtree = collectSubtree(nodeId, all);
     // Stop a running job in the branch first, so it does not write files after we delete them.
@@ -310,21 +311,13 @@ export class TreeService {
     return true;
   }
 
-  async shareTree(user: User, treeId: string, userName: string, role: string): Promise<Tree> {
-    const tree = await this.db.tree.findUnique({ where: { id: treeId } });
-    if (!tree) throw new NotFoundError('tree', treeId);
-    await requireTreeRole(this.db, user.id, treeId, 'OWNER', 'sharing');
-    if (!['OWNER', 'EDITOR', 'VIEWER'].includes(role)) throw new BadUserInputError('role', 'must be OWNER, EDITOR or VIEWER');
-    checkUserName(userName);
-    const target = await this.db.user.findUnique({ where: { name: userName } });
-    if (!target) throw new NotFoundError('user', userName);
-    if (target.id === user.id) throw new ConflictError('you cannot change your own role (a tree must keep its owner)');
-    await this.db.treeMember.upsert({
-      where: { treeId_userId: { treeId, userId: target.id } },
-      create: { treeId, userId: target.id, role: role as TreeRole },
-      update: { role: role as TreeRole },
-    });
-    return this.db.tree.update({ where: { id: treeId }, data: { updatedAt: new Date() } });
+  /** Rules in treeMembers.ts: the creator stays OWNER; the answer does not tell whether a name exists. */
+  shareTree(user: User, treeId: string, userName: string, role: string): Promise<Tree> {
+    return this.membership.share(user, treeId, userName, role);
+  }
+
+  unshareTree(user: User, treeId: string, userName: string): Promise<boolean> {
+    return this.membership.unshare(user, treeId, userName);
   }
 
   // ---- helpers ----
@@ -332,7 +325,7 @@ export class TreeService {
   private async requireNode(user: User, nodeId: string, role: TreeRole, action: string): Promise<NodeRecord> {
     const node = await this.db.node.findUnique({ where: { id: nodeId } });
     if (!node) throw new NotFoundError('node', nodeId);
-    await requireTreeRole(this.db, user.id, node.treeId, role, action);
+    await requireTreeRole(this.db, user.id, node.treeId, role, action, { what: 'node', id: nodeId });
     return node;
   }
 
