@@ -21,6 +21,14 @@ function unwrap(error: unknown): unknown {
 
 const SUGGESTION = / ?Did you mean [^?]*\?/g;
 
+// An absolute POSIX path of two or more parts (not "and/or", "1/2"), a file:// URL, or a Windows path.
+const SERVER_PATH = /file:\/\/[^\s'"]*\/|(?<![\w.\/])(?:\/[\w.@+~-]+)+\/(?=[\w.@+~-])|\b[A-Za-z]:\\(?:[^\\\s'"]+\\)+/g;
+
+/** A message with every server file path cut to its file name ("…/unet.onnx"). */
+export function withoutPaths(message: string): string {
+  return message.replace(SERVER_PATH, '…/');
+}
+
 export type ErrorFormatter = (formatted: GraphQLFormattedError, error: unknown) => GraphQLFormattedError;
 
 export function errorFormatter(opts: { hideSchemaDetails: boolean }): ErrorFormatter {

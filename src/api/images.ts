@@ -1,6 +1,7 @@
 // GET /images/:nodeId/:file — image files with the API's access rules: the requester is the Bearer
 // token's user, or the user a signed URL was issued to (service/images/signedUrls.ts); either way they
-// need VIEWER on the node's tree now. Unknown node → 404, no credentials → 401, not a member → 403.
+// need VIEWER on the node's tree now. No credentials → 401; an unknown node and a node of a tree they
+// are not a member of → the same 404 (nobody learns which ids exist); a malformed URL → 400.
 import * as fs from 'fs';
 import type * as http from 'http';
 import type { Node as NodeRecord, User } from '../generated/sqlite/client';
@@ -28,7 +29,12 @@ export async function serveImage(req: http.IncomingMessage, res: http.ServerResp
   const m = /^\/images\/([^/]+)\/([^/]+)$/.exec(url.pathname);
   const kind = m?.[2] as ImageKind | undefined;
   if (!m || !kind || !IMAGE_KINDS.includes(kind)) return fail(res, 404, 'NOT_FOUND', `no such image URL (files: ${IMAGE_KINDS.join(', ')})`);
-  const nodeId = decodeURIComponent(m[1]);
+  let nodeId: string;
+  try {
+    nodeId = decodeURIComponent(m[1]);
+  } catch {
+    return fail(res, 400, 'BAD_REQUEST', 'malformed percent-encoding in the image URL');
+  }
 
   // 1. who is asking
   let user: User | null = null;
@@ -47,8 +53,7 @@ export async function serveImage(req: http.IncomingMessage, res: http.ServerResp
 
   // 2. may they see it
   const node = await service.trees.nodeById(nodeId);
-  if (!node) return fail(res, 404, 'NOT_FOUND', `node ${JSON.stringify(nodeId)} not found`);
-  if (!roleAtLeast(await service.trees.roleOf(user, node.treeId), 'VIEWER')) return fail(res, 403, 'FORBIDDEN', 'you are not a member of this tree');
+  if (!node || !roleAtLeast(await service.trees.roleOf(user, node.treeId), 'VIEWER')) return fail(res, 404, 'NOT_FOUND', `node ${JSON.stringify(nodeId)} not found`);
   const rel = pathOf(node, kind);
   if (!rel) return fail(res, 404, 'NOT_FOUND', `node has no ${kind} (status ${node.status})`);
 

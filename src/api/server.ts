@@ -200,9 +200,14 @@ export function buildServer(opts: ServerOptions): FiseditServer {
   }
 
   httpServer.on('request', (req, res) => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
     cors(res);
     const route = async () => {
+      let url: URL;
+      try {
+        url = new URL(req.url ?? '/', 'http://localhost');
+      } catch {
+        throw new HttpError(400, 'malformed request URL', 'BAD_REQUEST');
+      }
       if (req.method === 'OPTIONS') {
         res.writeHead(204).end();
       } else if (url.pathname === '/graphql') {

@@ -1,5 +1,6 @@
 // Every operation, image URL and subscription refuses unauthenticated callers and users without the
-// role it needs, with the documented extensions.code.
+// role it needs, with the documented extensions.code: a member whose role is too low gets FORBIDDEN, a
+// non-member the answer of a missing id (NOT_FOUND), so ids reveal nothing (rolesAndLeaks.test.ts).
 import { collect, gql, gqlOk, Harness, startHarness, waitForStatus, wsClient } from './harness';
 
 let h: Harness;
@@ -66,8 +67,13 @@ describe.each(operations())('$name', ({ query, variables, needs }) => {
       ['a viewer', () => carol, 1],
       ['an editor', () => bob, 2],
     ].filter(([, , r]) => (r as number) < rank[needs]) as [string, () => string, number][];
-    it.each(tooLow)('as %s: FORBIDDEN', async (_who, token) => {
+    it.each(tooLow)('as %s: FORBIDDEN (a non-member: NOT_FOUND or null)', async (_who, token, rank) => {
       const r = await gql(h.url, query, variables(), token());
+      if (rank === 0) {
+        if (query.startsWith('query')) expect(r.data?.[Object.keys(r.data ?? {})[0]]).toBeNull();
+        else expect(r.errors?.[0].extensions?.code).toBe('NOT_FOUND');
+        return;
+      }
       expect(r.errors?.[0].extensions?.code).toBe('FORBIDDEN');
       expect(r.errors?.[0].message).toMatch(/member|role/);
     });
@@ -88,9 +94,9 @@ describe('roles that suffice', () => {
 
 describe('image URLs', () => {
   const bare = () => imageUrl.split('?')[0];
-  it('need credentials (401), membership (403), an existing node (404), and the right signature', async () => {
+  it('need credentials (401), membership and an existing node (both 404), and the right signature', async () => {
     expect((await fetch(bare())).status).toBe(401);
-    expect((await fetch(bare(), { headers: { authorization: `Bearer ${mallory}` } })).status).toBe(403);
+    expect((await fetch(bare(), { headers: { authorization: `Bearer ${mallory}` } })).status).toBe(404);
     expect((await fetch(bare(), { headers: { authorization: `Bearer ${carol}` } })).status).toBe(200);
     expect((await fetch(bare().replace(rootId, 'nope'), { headers: { authorization: `Bearer ${alice}` } })).status).toBe(404);
     expect((await fetch(imageUrl.replace(/sig=[^&]+/, 'sig=forged'))).status).toBe(401);
@@ -111,7 +117,7 @@ describe('image URLs', () => {
     const url = (await gqlOk(h.url, 'query($id: ID!) { node(id: $id) { image { url } } }', { id: t.id }, mallory)).node.image.url;
     expect((await fetch(url)).status).toBe(200);
     await h.service.database.db.treeMember.deleteMany({ where: { treeId: t.tree.id, user: { name: 'mallory' } } });
-    expect((await fetch(url)).status).toBe(403);
+    expect((await fetch(url)).status).toBe(404);
   });
 });
 
@@ -128,11 +134,11 @@ describe('subscriptions', () => {
   it.each([
     ['treeEvents', 'subscription($id: ID!) { treeEvents(treeId: $id) { type } }', () => treeId],
     ['nodeProgress', 'subscription($id: ID!) { nodeProgress(nodeId: $id) { step } }', () => rootId],
-  ])('%s: FORBIDDEN for a non-member, NOT_FOUND for an unknown id, allowed for a viewer', async (_n, query, id) => {
+  ])('%s: NOT_FOUND for a non-member as for an unknown id, allowed for a viewer', async (_n, query, id) => {
     const client = wsClient(h.wsUrl, mallory);
     const s = collect<any>(client, query, { id: id() });
     await s.done;
-    expect((s.errors[0] as any).extensions?.code).toBe('FORBIDDEN');
+    expect((s.errors[0] as any).extensions?.code).toBe('NOT_FOUND');
     const missing = collect<any>(client, query, { id: 'no-such-id' });
     await missing.done;
     expect((missing.errors[0] as any).extensions?.code).toBe('NOT_FOUND');
@@ -154,7 +160,7 @@ describe('subscriptions', () => {
     const client = wsClient(h.wsUrl, mallory);
     const s = collect<any>(client, 'mutation($id: ID!) { deleteNode(nodeId: $id) }', { id: rootId });
     await s.done;
-    expect((s.errors[0] as any).extensions?.code).toBe('FORBIDDEN');
+    expect((s.errors[0] as any).extensions?.code).toBe('NOT_FOUND');
     await client.dispose();
   });
 });

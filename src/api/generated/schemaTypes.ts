@@ -77,6 +77,11 @@ export interface MutationShareTreeArgs {
   role: TreeRole;
 }
 
+export interface MutationUnshareTreeArgs {
+  treeId: string;
+  userName: string;
+}
+
 export interface QueryTreesArgs {
   first?: number | null;
   after?: string | null;
@@ -250,6 +255,7 @@ export interface MutationResolvers {
   retryNode?: Resolver<{}, MutationRetryNodeArgs, Parent<'Node'>>;
   deleteNode?: Resolver<{}, MutationDeleteNodeArgs, boolean>;
   shareTree?: Resolver<{}, MutationShareTreeArgs, Parent<'Tree'>>;
+  unshareTree?: Resolver<{}, MutationUnshareTreeArgs, boolean>;
 }
 
 export interface NodeResolvers {

@@ -8,4 +8,5 @@ export const Mutation: MutationResolvers = {
   retryNode: (_p, { nodeId }, ctx) => ctx.service.trees.retryNode(requireUser(ctx), nodeId),
   deleteNode: (_p, { nodeId }, ctx) => ctx.service.trees.deleteNode(requireUser(ctx), nodeId),
   shareTree: (_p, { treeId, userName, role }, ctx) => ctx.service.trees.shareTree(requireUser(ctx), treeId, userName, role),
+  unshareTree: (_p, { treeId, userName }, ctx) => ctx.service.trees.unshareTree(requireUser(ctx), treeId, userName),
 };

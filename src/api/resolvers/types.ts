@@ -6,6 +6,7 @@ import { NotFoundError } from '../../service/errors';
 import { fromSnapshot } from '../../service/events/treeEvents';
 import type { ImageKind } from '../../service/images/signedUrls';
 import { ApiContext, requireUser } from '../context';
+import { withoutPaths } from '../errors';
 import type {
   EditStrategy,
   ImageResolvers,
@@ -53,6 +54,8 @@ export const Node: NodeResolvers = {
   },
   parent: (n, _a, ctx) => (n.parentId ? ctx.service.trees.nodeById(n.parentId) : null),
   children: (n, _a, ctx) => ctx.service.trees.children(n.id),
+  // The engine's messages may name server files; clients see the file's name only.
+  error: (n) => (n.error === null ? null : withoutPaths(n.error)),
   scheduler: (n) => n.scheduler as Scheduler,
   strategy: (n) => n.strategy as EditStrategy,
   queuePosition: (n, _a, ctx) => (n.status === 'QUEUED' ? ctx.service.trees.queuePosition(n.id) : null),

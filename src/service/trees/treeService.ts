@@ -66,6 +66,8 @@ export class TreeService {
     private readonly tokenizer: ClipTokenizer | null,
     /** Jobs one user may have waiting at once; more is refused (CONFLICT, reason QUEUE_FULL). */
     private readonly maxQueuedPerUser = 100,
+    /** Names of the users who may queue above priority 0 (serve --priority-users); everyone may go lower. */
+    private readonly priorityUsers: ReadonlySet<string> = new Set(),
   ) {
     this.validate = new SettingsValidator(model, tokenizer);
     this.membership = new TreeMembers(db);
@@ -77,6 +79,15 @@ export class TreeService {
     if (queued >= this.maxQueuedPerUser) {
       throw new ServiceError('CONFLICT', `queue full: you have ${queued} jobs waiting (at most ${this.maxQueuedPerUser}); wait or cancel some`, { reason: 'QUEUE_FULL' });
     }
+  }
+
+  /** A priority for this user's job: validated, and above 0 only for the users the server allows. */
+  private priorityFor(user: User, value: number | null | undefined): number {
+    const p = this.validate.priority(value);
+    if (p > 0 && !this.priorityUsers.has(user.name)) {
+      throw new ServiceError('FORBIDDEN', `priority ${p}: only users the server names in --priority-users (FISEDIT_PRIORITY_USERS) may queue above 0; use 0 or lower`, { reason: 'PRIORITY_NOT_ALLOWED' });
+    }
+    return p;
   }
 
   // ---- reads ----
@@ -187,7 +198,7 @@ export class TreeService {
       height: input.height === undefined || input.height === null ? this.model.defaultHeight : v.side('height', input.height),
     };
     const title = v.title(input.title, prompt);
-    const priority = v.priority(input.priority);
+    const priority = this.priorityFor(user, input.priority);
     await this.checkQueueRoom(user);
     const node = await this.db.$transaction(async (tx) => {
       const tree = await tx.tree.create({ data: { title, members: { create: { userId: user.id, role: 'OWNER' } } } });
@@ -211,11 +222,13 @@ export class TreeService {
     const negativePrompt = input.negativePrompt === undefined || input.negativePrompt === null ? parent.negativePrompt : v.negative(input.negativePrompt, parent.guidance);
     const strategy = input.strategy ?? 'AUTO';
     if (!STRATEGIES.includes(strategy as StrategyEnum)) throw new BadUserInputError('strategy', `must be one of ${STRATEGIES.join(', ')}`);
-    const priority = v.priority(input.priority);
+    const priority = this.priorityFor(user, input.priority);
     const mask = input.mask === undefined || input.mask === null ? null : await decodeMask(input.mask, parent.width, parent.height);
     if (mask && mask.fraction === 0) throw new BadUserInputError('mask', 'marks no pixel (white = may change); send no mask to let the engine find the area');
     if (mask && strategy === 'ATTENTION') throw new BadUserInputError('mask', 'strategy ATTENTION finds the area from the changed words; send a mask or ATTENTION, not both');
     await this.checkQueueRoom(user);
+    // The node first, then its mask file, and only then its job: a runner can never claim the edit
+    // without the mask the user drew.
     const node = await this.db.node.create({
       data: {
         treeId: parent.treeId,
@@ -233,13 +246,21 @@ export class TreeService {
         model: parent.model,
         strategy,
         createdById: user.id,
-        job: { create: { priority } },
       },
     });
-    let created = node;
-    if (mask) {
-      const inputMaskPath = await this.images.saveMask(node.treeId, node.id, 'input-mask', mask.data, mask.width, mask.height);
-      created = await this.db.node.update({ where: { id: node.id }, data: { inputMaskPath } });
+    let created: NodeRecord;
+    try {
+      const inputMaskPath = mask ? await this.images.saveMask(node.treeId, node.id, 'input-mask', mask.data, mask.width, mask.height) : null;
+      created = await this.db.$transaction(async (tx) => {
+        await tx.job.create({ data: { nodeId: node.id, priority } });
+        // The edit runs after its parent: a parent still waiting at a lower priority is raised to the
+        // edit's, so the edit is not held back by it.
+        await tx.job.updateMany({ where: { nodeId: parent.id, status: 'QUEUED', priority: { lt: priority } }, data: { priority } });
+        return inputMaskPath ? tx.node.update({ where: { id: node.id }, data: { inputMaskPath } }) : tx.node.findUniqueOrThrow({ where: { id: node.id } });
+      });
+    } catch (e) {
+      await this.db.node.deleteMany({ where: { id: node.id } });
+      throw e;
     }
     await this.db.tree.update({ where: { id: parent.treeId }, data: { updatedAt: new Date() } });
     await this.announceCreated(created);
@@ -254,6 +275,8 @@ export class TreeService {
     if (queued) {
       await this.bus.progress({ nodeId, treeId: queued.treeId, step: 0, totalSteps: queued.steps, phase: 'DONE', status: 'CANCELLED', etaMs: 0, preview: null, maskedFraction: null });
       await this.bus.tree('CANCELLED', queued);
+      // Its waiting edits can no longer run: the runner fails them (JobRunner, failOrphans).
+      this.runner.kick();
       return queued;
     }
     // Running: flag it (so a restart does not re-run it) and stop the worker at its next step.
@@ -283,6 +306,10 @@ export class TreeService {
   async retryNode(user: User, nodeId: string): Promise<NodeRecord> {
     const node = await this.requireNode(user, nodeId, 'EDITOR', 'retrying');
     if (node.status !== 'FAILED' && node.status !== 'CANCELLED') throw new ConflictError(`only FAILED or CANCELLED nodes can be retried; this one is ${node.status}`);
+    if (node.parentId) {
+      const parent = await this.db.node.findUnique({ where: { id: node.parentId }, select: { status: true } });
+      if (parent && (parent.status === 'FAILED' || parent.status === 'CANCELLED')) throw new ConflictError(`the parent node is ${parent.status}; retry it first (an edit runs from its parent's result)`);
+    }
     await this.checkQueueRoom(user);
     if (!(await this.queue.retry(nodeId))) throw new ConflictError('the node changed state meanwhile; read it again');
     const fresh = await this.db.node.findUniqueOrThrow({ where: { id: nodeId } });
@@ -301,13 +328,16 @@ export class TreeService {
     // Stop a running job in the branch first, so it does not write files after we delete them.
     const running = await this.db.job.findMany({ where: { nodeId: { in: [...subtree] }, status: 'RUNNING' }, select: { nodeId: true } });
     for (const r of running) await this.stopRunning(r.nodeId);
+    // Deleting the root deletes the tree and its event log: its DELETED event is numbered before that.
+    const deleted = isRoot ? await this.bus.commitTree('DELETED', node, { deletedNodeIds: [...subtree] }) : null;
     if (isRoot) await this.db.tree.delete({ where: { id: node.treeId } });
     else await this.db.node.delete({ where: { id: nodeId } }); // cascades to descendants and their jobs
     for (const n of all) if (subtree.has(n.id)) this.images.remove([n.imagePath, n.thumbPath, n.maskPath, n.inputMaskPath]);
     // The engine's node store (DATA/engine-state) frees these nodes' latents and activations.
     this.runner.forget(all.filter((n) => subtree.has(n.id) && n.engineNodeId).map((n) => n.engineNodeId!));
     if (!isRoot) await this.db.tree.update({ where: { id: node.treeId }, data: { updatedAt: new Date() } });
-    await this.bus.tree('DELETED', node, { deletedNodeIds: [...subtree] });
+    if (deleted) await this.bus.publishTree(deleted);
+    else await this.bus.tree('DELETED', node, { deletedNodeIds: [...subtree] });
     return true;
   }
 
