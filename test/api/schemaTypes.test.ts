@@ -29,7 +29,8 @@ it('keeps the operation names and shapes of the contract', () => {
   expect(sig('Mutation', 'deleteNode')).toBe('nodeId: ID! -> Boolean!');
   expect(sig('Mutation', 'shareTree')).toBe('treeId: ID!, userName: String!, role: TreeRole! -> Tree!');
   expect(sig('Subscription', 'nodeProgress')).toBe('nodeId: ID! -> NodeProgress!');
-  expect(sig('Subscription', 'treeEvents')).toBe('treeId: ID! -> TreeEvent!');
+  // afterSeq replays missed state events (issue 15 item 7).
+  expect(sig('Subscription', 'treeEvents')).toBe('treeId: ID!, afterSeq: Int -> TreeEvent!');
   const fields = (t: string) => Object.keys((s.getType(t) as any).getFields());
   expect(fields('GenerateInput')).toEqual(expect.arrayContaining(['prompt', 'negativePrompt', 'seed', 'steps', 'guidance', 'scheduler', 'width', 'height', 'title']));
   expect(fields('EditInput')).toEqual(expect.arrayContaining(['parentId', 'prompt', 'negativePrompt', 'mask', 'strategy']));

@@ -84,10 +84,16 @@ export class PrismaJobQueue {
   }
 
   private async pickNext(): Promise<{ id: number; nodeId: string } | null> {
-    const first = await this.db.job.findFirst({ where: CLAIMABLE, orderBy: [{ priority: 'desc' }, { id: 'asc' }], select: { priority: true } });
-    if (!first) return null;
-    const [next] = await this.turnOrder(first.priority, true);
-    return this.db.job.findFirst({ where: { ...CLAIMABLE, priority: first.priority, node: { is: { ...CLAIMABLE_NODE, createdById: next.userId } } }, orderBy: { id: 'asc' }, select: { id: true, nodeId: true } });
+    // Each read may race with another claimer taking the job it found: look again (bounded).
+    for (let tries = 0; tries < 5; tries++) {
+      const first = await this.db.job.findFirst({ where: CLAIMABLE, orderBy: [{ priority: 'desc' }, { id: 'asc' }], select: { id: true, nodeId: true, priority: true } });
+      if (!first) return null;
+      const [next] = await this.turnOrder(first.priority, true);
+      if (!next) continue;
+      const job = await this.db.job.findFirst({ where: { ...CLAIMABLE, priority: first.priority, node: { is: { ...CLAIMABLE_NODE, createdById: next.userId } } }, orderBy: { id: 'asc' }, select: { id: true, nodeId: true } });
+      if (job) return job;
+    }
+    return null;
   }
 
   /**
@@ -235,17 +241,56 @@ export class PrismaJobQueue {
    * turn comes before this user's). Parents an edit waits for are not counted.
    */
   async position(nodeId: string): Promise<number | null> {
-    const job = await this.db.job.findUnique({ where: { nodeId }, include: { node: { select: { createdById: true } } } });
-    if (!job || job.status !== 'QUEUED') return null;
-    const me = job.node.createdById;
-    const higher = await this.db.job.count({ where: { status: 'QUEUED', priority: { gt: job.priority } } });
-    const k = await this.db.job.count({ where: { status: 'QUEUED', priority: job.priority, id: { lt: job.id }, node: { is: { createdById: me } } } });
-    const order = await this.turnOrder(job.priority, false);
-    const mine = order.findIndex((u) => u.userId === me);
-    let ahead = higher + k;
-    order.forEach((u, i) => {
-      if (u.userId !== me) ahead += Math.min(u.waiting, k + (i < mine ? 1 : 0));
-    });
-    return ahead;
+    return (await this.positions([nodeId])).get(nodeId) ?? null;
   }
+
+  /**
+   * position() of many nodes from one read of the queue (a request listing a tree's nodes asks for each):
+   * the same count, from the QUEUED jobs and the same turn order as turnOrder(priority, false).
+   */
+  async positions(nodeIds: readonly string[]): Promise<Map<string, number | null>> {
+    const out = new Map<string, number | null>(nodeIds.map((id) => [id, null]));
+    const queued = await this.db.job.findMany({ where: { status: 'QUEUED' }, select: { id: true, nodeId: true, priority: true, node: { select: { createdById: true, createdAt: true } } } });
+    const byPriority = new Map<number, typeof queued>();
+    for (const j of queued) byPriority.set(j.priority, [...(byPriority.get(j.priority) ?? []), j]);
+    const orders = new Map<number, { userId: string; waiting: number }[]>();
+    const orderAt = (priority: number) => {
+      let order = orders.get(priority);
+      if (!order) {
+        const groups = new Map<string, { userId: string; waiting: number; oldest: number }>();
+        for (const j of byPriority.get(priority) ?? []) {
+          const g = groups.get(j.node.createdById) ?? { userId: j.node.createdById, waiting: 0, oldest: Infinity };
+          g.waiting++;
+          g.oldest = Math.min(g.oldest, j.node.createdAt.getTime());
+          groups.set(g.userId, g);
+        }
+        const key = (g: { userId: string; oldest: number }) => [this.lastServed.get(g.userId) ?? 0, g.oldest] as const;
+        order = [...groups.values()]
+          .sort((a, b) => {
+            const [ta, ca] = key(a);
+            const [tb, cb] = key(b);
+            return ta - tb || ca - cb || (a.userId < b.userId ? -1 : a.userId > b.userId ? 1 : 0);
+          })
+          .map((g) => ({ userId: g.userId, waiting: g.waiting }));
+        orders.set(priority, order);
+      }
+      return order;
+    };
+    const wanted = new Set(nodeIds);
+    for (const job of queued) {
+      if (!wanted.has(job.nodeId)) continue;
+      const me = job.node.createdById;
+      const higher = queued.filter((j) => j.priority > job.priority).length;
+      const k = (byPriority.get(job.priority) ?? []).filter((j) => j.id < job.id && j.node.createdById === me).length;
+      const order = orderAt(job.priority);
+      const mine = order.findIndex((u) => u.userId === me);
+      let ahead = higher + k;
+      order.forEach((u, i) => {
+        if (u.userId !== me) ahead += Math.min(u.waiting, k + (i < mine ? 1 : 0));
+      });
+      out.set(job.nodeId, ahead);
+    }
+    return out;
+  }
+
 }

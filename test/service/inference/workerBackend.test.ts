@@ -54,7 +54,8 @@ describe('WorkerInferenceBackend with engine state: FISEdit edits', () => {
     expect(r.maskedFraction).toBeCloseTo(0.25, 6);
     expect(r.engineNodeId).toMatch(/^[0-9a-f]{10}$/);
     expect(r.engineNodeId).not.toBe(parent.engineNodeId);
-    expect(r.denseEstimateMs).toBe(parent.wallMs);
+    // The process's first dense run is its warm-up: no dense estimate from it (NodeStats.denseEstimateMs).
+    expect(r.denseEstimateMs).toBeNull();
     expect(r.mask).not.toBeNull();
     expect(Array.from(r.mask!.data)).toEqual(Array.from(data, (v) => (v > 0 ? 255 : 0)));
     // Columns 10… are outside the mask dilated by one latent pixel (2 image pixels): the parent's bytes.
@@ -67,17 +68,23 @@ describe('WorkerInferenceBackend with engine state: FISEdit edits', () => {
     expect(steps).toEqual([1, 2, 3, 4, 5]);
   });
 
-  it('runs dense (and records) when the parent has no engine state or the edit changes its settings', async () => {
+  it('rebuilds a parent with no engine state from the lineage (same image as editing the recorded parent) and refuses changed settings', async () => {
     const parent = await backend.generate('st-root2', root, () => undefined);
-    const noState = await backend.edit('st-nostate', edit({ parentEngineNodeId: null }), () => undefined);
-    expect(noState.mode).toBe('DENSE');
-    expect(noState.engineNodeId).toMatch(/^[0-9a-f]{10}$/);
-    const reseeded = await backend.edit('st-seed', edit({ parentEngineNodeId: parent.engineNodeId, seed: 12 }), () => undefined);
-    expect(reseeded.mode).toBe('DENSE');
-    const direct = await backend.generate('st-direct', { ...root, prompt: 'a green circle on the left', seed: 12 }, () => undefined);
-    expect(Buffer.from(reseeded.rgb).equals(Buffer.from(direct.rgb))).toBe(true);
-    const gone = await backend.edit('st-gone', edit({ parentEngineNodeId: 'ffffffffff' }), () => undefined);
-    expect(gone.mode).toBe('DENSE');
+    const asRecorded = await backend.edit('st-recorded', edit({ parentEngineNodeId: parent.engineNodeId }), () => undefined);
+    expect(asRecorded.fallbackReason).toBeNull();
+    const lineage = (engineNodeId: string | null) => [{ nodeId: 'p', engineNodeId, prompt: root.prompt, negativePrompt: '', strategy: null, mask: null }];
+    const phases: string[] = [];
+    const noState = await backend.edit('st-nostate', edit({ parentEngineNodeId: null, lineage: lineage(null) }), (p) => phases.push(p.phase));
+    expect(noState.mode).toBe(asRecorded.mode);
+    expect(Buffer.from(noState.rgb).equals(Buffer.from(asRecorded.rgb))).toBe(true);
+    expect(noState.fallbackReason).toMatch(/node p was never recorded by the engine: rebuilt it \(regenerated the root from its seed\)/);
+    expect(noState.rebuilt).toEqual([{ nodeId: 'p', engineNodeId: expect.stringMatching(/^[0-9a-f]{10}$/) }]);
+    expect(phases).toContain('REBUILDING');
+    const gone = await backend.edit('st-gone', edit({ parentEngineNodeId: 'ffffffffff', lineage: lineage('ffffffffff') }), () => undefined);
+    expect(gone.fallbackReason).toMatch(/the engine state of node p is gone/);
+    expect(Buffer.from(gone.rgb).equals(Buffer.from(asRecorded.rgb))).toBe(true);
+    // An edit keeps its parent's seed: a request that changes it is refused, not regenerated.
+    await expect(backend.edit('st-seed', edit({ parentEngineNodeId: parent.engineNodeId, seed: 12 }), () => undefined)).rejects.toThrow(/changes the parent's seed/);
   });
 
   // Linux: /proc/<pid>/task/<tid>/stat field 19 is each thread's nice value (niceness is per thread).
