@@ -59,6 +59,11 @@ describe('generate(input)', () => {
     ['height not a multiple of 8', { height: 20 }],
     ['height negative', { height: -32 }],
     ['title over 200 characters', { title: 't'.repeat(201) }],
+    // Titles take what prompts take (settings.ts checkText): no NUL, no terminal escapes.
+    ...[['NUL', '\u0000'], ['ESC sequences', '\u001b[2J\u001b[31m'], ['C1 CSI U+009B', '\u009b31m'], ['DEL', '\u007f']].flatMap(([name, c]): [string, Record<string, unknown>][] => [
+      [`title with ${name}`, { title: `my tree${c}` }],
+      [`prompt with ${name}`, { prompt: `a red${c} circle` }],
+    ]),
     ['priority out of range', { priority: 11 }],
     ['unknown field', { colour: 'red' }],
   ])('%s → BAD_USER_INPUT', async (_name, over) => {

@@ -14,6 +14,17 @@ export const MAX_GUIDANCE = 30;
 export const MAX_SEED = 2 ** 31 - 1;
 export const PRIORITY_RANGE = [-10, 10] as const;
 
+/**
+ * Characters no text field takes: C0 controls but tab, newline and carriage return (NUL, ESC of terminal
+ * escapes, …), DEL, and the C1 controls (U+0080–U+009F, where U+009B alone starts a terminal escape).
+ */
+const CONTROL_CHARS = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/;
+
+/** One rule for every user text (prompts, negative prompts, titles): refused, never stripped. */
+export function checkText(arg: string, text: string): void {
+  if (CONTROL_CHARS.test(text)) throw new BadUserInputError(arg, 'contains control characters (NUL, escape sequences, …)');
+}
+
 export type SchedulerEnum = 'DDIM' | 'DPMPP_2M' | 'EULER';
 export type StrategyEnum = 'AUTO' | 'DENSE' | 'SPARSE' | 'ATTENTION';
 const SCHEDULERS: Record<SchedulerEnum, string> = { DDIM: 'ddim', DPMPP_2M: 'dpmpp-2m', EULER: 'euler' };
@@ -42,7 +53,7 @@ export class SettingsValidator {
     if (typeof text !== 'string') throw new BadUserInputError(arg, 'must be a string');
     if (!allowEmpty && text.trim() === '') throw new BadUserInputError(arg, 'must not be empty');
     if (text.length > MAX_PROMPT_CHARS) throw new BadUserInputError(arg, `is ${text.length} characters; at most ${MAX_PROMPT_CHARS}`);
-    if (/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/.test(text)) throw new BadUserInputError(arg, 'contains control characters');
+    checkText(arg, text);
     if (this.tokenizer) {
       const enc = this.tokenizer.encode(text);
       if (enc.truncated) {
@@ -88,6 +99,7 @@ export class SettingsValidator {
     if (v === undefined || v === null) return fallback.slice(0, 80);
     if (typeof v !== 'string') throw new BadUserInputError('title', 'must be a string');
     if (v.length > MAX_TITLE_CHARS) throw new BadUserInputError('title', `is ${v.length} characters; at most ${MAX_TITLE_CHARS}`);
+    checkText('title', v);
     return v;
   }
 
