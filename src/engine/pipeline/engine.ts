@@ -5,7 +5,7 @@ import { buildClipTextGraph } from '../arch/clipText';
 import { buildUNetGraph } from '../arch/unet';
 import { buildVaeDecoderGraph } from '../arch/vaeDecoder';
 import { loadModelFolder, type LoadModelFolderOptions } from '../model/modelFolder';
-import { createSession, float32Tensor, int64Tensor, type EngineDevice, type OrtModelSession, type SessionOptions } from '../runtime/ortSession';
+import { createSession, float32Tensor, int64Tensor, type DeviceTensor, type EngineDevice, type OrtModelSession, type SessionOptions } from '../runtime/ortSession';
 import { graphOptionsFor } from '../runtime/deviceGraphs';
 import { ClipTokenizer, type EncodedPrompt } from '../tokenizer/clipTokenizer';
 import { generate, type GenerateOptions, type GenerateRequest, type GenerateResult } from './generate';
@@ -24,6 +24,12 @@ export interface EngineLoadOptions extends LoadModelFolderOptions {
   sessionOptions?: Omit<SessionOptions, 'intraOpNumThreads'>;
 }
 
+/**
+ * The text encoder's second output, the same embeddings kept in device memory (webgpu): every UNet step
+ * of a run reads them from there instead of uploading [B, 77, D] floats again (bench/gpu/copies.ts).
+ */
+const TEXT_ON_DEVICE = 'last_hidden_state_on_device';
+
 export class EngineStateError extends Error {
   constructor(reason: string) {
     super(`engine: ${reason}`);
@@ -36,6 +42,8 @@ export class DiffusionEngine implements DiffusionModels {
   private disposed = false;
   /** False once predictNoise runs on an adopted session (adoptUNet), which its owner releases. */
   private ownsUNet = true;
+  /** The last encodeText result and its device copy (webgpu); predictNoise feeds the copy when given that array. */
+  private textOnDevice: { host: Float32Array; device: DeviceTensor } | null = null;
 
   private constructor(
     readonly info: ModelInfo,
@@ -79,9 +87,13 @@ export class DiffusionEngine implements DiffusionModels {
     const want = new Set<EngineComponent>(opts.components ?? ['textEncoder', 'unet', 'vae']);
     const graph = graphOptionsFor(sessionOpts.device);
     // Build and load one graph at a time so only one serialised model is alive at once.
-    const textSession = want.has('textEncoder')
-      ? await createSession(buildClipTextGraph(textEncoder.config, textEncoder.weights, { seqLength: info.textLength, graph }).g.build(), sessionOpts)
-      : null;
+    let textSession: OrtModelSession | null = null;
+    if (want.has('textEncoder')) {
+      const clip = buildClipTextGraph(textEncoder.config, textEncoder.weights, { seqLength: info.textLength, graph });
+      const keep = sessionOpts.device === 'webgpu';
+      if (keep) clip.g.output(TEXT_ON_DEVICE, 'last_hidden_state', 'float32', ['batch', info.textLength, info.textHiddenSize]);
+      textSession = await createSession(clip.g.build(), { ...sessionOpts, deviceOutputs: keep ? [TEXT_ON_DEVICE] : [] });
+    }
     const unetSession = want.has('unet') ? await createSession(buildUNetGraph(unet.config, unet.weights, { graph }).g.build(), sessionOpts) : null;
     const vaeSession = want.has('vae') ? await createSession(buildVaeDecoderGraph(vae.config, vae.weights, { graph }).g.build(), sessionOpts) : null;
     return new DiffusionEngine(info, folder.schedulerConfig, tokenizer, textSession, unetSession, vaeSession, performance.now() - t0, sessionOpts.device ?? 'cpu');
@@ -99,8 +111,14 @@ export class DiffusionEngine implements DiffusionModels {
       if (row.length !== L) throw new RangeError(`encodeText: each id row must have ${L} ids (got ${row.length})`);
       flat.push(...row);
     }
-    const out = await session.run({ input_ids: int64Tensor(flat, [ids.length, L]) }, ['last_hidden_state']);
-    return out.last_hidden_state.data as Float32Array; // [B, L, D]
+    const feeds = { input_ids: int64Tensor(flat, [ids.length, L]) };
+    if (!session.deviceOutputs.includes(TEXT_ON_DEVICE)) return (await session.run(feeds, ['last_hidden_state'])).last_hidden_state.data as Float32Array; // [B, L, D]
+    const out = await session.runWithDevice(feeds, ['last_hidden_state', TEXT_ON_DEVICE]);
+    const host = out.host.last_hidden_state.data as Float32Array;
+    // Callers pass this same array to every step and never write to it; one run's embeddings at a time.
+    this.textOnDevice?.device.release();
+    this.textOnDevice = { host, device: out.device[TEXT_ON_DEVICE] };
+    return host;
   }
 
   async predictNoise(sample: Float32Array, batch: number, height: number, width: number, timestep: number, text: Float32Array): Promise<Float32Array> {
@@ -112,7 +130,7 @@ export class DiffusionEngine implements DiffusionModels {
       {
         sample: float32Tensor(sample, [batch, C, height, width]),
         timestep: float32Tensor(new Float32Array(batch).fill(timestep), [batch]),
-        encoder_hidden_states: float32Tensor(text, [batch, L, D]),
+        encoder_hidden_states: this.textOnDevice?.host === text ? this.textOnDevice.device : float32Tensor(text, [batch, L, D]),
       },
       ['noise_pred'],
     );
@@ -159,6 +177,8 @@ export class DiffusionEngine implements DiffusionModels {
     if (this.disposed) return;
     await this.queue.catch(() => undefined);
     this.disposed = true;
+    this.textOnDevice?.device.release();
+    this.textOnDevice = null;
     await Promise.all([this.textEncoder?.release(), this.ownsUNet ? this.unet?.release() : undefined, this.vaeDecoder?.release()]);
   }
 

@@ -123,6 +123,12 @@ function executionProviders(device: EngineDevice): ort.InferenceSession.Executio
 export interface SessionOptions {
   /** Execution provider (default 'cpu'). See checkDeviceAvailable for the start-up check. */
   device?: EngineDevice;
+  /**
+   * Outputs that stay in device memory (runWithDevice returns them as DeviceTensors, which run() takes
+   * as feeds of any session on the same device). WebGPU only: onnxruntime-node keeps no other EP's
+   * memory between runs (a CUDA output is always copied to the host); elsewhere they come back to the host.
+   */
+  deviceOutputs?: readonly string[];
   /** Intra-op threads (default os.availableParallelism()). */
   intraOpNumThreads?: number;
   /** Default 'all' (includes NCHWc conv layout and fusions). */
@@ -138,6 +144,27 @@ export interface SessionOptions {
   logSeverityLevel?: 0 | 1 | 2 | 3 | 4;
   /** Write an ORT JSON profile (chrome trace) with this prefix; call endProfiling() to flush it. */
   profileFilePrefix?: string;
+}
+
+/**
+ * A tensor in device memory (a WebGPU buffer) between run() calls. onnxruntime-node 1.30 cannot read it
+ * back (Tensor.getData() on a gpu-buffer aborts the process), so a graph that needs the values on the
+ * host as well outputs them twice (see DiffusionEngine's text encoder). release() frees the buffer.
+ */
+export class DeviceTensor {
+  private released = false;
+  /** @internal */
+  constructor(readonly dims: readonly number[], readonly dtype: EngineDType, private readonly tensor: ort.Tensor) {}
+  /** @internal the tensor to feed. */
+  feed(): ort.Tensor {
+    if (this.released) throw new OrtSessionError('a released DeviceTensor was fed to run()');
+    return this.tensor;
+  }
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.tensor.dispose();
+  }
 }
 
 export function float32Tensor(data: Float32Array, dims: readonly number[]): EngineTensor {
@@ -158,13 +185,15 @@ function checkTensor(name: string, t: EngineTensor): void {
   }
 }
 
-function toOrt(name: string, t: EngineTensor): ort.Tensor {
+function toOrt(name: string, t: EngineTensor | DeviceTensor): ort.Tensor {
+  if (t instanceof DeviceTensor) return t.feed();
   checkTensor(name, t);
   return new ort.Tensor(t.dtype, t.data, t.dims);
 }
 
 function fromOrt(name: string, v: ort.OnnxValue): EngineTensor {
   const t = v as ort.Tensor;
+  if (t.location !== 'cpu') throw new OrtSessionError(`output "${name}" is in device memory (${t.location}): fetch it with runWithDevice()`);
   const dims = [...t.dims];
   switch (t.type) {
     case 'float32':
@@ -192,6 +221,8 @@ export class OrtModelSession {
     private readonly session: ort.InferenceSession,
     readonly intraOpNumThreads: number,
     readonly device: EngineDevice,
+    /** Outputs that come back as DeviceTensors (SessionOptions.deviceOutputs, on webgpu). */
+    readonly deviceOutputs: readonly string[],
   ) {}
 
   static async create(built: BuiltModel, opts: SessionOptions = {}): Promise<OrtModelSession> {
@@ -212,6 +243,8 @@ export class OrtModelSession {
     if (opts.enableMemPattern !== undefined) options.enableMemPattern = opts.enableMemPattern;
     if (opts.optimizedModelFilePath) options.optimizedModelFilePath = opts.optimizedModelFilePath;
     if (opts.sessionConfig) options.extra = { ...opts.sessionConfig };
+    const deviceOutputs = device === 'webgpu' ? [...(opts.deviceOutputs ?? [])] : [];
+    if (deviceOutputs.length) options.preferredOutputLocation = Object.fromEntries(deviceOutputs.map((n) => [n, 'gpu-buffer' as const]));
     if (opts.profileFilePrefix) {
       options.enableProfiling = true;
       options.profileFilePrefix = opts.profileFilePrefix;
@@ -227,7 +260,7 @@ export class OrtModelSession {
     }
     // ORT copies in-memory external data while creating the session (pinned by ortSession.test.ts), so
     // the caller may drop the weight buffers afterwards.
-    return new OrtModelSession(session, threads, device);
+    return new OrtModelSession(session, threads, device, deviceOutputs);
   }
 
   get inputNames(): readonly string[] {
@@ -238,7 +271,30 @@ export class OrtModelSession {
   }
 
   /** Run the graph. All graph inputs must be fed; returns the requested outputs (default all). */
-  async run(feeds: Record<string, EngineTensor>, outputs?: readonly string[]): Promise<Record<string, EngineTensor>> {
+  async run(feeds: Record<string, EngineTensor | DeviceTensor>, outputs?: readonly string[]): Promise<Record<string, EngineTensor>> {
+    const result = await this.runOrt(feeds, outputs);
+    const out: Record<string, EngineTensor> = {};
+    for (const [name, v] of Object.entries(result)) out[name] = fromOrt(name, v);
+    return out;
+  }
+
+  /** run(), with the outputs named in SessionOptions.deviceOutputs returned as DeviceTensors (the caller releases them). */
+  async runWithDevice(
+    feeds: Record<string, EngineTensor | DeviceTensor>,
+    outputs?: readonly string[],
+  ): Promise<{ host: Record<string, EngineTensor>; device: Record<string, DeviceTensor> }> {
+    const result = await this.runOrt(feeds, outputs);
+    const host: Record<string, EngineTensor> = {};
+    const device: Record<string, DeviceTensor> = {};
+    for (const [name, v] of Object.entries(result)) {
+      const t = v as ort.Tensor;
+      if (t.location === 'gpu-buffer') device[name] = new DeviceTensor([...t.dims], t.type as EngineDType, t);
+      else host[name] = fromOrt(name, v);
+    }
+    return { host, device };
+  }
+
+  private async runOrt(feeds: Record<string, EngineTensor | DeviceTensor>, outputs?: readonly string[]): Promise<ort.InferenceSession.OnnxValueMapType> {
     if (this.released) throw new OrtSessionError('run() after release()');
     for (const name of this.session.inputNames) {
       if (!(name in feeds)) throw new OrtSessionError(`missing input "${name}" (graph inputs: ${this.session.inputNames.join(', ')})`);
@@ -248,15 +304,11 @@ export class OrtModelSession {
       if (!this.session.inputNames.includes(name)) throw new OrtSessionError(`unknown input "${name}"`);
       ortFeeds[name] = toOrt(name, t);
     }
-    let result: ort.InferenceSession.OnnxValueMapType;
     try {
-      result = outputs ? await this.session.run(ortFeeds, [...outputs]) : await this.session.run(ortFeeds);
+      return outputs ? await this.session.run(ortFeeds, [...outputs]) : await this.session.run(ortFeeds);
     } catch (e) {
       throw new OrtSessionError(`run failed: ${(e as Error).message}`, { cause: e });
     }
-    const out: Record<string, EngineTensor> = {};
-    for (const [name, v] of Object.entries(result)) out[name] = fromOrt(name, v);
-    return out;
   }
 
   /** Flush the profile started by SessionOptions.profileFilePrefix. */

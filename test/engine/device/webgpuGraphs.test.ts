@@ -83,6 +83,17 @@ describeWithWebGpu('each engine graph on webgpu matches the CPU (tiny-2level)', 
     report('UNet', compare(c, g), 2e-4);
   });
 
+  test('text embeddings kept on the device feed the UNet as the uploaded ones do', async () => {
+    const gpu = engines.get('webgpu')!;
+    const ids = [gpu.tokenize('').ids, gpu.tokenize('a blue square').ids];
+    const text = await gpu.encodeText(ids); // also kept in a WebGPU buffer, fed when this array comes back
+    const fromDevice = await gpu.predictNoise(sample, BATCH, H, W, T, text);
+    const uploaded = await gpu.predictNoise(sample, BATCH, H, W, T, Float32Array.from(text));
+    expect(Array.from(fromDevice)).toEqual(Array.from(uploaded));
+    const onCpu = await engines.get('cpu')!.predictNoise(sample, BATCH, H, W, T, await engines.get('cpu')!.encodeText(ids));
+    report('UNet on device-resident text', compare(onCpu, fromDevice), 2e-4);
+  });
+
   test('VAE decoder', async () => {
     const z = gaussianFloat32(5n, folder.vae.config.latentChannels * H * W);
     const [c, g] = await Promise.all(DEVICES.map((d) => engines.get(d)!.decodeLatents(z, H, W)));
