@@ -20,6 +20,7 @@ import { EventBus } from './events/treeEvents';
 import { ImageStore } from './images/imageStore';
 import { loadSigningKey, UrlSigner } from './images/signedUrls';
 import { InferenceBackend, ModelInfo } from './inference/backend';
+import { EngineStateBudget, StateBudgetLimits, stateLimitsFromEnv } from './inference/stateBudget';
 import { WorkerInferenceBackend, WorkerMode } from './inference/workerBackend';
 import { PrismaJobQueue, RecoveryReport } from './jobs/jobQueue';
 import { CONTROL_TOPIC, JobRunner, type CancelRequest } from './jobs/jobRunner';
@@ -54,6 +55,8 @@ export interface ServiceOptions {
    * no other runner is alive. The others serve the API and relay events and cancels through Redis.
    */
   runJobs?: boolean;
+  /** The engine state's disk budget (default: env FISEDIT_STATE_BYTES, FISEDIT_STATE_USER_BYTES, FISEDIT_MIN_FREE_BYTES). */
+  stateLimits?: StateBudgetLimits;
   /** Resident bytes of the engine's activation cache (default: env FISEDIT_CACHE_BYTES, else 2 GiB). */
   cacheBytes?: number;
   /** How long a revoked token keeps working at most, ms (default 10 s): HTTP, WebSocket operations and open sockets. */
@@ -91,6 +94,8 @@ export interface Service {
   backend: InferenceBackend;
   model: ModelInfo;
   recovery: RecoveryReport;
+  /** The engine state's disk budget (usage shown in the model query). */
+  stateBudget: EngineStateBudget;
   /** Stops the runner (handing a running job back to the queue), the worker, events and the database. */
   close(): Promise<void>;
 }
@@ -137,13 +142,16 @@ export async function createService(opts: ServiceOptions): Promise<Service> {
     const images = new ImageStore(dataDir);
     const queue = new PrismaJobQueue(database.db);
     const recovery = runJobs ? await queue.recover() : { requeued: [], failed: [], cancelled: [] };
-    const runner = new JobRunner(database.db, queue, backend, bus, images, model.name);
+    const stateBudget = new EngineStateBudget(database.db, backend, path.join(dataDir, ENGINE_STATE_DIR), opts.stateLimits ?? stateLimitsFromEnv());
+    const runner = new JobRunner(database.db, queue, backend, bus, images, model.name, { stateBudget });
     const trees = new TreeService(database.db, queue, runner, bus, images, model, loadTokenizer(opts.modelDir), opts.maxQueuedPerUser, new Set(opts.priorityUsers ?? priorityUsersFromEnv()));
     const signer = new UrlSigner(loadSigningKey(dataDir));
     if (runJobs) runner.start(await pubsub.subscribe<CancelRequest>(CONTROL_TOPIC));
+    // Measure (and bring within budget) what earlier runs left, without delaying the start.
+    if (runJobs) stateBudget.enforce().catch((e) => console.error(`engine state budget: ${(e as Error).message}`));
     let closed = false;
     return {
-      database, trees, auth: new TokenAuthenticator(database.db, opts.revocationMs), bus, pubsub, images, signer, runner, queue, backend, model, recovery,
+      database, trees, auth: new TokenAuthenticator(database.db, opts.revocationMs), bus, pubsub, images, signer, runner, queue, backend, model, recovery, stateBudget,
       async close() {
         if (closed) return;
         closed = true;

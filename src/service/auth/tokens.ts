@@ -77,7 +77,8 @@ export class TokenAuthenticator {
     const row = await this.db.apiToken.findUnique({ where: { tokenHash: hash }, include: { user: true } });
     const user = row && !row.revokedAt ? row.user : null;
     if (row && user && (!row.lastUsedAt || now - row.lastUsedAt.getTime() > 60_000)) {
-      await this.db.apiToken.update({ where: { id: row.id }, data: { lastUsedAt: new Date(now) } });
+      // Bookkeeping only: a failed write (a full disk) must not refuse a valid token, nor wait for it.
+      this.db.apiToken.update({ where: { id: row.id }, data: { lastUsedAt: new Date(now) } }).catch(() => undefined);
     }
     if (this.cache.size >= this.maxEntries) this.cache.clear();
     this.cache.set(hash, { user, until: now + this.ttlMs });

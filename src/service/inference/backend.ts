@@ -115,6 +115,11 @@ export interface InferenceBackend {
   cancel(runId: string): boolean;
   /** Frees the engine state of deleted nodes (InferenceResult.engineNodeId), after the current run. */
   forget(engineNodeIds: string[]): void;
+  /**
+   * Drops the activation caches of these engine nodes (and of nodes whose caches build on them), after the
+   * current run; their records and images stay, and a later edit re-records what it needs.
+   */
+  evictCaches(engineNodeIds: string[]): void;
   close(): Promise<void>;
 }
 

@@ -48,6 +48,18 @@ export async function forgetNodes(ctx: StateContext, engineNodeIds: readonly str
   return deleted;
 }
 
+/**
+ * Drops the activation caches of these nodes and of every node whose cache is a delta over them (the disk
+ * budget's eviction, src/service/inference/stateBudget.ts). Records, latents and images stay: an edit of
+ * such a node re-records its parent's activations from the stored latents. Returns the caches dropped.
+ */
+export async function evictCaches(ctx: StateContext, engineNodeIds: readonly string[]): Promise<string[]> {
+  const dropped: string[] = [];
+  if (!ctx.cache) return dropped;
+  for (const id of engineNodeIds) if (ctx.cache.hasNode(id)) dropped.push(...(await ctx.cache.deleteNode(id)));
+  return dropped;
+}
+
 function engineRequest(req: GenerateRequest) {
   return {
     prompt: req.prompt,

@@ -17,7 +17,10 @@ import { UserMaskError } from '../../engine/mask/userMask';
 import type { EditRequest, GenerateRequest, InferenceProgress, InferenceResult, ModelInfo, ProgressPhase } from './backend';
 import { checkEditSettings, denseResult, editSparse, forgetNodes, generateRecorded, openEngineState, parentRecord, recordDenseCost } from './engineState';
 import { DenseCostModel } from './denseCost';
-import { fitLatentRgbMap, latentColourSamples, looksLikeSd, previewDataUrl, SD15_LATENT_RGB, type LatentRgbMap } from './latentPreview';
+import { decodedToRgb, fitLatentRgbMap, latentColourSamples, looksLikeSd, previewDataUrl, previewDecodeBudgetMs, rgbPreviewDataUrl, SD15_LATENT_RGB, type LatentRgbMap, type PreviewRenderer } from './latentPreview';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { evictCaches } from './engineState';
 import { WORKER_DATA_ENV, type EngineWorkerData, type FromWorker, type ToWorker } from './workerProtocol';
 import { gaussianFloat32 } from '../../engine/random/gaussian';
 
@@ -222,6 +225,18 @@ async function run(
         const onEditStep = async (p: EditStepProgress) => {
           progress(p.done, p.total, p.done === p.total ? 'DECODING' : p.phase === 'capture' ? 'CAPTURING' : p.phase === 'rerecord' ? 'REBUILDING' : 'DENOISING', null);
         };
+    if (msg.type === 'evictCaches') {
+      const st = state;
+      if (st) {
+        chain = chain
+          .then(() => evictCaches(st, msg.engineNodeIds))
+          .then(
+            () => undefined,
+            (e) => console.error(`engine worker: could not evict the caches of ${msg.engineNodeIds.join(', ')}: ${(e as Error).message}`),
+          );
+      }
+      return;
+    }
         result = await editSparse(state, from.parent, edit, { onStep: onEditStep, signal, costs: denseCosts });
         result.fallbackReason = [from.reason, result.fallbackReason].filter((x) => x).join('; ') || null;
         result.rebuilt = from.rebuilt;

@@ -37,6 +37,8 @@ export type ToWorker =
   | { type: 'cancel'; runId: string }
   /** Free the engine state of deleted nodes (between runs; nothing is answered). */
   | { type: 'forget'; engineNodeIds: string[] }
+  /** Drop these nodes' activation caches (and those built on them); their folders and images stay (between runs). */
+  | { type: 'evictCaches'; engineNodeIds: string[] }
   /** Dispose the engine and exit cleanly (terminating a thread mid-run aborts the process: see workerBackend.ts). */
   | { type: 'shutdown' };
 

@@ -22,6 +22,7 @@ import {
 import type { Subscription } from '../events/pubsub';
 import { EventBus, NodeProgressEvent } from '../events/treeEvents';
 import { ImageStore } from '../images/imageStore';
+import { EngineStateBudget, isDiskFull } from '../inference/stateBudget';
 import { EtaModel, RunClock } from './etaModel';
 import { PrismaJobQueue } from './jobQueue';
 import { schedulerToEngine } from '../trees/settings';
@@ -31,6 +32,8 @@ export interface JobRunnerOptions {
   pollMs?: number;
   /** Minimum time between two PROGRESSED tree events of one node (node progress is not throttled), ms. */
   treeProgressIntervalMs?: number;
+  /** The engine state's disk budget: checked before each job, enforced after it, consulted when the disk is full. */
+  stateBudget?: EngineStateBudget;
 }
 
 export class JobRunner {
@@ -153,17 +156,35 @@ export class JobRunner {
       } catch (e) {
         // A bug or a database failure while recording: leave a clear state, never a silent RUNNING.
         console.error(`job runner: job ${claimed.job.id} (node ${claimed.node.id}): ${(e as Error).stack ?? e}`);
-        await this.queue.fail(claimed.job, 'internal error while running this job', false).catch(() => undefined);
+        const message = isDiskFull(e) ? await this.diskFull() : 'internal error while running this job';
+        const n = await this.queue.fail(claimed.job, message, false).catch(() => null);
+        if (n?.status === 'FAILED') await this.finish(n, 'FAILED').catch(() => undefined);
       } finally {
         const nodeId = claimed.node.id;
         this.current = null;
         for (const w of this.finishWaiters.get(nodeId) ?? []) w();
         this.finishWaiters.delete(nodeId);
+        this.opts.stateBudget?.enforce().catch((e) => console.error(`job runner: engine state budget: ${(e as Error).message}`));
       }
     }
   }
 
+  /** Frees what the disk budget can (cold caches) and says why the job failed. */
+  private async diskFull(): Promise<string> {
+    const budget = this.opts.stateBudget;
+    if (!budget) return "the server's disk is full; retry the job once space is freed";
+    await budget.makeRoomAfterDiskFull().catch((e) => console.error(`job runner: engine state budget: ${(e as Error).message}`));
+    return budget.diskFullMessage(await budget.freeDiskBytes());
+  }
+
   private async runJob(job: Job, node: NodeRecord): Promise<void> {
+    // A full disk fails the job before it starts (after evicting cold caches), saying why.
+    const noRoom = await this.opts.stateBudget?.roomForJob();
+    if (noRoom) {
+      const n = await this.queue.fail(job, noRoom, false);
+      if (n) await this.finish(n, 'FAILED');
+      return;
+    }
     await this.bus.tree('STARTED', node);
     await this.bus.progress({ ...baseProgress(node), step: 0, totalSteps: node.steps, phase: 'ENCODING', status: 'RUNNING', etaMs: null });
     let lastTreeProgress = 0;
@@ -267,7 +288,7 @@ export class JobRunner {
       return;
     }
     const crashed = e instanceof InferenceCrashedError;
-    const message = e instanceof InferenceInputError ? `invalid request: ${e.message}` : e.message;
+    const message = e instanceof InferenceInputError ? `invalid request: ${e.message}` : isDiskFull(e) ? await this.diskFull() : e.message;
     const n = await this.queue.fail(job, message, crashed);
     if (!n) return;
     if (n.status === 'QUEUED') {
