@@ -110,6 +110,17 @@ export interface Shapes {
     thumbnailUrl: string;
     width: number;
     height: number;
+  EngineStateUsage: {
+    usedBytes: number;
+    cacheBytes: number;
+    budgetBytes: number;
+    yourBytes: number;
+    perUserBudgetBytes: number;
+    freeDiskBytes: number | null | undefined;
+    minFreeBytes: number;
+    evictedCaches: number;
+    measuredAt: Date | string;
+  };
   };
   Mask: {
     url: string;
@@ -127,6 +138,7 @@ export interface Shapes {
   };
   Node: {
     id: string;
+    engineState: Parent<'EngineStateUsage'>;
     tree: Parent<'Tree'>;
     parent: Parent<'Node'> | null | undefined;
     children: Array<Parent<'Node'>>;
@@ -231,6 +243,18 @@ export interface ImageResolvers {
   width?: Resolver<Parent<'Image'>, Record<string, never>, number>;
   height?: Resolver<Parent<'Image'>, Record<string, never>, number>;
 }
+export interface EngineStateUsageResolvers {
+  usedBytes?: Resolver<Parent<'EngineStateUsage'>, Record<string, never>, number>;
+  cacheBytes?: Resolver<Parent<'EngineStateUsage'>, Record<string, never>, number>;
+  budgetBytes?: Resolver<Parent<'EngineStateUsage'>, Record<string, never>, number>;
+  yourBytes?: Resolver<Parent<'EngineStateUsage'>, Record<string, never>, number>;
+  perUserBudgetBytes?: Resolver<Parent<'EngineStateUsage'>, Record<string, never>, number>;
+  freeDiskBytes?: Resolver<Parent<'EngineStateUsage'>, Record<string, never>, number | null | undefined>;
+  minFreeBytes?: Resolver<Parent<'EngineStateUsage'>, Record<string, never>, number>;
+  evictedCaches?: Resolver<Parent<'EngineStateUsage'>, Record<string, never>, number>;
+  measuredAt?: Resolver<Parent<'EngineStateUsage'>, Record<string, never>, Date | string>;
+}
+
 
 export interface MaskResolvers {
   url?: Resolver<Parent<'Mask'>, Record<string, never>, string>;
@@ -250,6 +274,7 @@ export interface ModelInfoResolvers {
 
 export interface MutationResolvers {
   generate?: Resolver<{}, MutationGenerateArgs, Parent<'Node'>>;
+  engineState?: Resolver<Parent<'ModelInfo'>, Record<string, never>, Parent<'EngineStateUsage'>>;
   edit?: Resolver<{}, MutationEditArgs, Parent<'Node'>>;
   cancelJob?: Resolver<{}, MutationCancelJobArgs, Parent<'Node'>>;
   retryNode?: Resolver<{}, MutationRetryNodeArgs, Parent<'Node'>>;
@@ -388,6 +413,7 @@ export interface Resolvers {
   Node?: NodeResolvers;
   NodeProgress?: NodeProgressResolvers;
   NodeStats?: NodeStatsResolvers;
+  EngineStateUsage?: EngineStateUsageResolvers;
   PageInfo?: PageInfoResolvers;
   PromptDiffSegment?: PromptDiffSegmentResolvers;
   Query?: QueryResolvers;
