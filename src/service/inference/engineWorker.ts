@@ -170,6 +170,18 @@ async function main(): Promise<void> {
       }
       return;
     }
+    if (msg.type === 'evictCaches') {
+      const st = state;
+      if (st) {
+        chain = chain
+          .then(() => evictCaches(st, msg.engineNodeIds))
+          .then(
+            () => undefined,
+            (e) => console.error(`engine worker: could not evict the caches of ${msg.engineNodeIds.join(', ')}: ${(e as Error).message}`),
+          );
+      }
+      return;
+    }
     if (msg.type === 'shutdown') {
       for (const ac of aborts.values()) ac.abort();
       void chain
@@ -225,18 +237,6 @@ async function run(
         const onEditStep = async (p: EditStepProgress) => {
           progress(p.done, p.total, p.done === p.total ? 'DECODING' : p.phase === 'capture' ? 'CAPTURING' : p.phase === 'rerecord' ? 'REBUILDING' : 'DENOISING', null);
         };
-    if (msg.type === 'evictCaches') {
-      const st = state;
-      if (st) {
-        chain = chain
-          .then(() => evictCaches(st, msg.engineNodeIds))
-          .then(
-            () => undefined,
-            (e) => console.error(`engine worker: could not evict the caches of ${msg.engineNodeIds.join(', ')}: ${(e as Error).message}`),
-          );
-      }
-      return;
-    }
         result = await editSparse(state, from.parent, edit, { onStep: onEditStep, signal, costs: denseCosts });
         result.fallbackReason = [from.reason, result.fallbackReason].filter((x) => x).join('; ') || null;
         result.rebuilt = from.rebuilt;

@@ -166,11 +166,11 @@ export class WorkerInferenceBackend implements InferenceBackend {
     if (engineNodeIds.length > 0 && this.executor) this.executor.send({ type: 'forget', engineNodeIds });
   }
 
-  /** Tests of crash handling: kills the worker process as a crash would (process mode only; see the header). */
   evictCaches(engineNodeIds: string[]): void {
     if (engineNodeIds.length > 0 && this.executor) this.executor.send({ type: 'evictCaches', engineNodeIds });
   }
 
+  /** Tests of crash handling: kills the worker process as a crash would (process mode only; see the header). */
   async crashForTest(): Promise<void> {
     if (this.mode !== 'process') throw new Error('crashForTest: only a child process can be killed mid-run safely');
     await this.executor?.kill();
