@@ -128,7 +128,9 @@ class Measurer {
     const def = parent && (isObjectType(parent) || isInterfaceType(parent)) ? parent.getFields()[f.name.value] : undefined;
     const type = def ? getNamedType(def.type) : undefined;
     const isList = def ? isListType(getNullableType(def.type)) : false;
-    const first = this.intArg(f, 'first');
+    // Absent, `first` costs what the field serves by default (its schema default, e.g. Tree.nodes' 20).
+    const schemaFirst = def?.args.find((a) => a.name === 'first')?.defaultValue;
+    const first = this.intArg(f, 'first') ?? (typeof schemaFirst === 'number' ? schemaFirst : null);
     const isConnection = type !== undefined && type.name.endsWith('Connection');
     let multiplier = 1;
     if (isList) multiplier = f.name.value === 'edges' && connectionFirst !== null ? connectionFirst : (first ?? LIMITS.defaultListSize);

@@ -104,12 +104,12 @@ export interface SubscriptionTreeEventsArgs {
   afterSeq?: number | null;
 }
 
+export interface TreeNodesArgs {
+  first?: number | null;
+  after?: string | null;
+}
+
 export interface Shapes {
-  Image: {
-    url: string;
-    thumbnailUrl: string;
-    width: number;
-    height: number;
   EngineStateUsage: {
     usedBytes: number;
     cacheBytes: number;
@@ -121,6 +121,11 @@ export interface Shapes {
     evictedCaches: number;
     measuredAt: Date | string;
   };
+  Image: {
+    url: string;
+    thumbnailUrl: string;
+    width: number;
+    height: number;
   };
   Mask: {
     url: string;
@@ -133,12 +138,12 @@ export interface Shapes {
     sizeMultiple: number;
     maxWidth: number;
     maxHeight: number;
+    engineState: Parent<'EngineStateUsage'>;
     maxPromptTokens: number;
     device: string;
   };
   Node: {
     id: string;
-    engineState: Parent<'EngineStateUsage'>;
     tree: Parent<'Tree'>;
     parent: Parent<'Node'> | null | undefined;
     children: Array<Parent<'Node'>>;
@@ -207,6 +212,7 @@ export interface Shapes {
     root: Parent<'Node'> | null | undefined;
     eventSeq: number;
     nodes: Array<Parent<'Node'>>;
+    nodeCount: number;
     members: Array<Parent<'TreeMember'>>;
   };
   TreeConnection: {
@@ -237,12 +243,6 @@ export interface Shapes {
   };
 }
 
-export interface ImageResolvers {
-  url?: Resolver<Parent<'Image'>, Record<string, never>, string>;
-  thumbnailUrl?: Resolver<Parent<'Image'>, Record<string, never>, string>;
-  width?: Resolver<Parent<'Image'>, Record<string, never>, number>;
-  height?: Resolver<Parent<'Image'>, Record<string, never>, number>;
-}
 export interface EngineStateUsageResolvers {
   usedBytes?: Resolver<Parent<'EngineStateUsage'>, Record<string, never>, number>;
   cacheBytes?: Resolver<Parent<'EngineStateUsage'>, Record<string, never>, number>;
@@ -255,6 +255,12 @@ export interface EngineStateUsageResolvers {
   measuredAt?: Resolver<Parent<'EngineStateUsage'>, Record<string, never>, Date | string>;
 }
 
+export interface ImageResolvers {
+  url?: Resolver<Parent<'Image'>, Record<string, never>, string>;
+  thumbnailUrl?: Resolver<Parent<'Image'>, Record<string, never>, string>;
+  width?: Resolver<Parent<'Image'>, Record<string, never>, number>;
+  height?: Resolver<Parent<'Image'>, Record<string, never>, number>;
+}
 
 export interface MaskResolvers {
   url?: Resolver<Parent<'Mask'>, Record<string, never>, string>;
@@ -268,13 +274,13 @@ export interface ModelInfoResolvers {
   sizeMultiple?: Resolver<Parent<'ModelInfo'>, Record<string, never>, number>;
   maxWidth?: Resolver<Parent<'ModelInfo'>, Record<string, never>, number>;
   maxHeight?: Resolver<Parent<'ModelInfo'>, Record<string, never>, number>;
+  engineState?: Resolver<Parent<'ModelInfo'>, Record<string, never>, Parent<'EngineStateUsage'>>;
   maxPromptTokens?: Resolver<Parent<'ModelInfo'>, Record<string, never>, number>;
   device?: Resolver<Parent<'ModelInfo'>, Record<string, never>, string>;
 }
 
 export interface MutationResolvers {
   generate?: Resolver<{}, MutationGenerateArgs, Parent<'Node'>>;
-  engineState?: Resolver<Parent<'ModelInfo'>, Record<string, never>, Parent<'EngineStateUsage'>>;
   edit?: Resolver<{}, MutationEditArgs, Parent<'Node'>>;
   cancelJob?: Resolver<{}, MutationCancelJobArgs, Parent<'Node'>>;
   retryNode?: Resolver<{}, MutationRetryNodeArgs, Parent<'Node'>>;
@@ -370,7 +376,8 @@ export interface TreeResolvers {
   myRole?: Resolver<Parent<'Tree'>, Record<string, never>, TreeRole>;
   root?: Resolver<Parent<'Tree'>, Record<string, never>, Parent<'Node'> | null | undefined>;
   eventSeq?: Resolver<Parent<'Tree'>, Record<string, never>, number>;
-  nodes?: Resolver<Parent<'Tree'>, Record<string, never>, Array<Parent<'Node'>>>;
+  nodes?: Resolver<Parent<'Tree'>, TreeNodesArgs, Array<Parent<'Node'>>>;
+  nodeCount?: Resolver<Parent<'Tree'>, Record<string, never>, number>;
   members?: Resolver<Parent<'Tree'>, Record<string, never>, Array<Parent<'TreeMember'>>>;
 }
 
@@ -406,6 +413,7 @@ export interface UserResolvers {
 }
 
 export interface Resolvers {
+  EngineStateUsage?: EngineStateUsageResolvers;
   Image?: ImageResolvers;
   Mask?: MaskResolvers;
   ModelInfo?: ModelInfoResolvers;
@@ -413,7 +421,6 @@ export interface Resolvers {
   Node?: NodeResolvers;
   NodeProgress?: NodeProgressResolvers;
   NodeStats?: NodeStatsResolvers;
-  EngineStateUsage?: EngineStateUsageResolvers;
   PageInfo?: PageInfoResolvers;
   PromptDiffSegment?: PromptDiffSegmentResolvers;
   Query?: QueryResolvers;

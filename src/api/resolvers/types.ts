@@ -6,6 +6,7 @@ import { NotFoundError } from '../../service/errors';
 import { fromSnapshot } from '../../service/events/treeEvents';
 import type { ImageKind } from '../../service/images/signedUrls';
 import { ApiContext, requireUser } from '../context';
+import { loaders } from '../loaders';
 import { withoutPaths } from '../errors';
 import type {
   EditStrategy,
@@ -53,12 +54,12 @@ export const Node: NodeResolvers = {
     return t;
   },
   parent: (n, _a, ctx) => (n.parentId ? ctx.service.trees.nodeById(n.parentId) : null),
-  children: (n, _a, ctx) => ctx.service.trees.children(n.id),
+  children: (n, _a, ctx) => loaders(ctx).children.load(n.id),
   // The engine's messages may name server files; clients see the file's name only.
   error: (n) => (n.error === null ? null : withoutPaths(n.error)),
   scheduler: (n) => n.scheduler as Scheduler,
   strategy: (n) => n.strategy as EditStrategy,
-  queuePosition: (n, _a, ctx) => (n.status === 'QUEUED' ? ctx.service.trees.queuePosition(n.id) : null),
+  queuePosition: (n, _a, ctx) => (n.status === 'QUEUED' ? loaders(ctx).queuePosition.load(n.id) : null),
   image: (n) => (n.status === 'SUCCEEDED' && n.imagePath ? n : null),
   mask: (n) => (n.status === 'SUCCEEDED' && n.maskPath ? n : null),
   stats: (n) => (n.status === 'SUCCEEDED' && n.statsMode ? n : null),
@@ -91,6 +92,9 @@ export const NodeStats: NodeStatsResolvers = {
   fallbackReason: (n) => n.fallbackReason,
 };
 
+/** Tree.nodes without `first` (schema.graphql's default; the cost rule counts it so). */
+const DEFAULT_NODES_PAGE = 20;
+
 export const Tree: TreeResolvers = {
   myRole: async (t, _a, ctx) => {
     const role = await ctx.service.trees.roleOf(requireUser(ctx), t.id);
@@ -98,7 +102,8 @@ export const Tree: TreeResolvers = {
     return role;
   },
   root: (t, _a, ctx) => ctx.service.trees.root(t.id),
-  nodes: (t, _a, ctx) => ctx.service.trees.nodesOf(t.id),
+  nodes: (t, { first, after }, ctx) => ctx.service.trees.nodesPage(t.id, first ?? DEFAULT_NODES_PAGE, after ?? null),
+  nodeCount: (t, _a, ctx) => ctx.service.trees.nodeCount(t.id),
   members: (t, _a, ctx) => ctx.service.trees.members(t.id),
 };
 

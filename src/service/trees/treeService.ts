@@ -52,6 +52,9 @@ const MAX_PAGE = 100;
 /** How long cancelJob waits for a running job to stop before answering with its current state, ms. */
 const CANCEL_WAIT_MS = 10_000;
 
+/** Largest page of Tree.nodes (schema.graphql documents it). */
+export const MAX_NODES_PAGE = 100;
+
 export class TreeService {
   private readonly validate: SettingsValidator;
   private readonly membership: TreeMembers;
@@ -149,17 +152,38 @@ export class TreeService {
     return this.db.node.findUnique({ where: { id } });
   }
 
-  children(nodeId: string): Promise<NodeRecord[]> {
-    return this.db.node.findMany({ where: { parentId: nodeId }, orderBy: [{ createdAt: 'asc' }, { id: 'asc' }] });
+  /** The children of each node, oldest first, in one query (the API's per-request DataLoader batches them). */
+  async childrenOf(nodeIds: readonly string[]): Promise<Map<string, NodeRecord[]>> {
+    const out = new Map<string, NodeRecord[]>(nodeIds.map((id) => [id, []]));
+    const rows = await this.db.node.findMany({ where: { parentId: { in: [...nodeIds] } }, orderBy: [{ createdAt: 'asc' }, { id: 'asc' }] });
+    for (const r of rows) out.get(r.parentId!)?.push(r);
+    return out;
   }
 
   root(treeId: string): Promise<NodeRecord | null> {
     return this.db.node.findFirst({ where: { treeId, parentId: null } });
   }
 
-  /** Every node of a tree, parents before children. */
-  nodesOf(treeId: string): Promise<NodeRecord[]> {
-    return this.db.node.findMany({ where: { treeId }, orderBy: [{ depth: 'asc' }, { createdAt: 'asc' }, { id: 'asc' }] });
+  /**
+   * A page of a tree's nodes, parents before children (depth, then creation, then id): at most `first`
+   * (1…MAX_NODES_PAGE) nodes after the node `after` (a node id of this tree, the last of the previous page).
+   */
+  async nodesPage(treeId: string, first: number, after: string | null): Promise<NodeRecord[]> {
+    if (!Number.isInteger(first) || first < 1 || first > MAX_NODES_PAGE) throw new BadUserInputError('first', `must be an integer in [1, ${MAX_NODES_PAGE}]`);
+    const order = [{ depth: 'asc' as const }, { createdAt: 'asc' as const }, { id: 'asc' as const }];
+    if (after === null) return this.db.node.findMany({ where: { treeId }, orderBy: order, take: first });
+    const from = await this.db.node.findUnique({ where: { id: after }, select: { treeId: true, depth: true, createdAt: true, id: true } });
+    if (!from || from.treeId !== treeId) throw new BadUserInputError('after', 'must be the id of a node of this tree (the last node of the previous page)');
+    const { depth, createdAt, id } = from;
+    return this.db.node.findMany({
+      where: { treeId, OR: [{ depth: { gt: depth } }, { depth, createdAt: { gt: createdAt } }, { depth, createdAt, id: { gt: id } }] },
+      orderBy: order,
+      take: first,
+    });
+  }
+
+  nodeCount(treeId: string): Promise<number> {
+    return this.db.node.count({ where: { treeId } });
   }
 
   members(treeId: string) {
@@ -170,8 +194,9 @@ export class TreeService {
     return this.db.user.findUnique({ where: { id } });
   }
 
-  queuePosition(nodeId: string): Promise<number | null> {
-    return this.queue.position(nodeId);
+  /** Jobs ahead of each QUEUED node (null for the others), from one read of the queue. */
+  queuePositions(nodeIds: readonly string[]): Promise<Map<string, number | null>> {
+    return this.queue.positions(nodeIds);
   }
 
   async promptDiff(node: NodeRecord): Promise<PromptDiffSegment[] | null> {
