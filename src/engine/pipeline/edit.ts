@@ -69,7 +69,8 @@ interface EditRun {
   batch: number;
   timings: EditTimings;
   lap(phase: keyof EditTimings): void;
-  progress(phase: 'capture' | 'rerecord' | 'denoise'): Promise<void>;
+  /** latents: the child's current latents after a capture or denoise step (for previews). */
+  progress(phase: 'capture' | 'rerecord' | 'denoise', latents?: Float32Array): Promise<void>;
   /** UNet evaluations this edit reports progress against (grows when the parent is re-recorded). */
   progressTotal: number;
 }
@@ -145,7 +146,7 @@ async function capture(run: EditRun, diff: { changedA: number[]; changedB: numbe
     afterStep: async (i, x) => {
       latent?.addStep(x, run.parentAt(i + 1));
       run.child.set(x, (i + 1) * n);
-      await run.progress('capture');
+      await run.progress('capture', x);
     },
   });
   return { differenceMap: latent ? latent.differenceMap() : null, maps };
@@ -302,7 +303,7 @@ async function denoiseRest(run: EditRun, plan: StepPlan, mask: BinaryMask, level
     afterStep: async (i, x) => {
       takeParentOutside(x, run.parentAt(i + 1), mask.data);
       run.child.set(x, (i + 1) * n);
-      await run.progress('denoise');
+      await run.progress('denoise', x);
     },
   });
   const bad = firstNonFinite(x);
@@ -354,9 +355,9 @@ export async function editNode(ctx: StateContext, request: EditRequest, options:
     timings,
     lap,
     progressTotal: T,
-    async progress(phase) {
+    async progress(phase, latents) {
       done++;
-      if (options.onStep) await options.onStep({ phase, done, total: run.progressTotal });
+      if (options.onStep) await options.onStep({ phase, done, total: run.progressTotal, ...(latents ? { latents } : {}) });
     },
   };
   run.child.set(run.parentAt(0), 0);

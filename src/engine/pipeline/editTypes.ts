@@ -67,6 +67,11 @@ export interface EditStepProgress {
   /** UNet evaluations done, 1…total, over all phases. */
   done: number;
   total: number;
+  /**
+   * The child's latents [C, h, w] after this capture or denoise step (outside the edit's area they are the
+   * parent's once the area is known), for step previews; absent for re-recording steps.
+   */
+  latents?: Float32Array;
 }
 
 export interface EditOptions {

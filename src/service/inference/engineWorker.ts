@@ -64,10 +64,66 @@ function lcm(a: number, b: number): number {
   return (a * b) / gcd(a, b);
 }
 
-/** A linear latent→RGB map for this model: SD's published one, or fitted to the model's own VAE. */
-async function previewMap(engine: DiffusionEngine): Promise<LatentRgbMap> {
+/**
+ * How this model's step previews are drawn (latentPreview.ts, PreviewRenderer): its own VAE decoder when one
+ * decode at the default size fits the budget, else a linear map (SD's published one, or one fitted to
+ * this model's decodes, computed once and cached beside the engine state).
+ */
+async function previewRenderer(engine: DiffusionEngine): Promise<PreviewRenderer> {
+  const { info } = engine;
+  const h = info.defaultHeight / info.vaeScaleFactor;
+  const w = info.defaultWidth / info.vaeScaleFactor;
+  const z = new Float32Array(info.latentChannels * h * w);
+  let decodeMs = Infinity;
+  // The first decode is the session's warm-up; the best of the next two is its cost.
+  for (let k = 0; k < 3; k++) {
+    const t0 = performance.now();
+    await engine.decodeLatents(z, h, w);
+    if (k > 0) decodeMs = Math.min(decodeMs, performance.now() - t0);
+  }
+  if (decodeMs <= previewDecodeBudgetMs(cfg.previewIntervalMs)) return { kind: 'decode', decodeMs };
+  return { kind: 'map', map: await cachedPreviewMap(engine), decodeMs };
+}
+
+/** previewMap, cached beside the engine state dir per model (name, folder, VAE weights' size and time). */
+async function cachedPreviewMap(engine: DiffusionEngine): Promise<LatentRgbMap> {
   const { info } = engine;
   if (looksLikeSd(info.latentChannels, info.vaeScaleFactor, info.scalingFactor)) return SD15_LATENT_RGB;
+  let key = `${info.name}|${info.dir}`;
+  try {
+    const vae = path.join(info.dir, 'vae');
+    for (const f of fs.readdirSync(vae).sort()) {
+      const st = fs.statSync(path.join(vae, f));
+      key += `|${f}:${st.size}:${st.mtimeMs}`;
+    }
+  } catch {
+    // No readable vae folder: the key stays the model's name and folder.
+  }
+  // Beside the engine state, not in it (the node store refuses a folder with files it does not know).
+  const file = cfg.stateDir ? path.join(path.dirname(cfg.stateDir), 'engine-preview-map.json') : null;
+  if (file && fs.existsSync(file)) {
+    try {
+      const cached = JSON.parse(fs.readFileSync(file, 'utf8')) as { key: string; map: LatentRgbMap };
+      if (cached.key === key && cached.map.factors.length === info.latentChannels) return cached.map;
+    } catch {
+      // A damaged cache is fitted again below.
+    }
+  }
+  const map = await previewMap(engine);
+  if (file) {
+    try {
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      fs.writeFileSync(file, JSON.stringify({ key, map }));
+    } catch (e) {
+      console.error(`engine worker: cannot cache the preview map in ${file}: ${(e as Error).message}`);
+    }
+  }
+  return map;
+}
+
+/** A linear latent→RGB map fitted to the model's own decodes of random latents. */
+async function previewMap(engine: DiffusionEngine): Promise<LatentRgbMap> {
+  const { info } = engine;
   const h = info.defaultHeight / info.vaeScaleFactor;
   const w = info.defaultWidth / info.vaeScaleFactor;
   const C = info.latentChannels;
@@ -105,12 +161,13 @@ function lowerPriority(niceness: number | undefined): void {
 
 async function main(): Promise<void> {
   let engine: DiffusionEngine;
-  let map: LatentRgbMap;
+  let previews: PreviewRenderer;
   lowerPriority(cfg.niceness);
   try {
     // With a state dir the recording session runs the dense steps too (adoptUNet): no UNet of our own.
     engine = await DiffusionEngine.load(cfg.modelDir, { intraOpNumThreads: cfg.intraOpNumThreads, sessionOptions: { device: cfg.device }, components: cfg.stateDir ? RECORDING_ENGINE_COMPONENTS : undefined });
-    map = await previewMap(engine);
+    previews = await previewRenderer(engine);
+    console.error(`engine worker: step previews by ${previews.kind === 'decode' ? 'the VAE decoder' : `a ${previews.map.source} latent-to-RGB map`} (one decode: ${previews.decodeMs.toFixed(1)} ms)`);
   } catch (e) {
     send({ type: 'loadError', message: (e as Error).message });
     // Let the message flush before the channel closes.
@@ -193,14 +250,14 @@ async function main(): Promise<void> {
     const ac = new AbortController();
     aborts.set(msg.runId, ac);
     const edit = msg.kind === 'edit' ? msg.request : null;
-    chain = chain.then(() => run(engine, state, map, msg.runId, msg.request, edit, ac.signal)).finally(() => aborts.delete(msg.runId));
+    chain = chain.then(() => run(engine, state, previews, msg.runId, msg.request, edit, ac.signal)).finally(() => aborts.delete(msg.runId));
   });
 }
 
 async function run(
   engine: DiffusionEngine,
   state: StateContext | null,
-  map: LatentRgbMap,
+  previews: PreviewRenderer,
   runId: string,
   req: GenerateRequest,
   edit: EditRequest | null,
@@ -218,14 +275,18 @@ async function run(
   try {
     if (signal.aborted) throw new GenerationAbortedError(0, req.steps);
     progress(0, req.steps, 'ENCODING', null);
-    const onStep = async (s: StepProgress) => {
+    /** A preview of these latents when one is due (the first and last step, then one per interval). */
+    const previewOf = async (latents: Float32Array | undefined, step: number, total: number): Promise<string | null> => {
       const now = performance.now();
-      let preview: string | null = null;
-      if (s.step === 1 || s.step === s.total || now - lastPreviewAt >= cfg.previewIntervalMs) {
-        lastPreviewAt = now;
-        preview = await previewDataUrl(s.latents, info.latentChannels, h, w, map, req.width, req.height, { maxSide: cfg.previewMaxSide });
-      }
-      progress(s.step, s.total, s.step === s.total ? 'DECODING' : 'DENOISING', preview);
+      if (!latents || !(step === 1 || step === total || now - lastPreviewAt >= cfg.previewIntervalMs)) return null;
+      lastPreviewAt = now;
+      const opts = { maxSide: cfg.previewMaxSide };
+      if (previews.kind === 'map') return previewDataUrl(latents, info.latentChannels, h, w, previews.map, req.width, req.height, opts);
+      const image = await engine.decodeLatents(latents.map((v) => v / info.scalingFactor + (info.shiftFactor ?? 0)), h, w);
+      return rgbPreviewDataUrl(decodedToRgb(image, req.width, req.height), req.width, req.height, req.width, req.height, opts);
+    };
+    const onStep = async (s: StepProgress) => {
+      progress(s.step, s.total, s.step === s.total ? 'DECODING' : 'DENOISING', await previewOf(s.latents, s.step, s.total));
     };
     if (state) {
       let result: InferenceResult;
@@ -233,9 +294,11 @@ async function run(
         // A parent with no engine record is rebuilt first (REBUILDING), never skipped.
         const from = await parentRecord(state, edit, { signal, costs: denseCosts, onRebuildStep: async (done, total) => progress(done, total, 'REBUILDING', null) });
         checkEditSettings(from.parent, edit);
-        // editNode reports UNet evaluations (capture, re-record, denoise), not latents: no preview.
+        // editNode counts UNet evaluations (capture, re-record, denoise); capture and denoise steps carry the
+        // child's latents, the parent's outside the area once it is known: the preview shows the edit in place.
         const onEditStep = async (p: EditStepProgress) => {
-          progress(p.done, p.total, p.done === p.total ? 'DECODING' : p.phase === 'capture' ? 'CAPTURING' : p.phase === 'rerecord' ? 'REBUILDING' : 'DENOISING', null);
+          const preview = await previewOf(p.latents, p.done, p.total);
+          progress(p.done, p.total, p.done === p.total ? 'DECODING' : p.phase === 'capture' ? 'CAPTURING' : p.phase === 'rerecord' ? 'REBUILDING' : 'DENOISING', preview);
         };
         result = await editSparse(state, from.parent, edit, { onStep: onEditStep, signal, costs: denseCosts });
         result.fallbackReason = [from.reason, result.fallbackReason].filter((x) => x).join('; ') || null;

@@ -144,3 +144,50 @@ export async function previewDataUrl(
     .toBuffer();
   return `data:image/webp;base64,${webp.toString('base64')}`;
 }
+
+/** The VAE decoder's output [3, H, W] in ~[−1, 1] → interleaved 8-bit RGB [H, W, 3] (as the engine's images). */
+export function decodedToRgb(image: Float32Array, width: number, height: number): Uint8Array {
+  const plane = width * height;
+  if (image.length !== 3 * plane) throw new RangeError(`decodedToRgb: expected 3·${height}·${width} values, got ${image.length}`);
+  const out = new Uint8Array(plane * 3);
+  for (let p = 0; p < plane; p++) {
+    for (let c = 0; c < 3; c++) {
+      const v = image[c * plane + p];
+      out[p * 3 + c] = Number.isFinite(v) ? Math.round(Math.min(1, Math.max(0, (v + 1) / 2)) * 255) : 0;
+    }
+  }
+  return out;
+}
+
+/** Interleaved RGB [h, w, 3] → data:image/webp;base64,… at most maxSide pixels on the long side. */
+export async function rgbPreviewDataUrl(rgb: Uint8Array, w: number, h: number, imageWidth: number, imageHeight: number, opts: PreviewOptions = {}): Promise<string> {
+  const maxSide = Math.min(opts.maxSide ?? 256, Math.max(imageWidth, imageHeight));
+  const scale = maxSide / Math.max(imageWidth, imageHeight);
+  const outW = Math.max(1, Math.round(imageWidth * scale));
+  const outH = Math.max(1, Math.round(imageHeight * scale));
+  const webp = await sharp(Buffer.from(rgb.buffer, rgb.byteOffset, rgb.byteLength), { raw: { width: w, height: h, channels: 3 } })
+    .resize(outW, outH, { kernel: 'cubic', fit: 'fill' })
+    .webp({ quality: opts.quality ?? 60 })
+    .toBuffer();
+  return `data:image/webp;base64,${webp.toString('base64')}`;
+}
+
+/**
+ * How step previews are drawn for a model. 'decode': the model's own VAE decoder, for models whose decode
+ * is cheap against the preview interval; a linear map cannot follow such a small VAE: on the bundled model
+ * the best least-squares map from latents to its own decodes, fitted on 16 of its generations, still drew
+ * a white background as (169, 153, 126), 30/255 off on average, and the map fitted to random latents drew
+ * it orange (208, 112, 51), 75/255 off. 'map': a linear map (SD's published fit; others fitted to the
+ * model's decodes of random latents, cached beside the model state) where decoding costs too much.
+ */
+export type PreviewRenderer = { kind: 'decode'; decodeMs: number } | { kind: 'map'; map: LatentRgbMap; decodeMs: number };
+
+/** Share of the preview interval a preview decode may cost (at most one preview per interval). */
+export const PREVIEW_DECODE_SHARE = 0.2;
+/** The interval the share is taken of, at least (previews may be asked for at every step). */
+export const PREVIEW_DECODE_MIN_INTERVAL_MS = 250;
+
+/** Decode previews with the VAE when one decode costs at most this, ms. */
+export function previewDecodeBudgetMs(previewIntervalMs: number): number {
+  return PREVIEW_DECODE_SHARE * Math.max(previewIntervalMs, PREVIEW_DECODE_MIN_INTERVAL_MS);
+}

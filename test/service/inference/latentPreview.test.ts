@@ -53,3 +53,19 @@ describe('latent → RGB previews', () => {
     expect([meta.width, meta.height]).toEqual([64, 32]);
   });
 });
+
+describe('decoder previews (issue 15 item 5)', () => {
+  it('turns the decoder output [3, H, W] in [−1, 1] into interleaved 8-bit RGB, clamped', async () => {
+    const { decodedToRgb } = await import('../../../src/service/inference/latentPreview');
+    // 2×1 image: pixel 0 white-ish, pixel 1 out of range and NaN.
+    const img = new Float32Array([1, -3, /* G */ 0, 2, /* B */ -1, NaN]);
+    expect(Array.from(decodedToRgb(img, 2, 1))).toEqual([255, 128, 0, 0, 255, 0]);
+    expect(() => decodedToRgb(img, 3, 1)).toThrow(RangeError);
+  });
+
+  it('decodes previews when a decode costs at most a fifth of the preview interval (at least 250 ms)', async () => {
+    const { previewDecodeBudgetMs } = await import('../../../src/service/inference/latentPreview');
+    expect(previewDecodeBudgetMs(0)).toBe(50);
+    expect(previewDecodeBudgetMs(1000)).toBe(200);
+  });
+});
