@@ -45,6 +45,15 @@ describeWithChromium('web client in Chromium', () => {
     await page.getByText(/^Signed in as /).waitFor();
   }
 
+  // Polls a condition on the page (the page's CSP forbids waitForFunction's string evaluation).
+  async function until(cond: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+    const end = Date.now() + timeoutMs;
+    while (!(await cond())) {
+      if (Date.now() > end) throw new Error('condition not met in time');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
   const item = (page: Page, prompt: string) => page.getByRole('treeitem', { name: prompt, exact: true });
   const details = (page: Page) => page.locator('#node-details');
 
@@ -59,10 +68,6 @@ describeWithChromium('web client in Chromium', () => {
     const token = await h.token('carol');
     expect((await gqlOk(h.url, '{ me { name } }', {}, token)).me.name).toBe('carol');
 
-    await alice.goto(`${h.url}/graphql`);
-    await alice.locator('.graphiql-container').waitFor();
-    await alice.getByRole('button', { name: /Re-fetch GraphQL schema|Show Documentation Explorer/ }).first().waitFor();
-    await alice.screenshot({ path: path.join(SHOTS, 'explorer.png') });
   });
 
   it('refuses a bad token, then signs in, generates and shows the progress bar and previews', async () => {
@@ -76,13 +81,13 @@ describeWithChromium('web client in Chromium', () => {
     await alice.getByLabel('Prompt', { exact: true }).fill(ROOT);
     await alice.getByText('Settings for a new tree').click();
     await alice.getByLabel('Seed').fill('42');
-    await alice.getByLabel('Steps').fill('150');
+    await alice.getByLabel('Steps').fill('60');
     await alice.getByRole('button', { name: 'Generate', exact: true }).click();
 
     const bar = alice.getByRole('progressbar');
     await bar.waitFor();
-    expect(await bar.getAttribute('aria-valuemax')).toBe('150');
-    await alice.waitForFunction("Number(document.querySelector('[role=progressbar]')?.getAttribute('aria-valuenow')) >= 5");
+    expect(await bar.getAttribute('aria-valuemax')).toBe('60');
+    await until(async () => Number(await bar.getAttribute('aria-valuenow')) >= 5); // steps stream in
     const preview = alice.getByRole('img', { name: `Preview of ${ROOT}`, exact: true });
     await preview.waitFor();
     expect(await preview.getAttribute('src')).toMatch(/^data:image\/webp;base64,/);
@@ -93,7 +98,7 @@ describeWithChromium('web client in Chromium', () => {
     await bar.waitFor({ state: 'detached' });
     expect(await image.getAttribute('src')).toContain('/images/');
     expect(await image.evaluate((img: any) => img.naturalWidth)).toBe(32); // loaded, at the model's size
-    await expect(details(alice).textContent()).resolves.toMatch(/StatusSUCCEEDED.*ModeDENSE.*seed 42, 150 steps/);
+    await expect(details(alice).textContent()).resolves.toMatch(/StatusSUCCEEDED.*ModeDENSE.*seed 42, 60 steps/);
     await item(alice, ROOT).waitFor();
     expect(await alice.getByRole('tree').getByRole('treeitem').count()).toBe(1);
   });
@@ -134,7 +139,7 @@ describeWithChromium('web client in Chromium', () => {
     await alice.getByRole('img', { name: SQUARE, exact: true }).waitFor({ timeout: 90_000 });
     const branches = item(alice, ROOT).getByRole('group').getByRole('treeitem');
     await expect(branches.evaluateAll((els) => els.map((e) => e.getAttribute('aria-label')))).resolves.toEqual([BLUE, SQUARE]);
-    await alice.screenshot({ path: path.join(SHOTS, 'editor.png') });
+    await alice.screenshot({ path: path.join(SHOTS, 'editor.png'), fullPage: true });
   });
 
   it("a VIEWER sees the owner's edits live, is refused an edit, and misses nothing across a dropped connection", async () => {
@@ -171,7 +176,7 @@ describeWithChromium('web client in Chromium', () => {
     await bob.getByLabel('Prompt', { exact: true }).fill('a yellow circle on the left');
     await bob.getByRole('button', { name: 'Edit', exact: true }).click();
     await bob.getByRole('alert').filter({ hasText: 'FORBIDDEN' }).waitFor();
-    await bob.screenshot({ path: path.join(SHOTS, 'viewer.png') });
+    await bob.screenshot({ path: path.join(SHOTS, 'viewer.png'), fullPage: true });
 
     // The connection drops; while it is down Alice makes an edit; once back, Bob sees it (replayed by afterSeq).
     blocked = true;
@@ -185,6 +190,39 @@ describeWithChromium('web client in Chromium', () => {
     blocked = false;
     await item(bob, 'a red circle on the right').waitFor({ timeout: 20_000 });
     await bob.getByText('Live', { exact: true }).waitFor();
+  });
+
+  it('cancels, retries and deletes a branch; the VIEWER sees the branch go', async () => {
+    await alice.getByLabel('Prompt', { exact: true }).fill('a long job to cancel');
+    await alice.getByRole('button', { name: 'Generate', exact: true }).click();
+    await alice.getByRole('progressbar').waitFor();
+    await alice.getByRole('button', { name: 'Cancel', exact: true }).click();
+    await alice.getByRole('progressbar').waitFor({ state: 'detached' });
+    await expect(details(alice).textContent()).resolves.toMatch(/StatusCANCELLED/);
+    await alice.getByRole('button', { name: 'Retry', exact: true }).click();
+    await alice.getByRole('progressbar').waitFor();
+    await alice.getByRole('img', { name: 'a long job to cancel', exact: true }).waitFor({ timeout: 90_000 });
+    await expect(details(alice).textContent()).resolves.toMatch(/StatusSUCCEEDED/);
+
+    // Back to the first tree; delete the branch made while Bob was away (two presses: ask, then delete).
+    await alice.getByRole('button', { name: /^a red circle on the left/ }).click();
+    const gone = 'a red circle on the right';
+    await item(alice, gone).locator('.row').first().click();
+    await alice.getByRole('button', { name: 'Delete branch', exact: true }).click();
+    await alice.getByRole('button', { name: 'Confirm delete', exact: true }).click();
+    await item(alice, gone).waitFor({ state: 'detached' });
+    await item(bob, gone).waitFor({ state: 'detached' });
+    expect(await item(bob, BLUE).count()).toBe(1);
+  });
+
+  it('GraphiQL at /graphql has the signed-in token in its headers and runs queries', async () => {
+    await alice.goto(`${h.url}/graphql`);
+    await alice.locator('.graphiql-container').waitFor();
+    await alice.getByText('Headers', { exact: true }).click();
+    await alice.locator('.graphiql-editor-tool').getByText(/Bearer fse_/).first().waitFor();
+    await alice.getByRole('button', { name: /Execute query/ }).click();
+    await alice.locator('.result-window').getByText('"alice"').waitFor();
+    await alice.screenshot({ path: path.join(SHOTS, 'explorer.png') });
   });
 
   it('loaded nothing from anywhere but the server', () => {
