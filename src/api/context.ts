@@ -9,6 +9,8 @@ export interface ApiContext {
   service: Service;
   /** Absolute base for image URLs, e.g. http://127.0.0.1:4000 (no trailing slash). */
   baseUrl: string;
+  /** The request id on this operation's log lines (WebSocket operations; HTTP requests carry theirs in the log context). */
+  reqId?: string;
 }
 
 export function requireUser(ctx: ApiContext): User {

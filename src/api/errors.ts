@@ -6,6 +6,7 @@
 import { randomBytes } from 'crypto';
 import { GraphQLError, GraphQLFormattedError } from 'graphql';
 import { ServiceError } from '../service/errors';
+import { log } from '../service/log';
 
 const PASS_THROUGH = new Set([
   'BAD_USER_INPUT', 'UNAUTHENTICATED', 'FORBIDDEN', 'NOT_FOUND', 'CONFLICT',
@@ -58,6 +59,6 @@ export function formatError(formatted: GraphQLFormattedError, error: unknown): G
     return { ...formatted, extensions: { code: 'GRAPHQL_VALIDATION_FAILED' } };
   }
   const ref = randomBytes(6).toString('hex');
-  console.error(`[api] internal error ref=${ref} path=${formatted.path?.join('.') ?? '-'}:`, original instanceof Error ? original.stack : original);
+  log.error({ ref, path: formatted.path?.join('.') ?? null, err: original }, 'internal error');
   return { message: `internal error (ref ${ref})`, locations: formatted.locations, path: formatted.path, extensions: { code: 'INTERNAL_SERVER_ERROR' } };
 }

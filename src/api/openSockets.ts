@@ -6,6 +6,7 @@
 //     re-authenticates through the same cache (server.ts).
 import type { WebSocket } from 'ws';
 import { hashToken, type TokenAuthenticator } from '../service/auth/tokens';
+import { log } from '../service/log';
 
 /** graphql-ws's Unauthorized: the token of this connection was revoked. */
 export const CLOSE_REVOKED = 4401;
@@ -62,8 +63,9 @@ export class OpenSockets {
         closed++;
       }
       return closed;
-    } catch {
-      return 0; // the database is unreachable: the next period tries again
+    } catch (e) {
+      log.warn({ err: e }, 'cannot re-check the tokens of open WebSockets; trying again next period');
+      return 0;
     } finally {
       this.checking = false;
     }

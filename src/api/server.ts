@@ -9,18 +9,20 @@
 // the error formatter (masking; suggestions hidden where introspection is off). `buildServer` returns { url, start, stop } so tests run
 // the real thing on a random port.
 
+import { randomBytes } from 'crypto';
 import * as fs from 'fs';
 import * as http from 'http';
 import type { AddressInfo } from 'net';
 import { ApolloServer, HeaderMap, HTTPGraphQLRequest } from '@apollo/server';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { makeExecutableSchema } from '@graphql-tools/schema';
-import { getOperationAST, GraphQLError, parse, specifiedRules, validate, type ExecutionArgs, type GraphQLSchema } from 'graphql';
+import { execute, getOperationAST, GraphQLError, parse, specifiedRules, subscribe, validate, type ExecutionArgs, type GraphQLSchema } from 'graphql';
 import { getVariableValues } from 'graphql/execution/values';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 import type { User } from '../generated/sqlite/client';
 import { bearerToken } from '../service/auth/tokens';
+import { log, withRequestId } from '../service/log';
 import type { Service } from '../service/service';
 import { ApiContext } from './context';
 import { errorFormatter } from './errors';
@@ -101,6 +103,12 @@ function readBody(req: http.IncomingMessage, max: number): Promise<string> {
     // The client went away or the request timeout (408) cut it off: nothing to answer, nothing to log.
     req.on('error', () => reject(new HttpError(400, 'request aborted before its body was complete', 'BAD_REQUEST')));
   });
+}
+
+/** The client's X-Request-Id when it is a plain token (proxies set one), else a fresh one. */
+function requestIdOf(req: http.IncomingMessage): string {
+  const given = req.headers['x-request-id'];
+  return typeof given === 'string' && /^[\w.:-]{1,64}$/.test(given) ? given : randomBytes(8).toString('hex');
 }
 
 function sendJsonError(res: http.ServerResponse, status: number, message: string, code: string): void {
@@ -203,6 +211,14 @@ export function buildServer(opts: ServerOptions): FiseditServer {
 
   httpServer.on('request', (req, res) => {
     cors(res);
+    // Every log line about this request carries its id (service/log.ts); the client gets it back.
+    const reqId = requestIdOf(req);
+    res.setHeader('x-request-id', reqId);
+    const started = performance.now();
+    res.once('close', () =>
+      // The path only: query strings hold image signatures and GraphQL variables.
+      withRequestId(reqId, () => log.info({ method: req.method, path: (req.url ?? '').split('?')[0].slice(0, 200), status: res.statusCode, ms: Math.round(performance.now() - started) }, 'request')),
+    );
     const route = async () => {
       let url: URL;
       try {
@@ -227,20 +243,26 @@ export function buildServer(opts: ServerOptions): FiseditServer {
         throw new HttpError(404, `no route ${url.pathname}`, 'NOT_FOUND');
       }
     };
-    route().catch((e) => {
-      if (e instanceof HttpError) return sendJsonError(res, e.status, e.message, e.code);
-      console.error('[api] request failed:', e);
-      sendJsonError(res, 500, 'internal error', 'INTERNAL_SERVER_ERROR');
-    });
+    void withRequestId(reqId, () =>
+      route().catch((e) => {
+        if (e instanceof HttpError) return sendJsonError(res, e.status, e.message, e.code);
+        log.error({ err: e }, 'request failed');
+        sendJsonError(res, 500, 'internal error', 'INTERNAL_SERVER_ERROR');
+      }),
+    );
   });
 
   // ---- WebSocket: graphql-ws ----
   const wss = new WebSocketServer({ server: httpServer, path: '/graphql', maxPayload: opts.maxWsPayloadBytes ?? 1 << 20 });
-  type Extra = { user?: User; token?: string; subscriptions?: Set<string> };
+  type Extra = { user?: User; token?: string; subscriptions?: Set<string>; connId?: string };
+  // A WebSocket operation's request id: its connection's id and the client's operation id.
+  const opId = (ctx: { extra: Extra }, id: string) => `${ctx.extra.connId ?? '-'}/${id.replace(/[^\w.:-]/g, '_').slice(0, 64)}`;
   let wsCleanup: { dispose: () => void | Promise<void> } | null = useServer<Record<string, unknown> | undefined, Extra>(
     {
       schema,
       connectionInitWaitTimeout: 3000,
+      execute: (args) => withRequestId((args.contextValue as ApiContext).reqId ?? '-', () => execute(args)),
+      subscribe: (args) => withRequestId((args.contextValue as ApiContext).reqId ?? '-', () => subscribe(args)),
       onConnect: async (ctx) => {
         const token = bearerToken(typeof ctx.connectionParams?.authorization === 'string' ? ctx.connectionParams.authorization : null);
         const user = token ? await service.auth.authenticate(token) : null;
@@ -252,6 +274,8 @@ export function buildServer(opts: ServerOptions): FiseditServer {
         ctx.extra.user = user;
         ctx.extra.token = token;
         ctx.extra.subscriptions = new Set();
+        ctx.extra.connId = randomBytes(6).toString('hex');
+        withRequestId(ctx.extra.connId, () => log.info({ user: user.name }, 'websocket connected'));
         return { user: user.name };
       },
       onSubscribe: async (ctx, id, payload) => {
@@ -290,18 +314,18 @@ export function buildServer(opts: ServerOptions): FiseditServer {
           document,
           variableValues: payload.variables ?? undefined,
           operationName: payload.operationName ?? undefined,
-          contextValue: { user, service, baseUrl } satisfies ApiContext,
+          contextValue: { user, service, baseUrl, reqId: opId(ctx, id) } satisfies ApiContext,
         };
         return args;
       },
       onComplete: (ctx, id) => {
         ctx.extra.subscriptions?.delete(id);
       },
-      onNext: (_ctx, _id, _payload, _args, result) => {
+      onNext: (ctx, id, _payload, _args, result) => {
         if (!result.errors) return result;
-        return { ...result, errors: result.errors.map((e) => formatError(e as never, e)) };
+        return withRequestId(opId(ctx, id), () => ({ ...result, errors: result.errors!.map((e) => formatError(e as never, e)) }));
       },
-      onError: (_ctx, _id, _payload, errors) => errors.map((e) => formatError(e as never, e)) as never,
+      onError: (ctx, id, _payload, errors) => withRequestId(opId(ctx, id), () => errors.map((e) => formatError(e as never, e))) as never,
     },
     wss,
   );

@@ -8,6 +8,11 @@ import WebSocket from 'ws';
 import { buildServer, FiseditServer, ServerOptions } from '../../src/api/server';
 import { createToken } from '../../src/service/auth/tokens';
 import { createService, Service, ServiceOptions } from '../../src/service/service';
+import { createLogger, setLogger } from '../../src/service/log';
+
+// Server logs (one JSON line per request) would drown the test output: warnings and errors only, unless
+// FISEDIT_LOG_LEVEL says otherwise. test/api/logging.test.ts captures them.
+setLogger(createLogger({ level: process.env.FISEDIT_LOG_LEVEL ?? 'warn' }));
 
 export const TINY_MODEL = path.join(__dirname, '../fixtures/models/tiny-2level');
 

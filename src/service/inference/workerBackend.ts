@@ -27,6 +27,7 @@ import {
   ProgressListener,
 } from './backend';
 import { WORKER_DATA_ENV, type EngineWorkerData, type FromWorker, type ToWorker } from './workerProtocol';
+import { log } from '../log';
 
 export type WorkerMode = 'process' | 'thread';
 
@@ -188,7 +189,7 @@ export class WorkerInferenceBackend implements InferenceBackend {
     const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), this.opts.shutdownTimeoutMs ?? 10_000).unref());
     if ((await Promise.race([ex.exited.then(() => 'exited' as const), timeout])) === 'timeout') {
       if (this.mode === 'process') await ex.kill();
-      else console.error('WorkerInferenceBackend: the engine thread did not exit; leaving it (terminating a busy thread aborts the process)');
+      else log.error('WorkerInferenceBackend: the engine thread did not exit; leaving it (terminating a busy thread aborts the process)');
     }
     this.executor = null;
   }
@@ -248,6 +249,9 @@ export class WorkerInferenceBackend implements InferenceBackend {
       });
       ex.onGone((reason) => {
         clearTimeout(timer);
+        // Expected once close() asked it to; anything else is a crash.
+        if (this.closed || this.executor !== ex) log.info({ engine: this.mode, reason }, 'engine worker exited');
+        else log.error({ engine: this.mode, reason, runs: [...this.runs.keys()] }, 'engine worker gone');
         this.onWorkerGone(ex, reason, reject);
       });
     });

@@ -20,6 +20,7 @@ import {
   SchedulerName,
 } from '../inference/backend';
 import type { Subscription } from '../events/pubsub';
+import { log } from '../log';
 import { EventBus, NodeProgressEvent } from '../events/treeEvents';
 import { ImageStore } from '../images/imageStore';
 import { EngineStateBudget, isDiskFull } from '../inference/stateBudget';
@@ -135,7 +136,7 @@ export class JobRunner {
         for (const n of await this.queue.failOrphans()) await this.finish(n, 'FAILED');
         claimed = await this.queue.claimNext();
       } catch (e) {
-        console.error(`job runner: cannot read the queue: ${(e as Error).message}`);
+        log.error({ err: e }, 'job runner: cannot read the queue');
         claimed = null;
       }
       if (!claimed) {
@@ -155,7 +156,7 @@ export class JobRunner {
         await this.runJob(claimed.job, claimed.node);
       } catch (e) {
         // A bug or a database failure while recording: leave a clear state, never a silent RUNNING.
-        console.error(`job runner: job ${claimed.job.id} (node ${claimed.node.id}): ${(e as Error).stack ?? e}`);
+        log.error({ jobId: claimed.job.id, nodeId: claimed.node.id, err: e }, 'job runner: job failed inside the runner');
         const message = isDiskFull(e) ? await this.diskFull() : 'internal error while running this job';
         const n = await this.queue.fail(claimed.job, message, false).catch(() => null);
         if (n?.status === 'FAILED') await this.finish(n, 'FAILED').catch(() => undefined);
