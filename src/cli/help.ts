@@ -80,7 +80,7 @@ Creates a child of a node in DIR with a new prompt (same seed, steps, guidance, 
 recomputing only the region the edit changes and reusing the parent's cached UNet activations
 elsewhere (FISEdit). Outside the mask the image is the parent's, bit for bit.
 
-  -m, --model DIR          the parent's model folder (default: models/default)
+  -m, --model DIR          model folder (default: the one the parent was made with, recorded in its node.json; models/default for older nodes)
       --state DIR          state directory written by fisedit generate --state
       --parent ID          node to edit (default: the newest node in DIR)
   -p, --prompt TEXT        the new prompt (required, not empty)

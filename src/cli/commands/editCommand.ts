@@ -68,6 +68,18 @@ function pickParent(store: NodeStore, id: string | undefined): NodeRecord {
   }
 }
 
+/**
+ * --model when given; else the folder the parent was made with (recorded in its node.json), which must
+ * still exist; else (records from before the folder was recorded) the default model.
+ */
+function parentModelDir(parent: NodeRecord, flag: string | undefined): string {
+  if (flag !== undefined || parent.modelDir === undefined) return resolveModelDir(flag);
+  if (!fs.existsSync(parent.modelDir)) {
+    throw new CliError(EXIT.model, `edit: node ${parent.id} was made with the model folder ${parent.modelDir}, which is missing; restore it or pass --model DIR with a copy of model "${parent.model}"`);
+  }
+  return parent.modelDir;
+}
+
 export async function editCommand(argv: string[], io: CliIo): Promise<number> {
   const o = parseOptions(argv, SPEC, 'edit');
   if (o.help) {
@@ -99,7 +111,7 @@ export async function editCommand(argv: string[], io: CliIo): Promise<number> {
   const parent = pickParent(store, o.parent);
   const factor = parent.width / parent.latentShape[2];
   const mask = o.mask === undefined ? null : await readUserMask(path.resolve(o.mask), { imageWidth: parent.width, imageHeight: parent.height, factor }).catch(usage);
-  const modelDir = resolveModelDir(o.model);
+  const modelDir = parentModelDir(parent, o.model);
   const out = path.resolve(o.out ?? `fisedit-edit-of-${parent.id}.png`);
 
   // 2. model, recording/sparse UNet, cache

@@ -72,6 +72,7 @@ export async function commitEdit(ctx: StateContext, b: EditBase, o: EditOutcome)
       record: {
         parentId: parent.id,
         model: parent.model,
+        modelDir: models.info.dir,
         prompt: b.prompt,
         negativePrompt: parent.guidance > 1 ? b.negative : '',
         seed: parent.seed,

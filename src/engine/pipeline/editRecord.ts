@@ -88,6 +88,7 @@ export async function generateNode(ctx: StateContext, request: GenerateRequest, 
       record: {
         parentId: null,
         model: ctx.models.info.name,
+        modelDir: ctx.models.info.dir,
         prompt: result.prompt,
         negativePrompt: result.negativePrompt,
         seed: result.seed === null ? null : result.seed.toString(),

@@ -42,6 +42,8 @@ export interface NodeRecord {
   seq: number;
   createdAt: string;
   model: string;
+  /** Absolute model folder the node was made with; absent in records written before it was recorded. */
+  modelDir?: string;
   prompt: string;
   negativePrompt: string;
   /** Decimal string (64-bit seeds do not fit a JSON number); null when the noise came from a file (noise.npy). */
@@ -153,6 +155,7 @@ export function parseNodeRecord(text: string, file: string): NodeRecord {
     seq: field<number>(file, o, 'seq', isPosInt, 'a positive integer'),
     createdAt: field<string>(file, o, 'createdAt', isStr, 'an ISO date string'),
     model: field<string>(file, o, 'model', isStr, 'a string'),
+    ...(o.modelDir === undefined ? {} : { modelDir: field<string>(file, o, 'modelDir', isStr, 'a string') }),
     prompt: field<string>(file, o, 'prompt', isStr, 'a string'),
     negativePrompt: field<string>(file, o, 'negativePrompt', isStr, 'a string'),
     seed: field<string | null>(file, o, 'seed', (x) => x === null || (typeof x === 'string' && /^\d+$/.test(x)), 'a decimal string or null'),
