@@ -8,9 +8,10 @@
 //   eta = (totalSteps − step) · perStep + tail
 //
 // perStep and tail are the medians of earlier finished runs of this kind (generation or edit strategy,
-// size, guidance); once the current run has shown a few steps its own rate takes over (an edit's rate
-// depends on its mask). Nothing measured yet → null (the API says "unknown"), never a guess from the
-// start-up time.
+// size, guidance); once the current run has shown a few steps its own rate (the median of its latest
+// step intervals) takes over: an edit's rate depends on its mask. Nothing measured yet → null (the API
+// says "unknown"), never a guess from the start-up time; without a finished run the tail is taken as one
+// step.
 
 export interface StepSample {
   /** Steps done, 1…total. */
@@ -22,8 +23,10 @@ export interface StepSample {
 
 /** Samples kept per kind. */
 const MAX_SAMPLES = 9;
-/** Steps of the current run (after its first) from which its own rate replaces the history's. */
+/** Intervals of the current run from which its own rate replaces the history's (and, without history, the fewest it needs). */
 const OWN_RATE_AFTER = 3;
+/** The current run's rate is the median of its latest intervals (the first ones pay warm-up). */
+const RECENT_INTERVALS = 5;
 
 function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -35,18 +38,25 @@ function median(xs: readonly number[]): number {
 export class RunClock {
   first: StepSample | null = null;
   last: StepSample | null = null;
+  /** ms per step of each interval between consecutive step samples. */
+  readonly intervals: number[] = [];
 
   step(s: StepSample): void {
     if (s.step < 1) return;
     if (!this.first) this.first = s;
+    if (this.last && s.step > this.last.step) this.intervals.push((s.at - this.last.at) / (s.step - this.last.step));
     if (!this.last || s.step > this.last.step) this.last = s;
   }
 
-  /** ms per step of this run after its first step, or null before two steps. */
+  /** ms per step of this run (median of its latest intervals), or null before two steps. */
   rate(): { perStep: number; intervals: number } | null {
-    if (!this.first || !this.last || this.last.step <= this.first.step) return null;
-    const intervals = this.last.step - this.first.step;
-    return { perStep: (this.last.at - this.first.at) / intervals, intervals };
+    if (this.intervals.length === 0) return null;
+    return { perStep: median(this.intervals.slice(-RECENT_INTERVALS)), intervals: this.intervals.length };
+  }
+
+  /** ms per step over the whole run, robust to its slow first steps (median of every interval). */
+  overall(): number | null {
+    return this.intervals.length ? median(this.intervals) : null;
   }
 }
 
@@ -55,10 +65,10 @@ export class EtaModel {
 
   /** A run of this kind finished at `finishedAt` (same clock as its steps). */
   finished(kind: string, run: RunClock, finishedAt: number): void {
-    const r = run.rate();
-    if (!r || !run.last) return;
+    const perStep = run.overall();
+    if (perStep === null || !run.last) return;
     const s = this.samples.get(kind) ?? { perStep: [], tail: [] };
-    s.perStep.push(r.perStep);
+    s.perStep.push(perStep);
     s.tail.push(Math.max(0, finishedAt - run.last.at));
     if (s.perStep.length > MAX_SAMPLES) (s.perStep.shift(), s.tail.shift());
     this.samples.set(kind, s);
@@ -69,7 +79,8 @@ export class EtaModel {
     const hist = this.samples.get(kind);
     const own = run.rate();
     const histPerStep = hist ? median(hist.perStep) : null;
-    const perStep = own && (own.intervals >= OWN_RATE_AFTER || histPerStep === null) ? own.perStep : histPerStep;
+    // Without history the run's own rate once it has a few intervals (its first ones pay warm-up).
+    const perStep = own && own.intervals >= OWN_RATE_AFTER ? own.perStep : histPerStep;
     if (perStep === null) return null;
     const tail = hist ? median(hist.tail) : perStep;
     return Math.max(0, (now.totalSteps - now.step) * perStep + tail);

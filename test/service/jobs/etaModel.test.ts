@@ -22,8 +22,9 @@ it('uses the per-step time and tail of earlier runs of the same kind from the fi
   // First run of the kind: nothing measured at step 1 (unknown, not a guess from the start-up).
   const first = run(m, 'generate:32x32:cfg', 20, 400, 20, 30);
   expect(first[0].eta).toBeNull();
-  // From step 2 its own rate (20 ms) gives the remaining steps; tail guessed as one step.
-  expect(first[1].eta).toBeCloseTo(18 * 20 + 20, 6);
+  // Its own rate from 3 intervals on (step 4): remaining steps × 20 ms, the tail taken as one step.
+  expect(first[2].eta).toBeNull();
+  expect(first[3].eta).toBeCloseTo(16 * 20 + 20, 6);
   // The next run of that kind: exact from step 1 (remaining steps × 20 + the 30 ms tail).
   const second = run(m, 'generate:32x32:cfg', 20, 400, 20, 30);
   for (const e of second) expect(e.eta).toBeCloseTo(e.truth, 6);
@@ -43,4 +44,24 @@ it('keeps kinds apart, and lets a run’s own rate take over after a few steps',
   const e = run(m, 'edit:AUTO', 10, 100, 20, 5);
   expect(e[0].eta).toBeCloseTo(9 * 40 + 5, 6);
   expect(e[3].eta).toBeCloseTo(e[3].truth, 6);
+});
+
+it('does not let a slow first step of a cold run set the rate', () => {
+  const m = new EtaModel();
+  const clock = new RunClock();
+  // Steps 1→2 take 300 ms (warm-up), then 20 ms each.
+  const at = [0, 300, 320, 340, 360, 380];
+  let eta: number | null = null;
+  at.forEach((t, i) => {
+    const s = { step: i + 1, totalSteps: 20, at: t };
+    clock.step(s);
+    eta = m.eta('cold', clock, s);
+  });
+  // Latest 5 intervals: 300, 20, 20, 20, 20 → median 20; 14 steps left + one step of tail.
+  expect(eta).toBeCloseTo(14 * 20 + 20, 6);
+  m.finished('cold', clock, 400);
+  const next = new RunClock();
+  const s1 = { step: 1, totalSteps: 20, at: 0 };
+  next.step(s1);
+  expect(m.eta('cold', next, s1)).toBeCloseTo(19 * 20 + 20, 6);
 });
