@@ -50,6 +50,17 @@ describeNoCuda('--device cuda without the CUDA provider libraries', () => {
   });
 });
 
+test('--device webgpu with no Vulkan driver exits 3 before loading the model, naming the missing adapter', async () => {
+  // An ICD list that names no file: the Vulkan loader finds no driver, as on a machine without one.
+  const r = await fisedit(['generate', '--model', MODEL, '--prompt', 'x', '--seed', '1', '--steps', '1', '--device', 'webgpu', '--out', path.join(tmp, 'w.png')], {
+    VK_ICD_FILENAMES: path.join(tmp, 'no-such-icd.json'),
+    VK_DRIVER_FILES: path.join(tmp, 'no-such-icd.json'),
+  });
+  expect(r.code).toBe(3);
+  expect(r.stderr).toMatch(/webgpu execution provider could not run a graph[\s\S]*Vulkan driver[\s\S]*No supported adapters/);
+  expect(fs.existsSync(path.join(tmp, 'w.png'))).toBe(false);
+});
+
 test('an unknown device is a usage error (exit 2) naming the choices, from the flag or the environment', async () => {
   const r = await fisedit(['generate', '--model', MODEL, '--prompt', 'x', '--device', 'tpu']);
   expect(r.code).toBe(2);
