@@ -32,7 +32,10 @@ export const SERVE_HELP = `Usage: fisedit serve [--port N] [--host ADDR] [--data
 Runs the GraphQL API (HTTP POST /graphql, WebSocket graphql-transport-ws on /graphql) and serves images.
 Environment: PORT, FISEDIT_HOST, FISEDIT_DATA, FISEDIT_MODEL, DATABASE_URL, REDIS_URL, FISEDIT_PUBLIC_URL,
 FISEDIT_THREADS, FISEDIT_DEVICE, FISEDIT_PRIORITY_USERS. Jobs run by priority, users taking turns at equal priority;
-only the users named by --priority-users may queue above priority 0. Create an API token with: fisedit token create --user NAME [--data DIR]
+only the users named by --priority-users may queue above priority 0. Engine state on disk (bytes): FISEDIT_STATE_BYTES
+(20 GiB), FISEDIT_STATE_USER_BYTES (5 GiB per user), FISEDIT_MIN_FREE_BYTES (1 GiB kept free); cold caches are evicted.
+One server runs jobs per data dir (DATA/runner.lock); a second exits with code 4.
+Create an API token with: fisedit token create --user NAME [--data DIR]
 `;
 
 const SPEC = {
