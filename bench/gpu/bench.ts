@@ -1,0 +1,401 @@
+// GPU bench (issue 14): one script for a GPU machine with no network and no Node of its own (it runs from
+// the offline bundle, bench/gpu/run.sh). On SD-1.5-width random weights made on the spot it prints, per
+// device side by side:
+//   1. the dense UNet step, CFG batch 2, at each image size (default 256 and 512 px);
+//   2. the sparse UNet step at 2/5/10/25/50 % of a 512 px latent against that device's dense step;
+//   3. an edit end to end (user disc mask) against dense regeneration of the same prompt.
+// Phases run in that order and each checks the time budget first (--budget-s): what does not fit is
+// reported as skipped, never silently dropped. The PyTorch anchor is bench/gpu/torch_anchor.py (run.sh).
+//
+//   node bench.js [--quick] [--model DIR] [--preset sd15|narrow] [--devices webgpu,cpu] [--sizes 256,512]
+//                 [--sparse-size 512] [--fractions 0.02,0.05,0.1,0.25,0.5] [--e2e-devices webgpu]
+//                 [--e2e-fractions 0.1,0.25] [--steps 20] [--reps 3] [--threads N] [--budget-s 420] [--out FILE]
+//   npx tsx bench/gpu/bench.ts --quick      (here: narrow preset, 64/128 px, 4 steps)
+
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { buildUNetGraph } from '../../src/engine/arch/unet';
+import { buildMaskPyramid } from '../../src/engine/mask/pyramid';
+import { loadModelFolder, ModelFolder } from '../../src/engine/model/modelFolder';
+import { editNode } from '../../src/engine/pipeline/edit';
+import { generateNode } from '../../src/engine/pipeline/editRecord';
+import type { EditResult, StateContext } from '../../src/engine/pipeline/editTypes';
+import { loadEditComponents, releaseEditComponents } from '../../src/engine/pipeline/editUNet';
+import { DiffusionEngine } from '../../src/engine/pipeline/engine';
+import { graphOptionsFor } from '../../src/engine/runtime/deviceGraphs';
+import { checkDeviceAvailable, createSession, EngineDevice, float32Tensor, isEngineDevice } from '../../src/engine/runtime/ortSession';
+import { SparseUNetRunner } from '../../src/engine/sparse/sparseUNetRunner';
+import { unetMacs } from '../../src/engine/sparse/unetMacs';
+import { NodeStore } from '../../src/engine/state/nodeStore';
+import { discMask } from '../edit/masks';
+import { RandomModelPreset, writeRandomModelFolder } from './randomModel';
+
+interface Options {
+  model: string;
+  preset: RandomModelPreset;
+  devices: EngineDevice[];
+  sizes: number[];
+  sparseSize: number;
+  fractions: number[];
+  e2eDevices: EngineDevice[];
+  e2eFractions: number[];
+  steps: number;
+  reps: number;
+  threads: number | undefined;
+  budgetS: number;
+  out: string | null;
+  quick: boolean;
+}
+
+function parseArgs(argv: string[]): Options {
+  const quick = argv.includes('--quick');
+  const o: Options = {
+    model: path.join(os.tmpdir(), quick ? 'fisedit-gpu-narrow' : 'fisedit-gpu-sd15'),
+    preset: quick ? 'narrow' : 'sd15',
+    devices: ['webgpu', 'cpu'],
+    sizes: quick ? [64, 128] : [256, 512],
+    sparseSize: quick ? 128 : 512,
+    fractions: [0.02, 0.05, 0.1, 0.25, 0.5],
+    e2eDevices: quick ? ['webgpu', 'cpu'] : ['webgpu'],
+    e2eFractions: [0.1, 0.25],
+    steps: quick ? 4 : 20,
+    reps: quick ? 2 : 3,
+    threads: undefined,
+    budgetS: quick ? 300 : 420,
+    out: process.env.OUT ? path.join(process.env.OUT, 'gpu-bench.json') : null,
+    quick,
+  };
+  const list = (v: string) => v.split(',').filter(Boolean);
+  const devices = (v: string) =>
+    list(v).map((d) => {
+      if (!isEngineDevice(d)) throw new Error(`bench/gpu: unknown device ${d}`);
+      return d;
+    });
+  const num = (a: string, v: string) => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0) throw new Error(`bench/gpu: ${a} wants a positive number, got "${v}"`);
+    return n;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--quick') continue;
+    const v = argv[++i];
+    if (v === undefined) throw new Error(`bench/gpu: ${a} needs a value`);
+    if (a === '--model') o.model = path.resolve(v);
+    else if (a === '--preset') o.preset = v === 'sd15' || v === 'narrow' ? v : (() => { throw new Error(`bench/gpu: --preset sd15|narrow, got ${v}`); })();
+    else if (a === '--devices') o.devices = devices(v);
+    else if (a === '--e2e-devices') o.e2eDevices = devices(v);
+    else if (a === '--sizes') o.sizes = list(v).map((s) => num(a, s));
+    else if (a === '--sparse-size') o.sparseSize = num(a, v);
+    else if (a === '--fractions') o.fractions = list(v).map((s) => num(a, s));
+    else if (a === '--e2e-fractions') o.e2eFractions = list(v).map((s) => num(a, s));
+    else if (a === '--steps') o.steps = num(a, v);
+    else if (a === '--reps') o.reps = num(a, v);
+    else if (a === '--threads') o.threads = num(a, v);
+    else if (a === '--budget-s') o.budgetS = num(a, v);
+    else if (a === '--out') o.out = path.resolve(v);
+    else throw new Error(`bench/gpu: unknown argument ${a}`);
+  }
+  return o;
+}
+
+const log = (s: string) => process.stderr.write(`${s}\n`);
+const stats = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return { min: s[0], median: s[Math.floor(s.length / 2)], runs: xs.map((x) => Math.round(x * 10) / 10) };
+};
+type Stat = ReturnType<typeof stats>;
+
+function lcg(seed: number): () => number {
+  let x = seed >>> 0;
+  return () => ((x = (Math.imul(x, 1664525) + 1013904223) >>> 0) / 2 ** 32) * 2 - 1;
+}
+
+class Budget {
+  private readonly t0 = performance.now();
+  readonly skipped: string[] = [];
+  constructor(private readonly seconds: number) {}
+  elapsedS(): number {
+    return (performance.now() - this.t0) / 1000;
+  }
+  /** True when `needS` more seconds fit; else records the skip. */
+  allows(what: string, needS: number): boolean {
+    const left = this.seconds - this.elapsedS();
+    if (left >= needS) return true;
+    this.skipped.push(`${what} (needs ~${needS.toFixed(0)} s, ${left.toFixed(0)} s left)`);
+    log(`skip: ${what}: needs ~${needS.toFixed(0)} s, ${left.toFixed(0)} s of the budget left`);
+    return false;
+  }
+}
+
+interface DenseRow {
+  device: EngineDevice;
+  size: number;
+  latent: number;
+  sessionMs: number;
+  step: Stat;
+}
+interface SparseRow {
+  device: EngineDevice;
+  target: number;
+  activeFraction: number;
+  macRatio: number;
+  denseStep: Stat;
+  sparseStep: Stat;
+  speedup: number;
+}
+interface E2ERow {
+  device: EngineDevice;
+  target: number;
+  maskFraction: number;
+  mode: string;
+  dense: Stat;
+  edit: Stat;
+  speedup: number;
+  outsideChangedPixels: number;
+}
+
+async function denseStep(folder: ModelFolder, device: EngineDevice, latent: number, o: Options): Promise<{ sessionMs: number; step: Stat }> {
+  const cfg = folder.unet.config;
+  const B = 2;
+  const rnd = lcg(1);
+  const feeds = {
+    sample: float32Tensor(Float32Array.from({ length: B * cfg.inChannels * latent * latent }, rnd), [B, cfg.inChannels, latent, latent]),
+    timestep: float32Tensor(new Float32Array([500, 500]), [B]),
+    encoder_hidden_states: float32Tensor(Float32Array.from({ length: B * 77 * cfg.crossAttentionDim }, rnd), [B, 77, cfg.crossAttentionDim]),
+  };
+  const t0 = performance.now();
+  const sess = await createSession(buildUNetGraph(cfg, folder.unet.weights, { graph: graphOptionsFor(device) }).g.build(), { device, intraOpNumThreads: o.threads });
+  const sessionMs = performance.now() - t0;
+  try {
+    await sess.run(feeds); // warm-up: first run allocates and (webgpu) compiles shaders
+    await sess.run(feeds);
+    const times: number[] = [];
+    for (let r = 0; r < o.reps; r++) {
+      const a = performance.now();
+      await sess.run(feeds);
+      times.push(performance.now() - a);
+    }
+    return { sessionMs, step: stats(times) };
+  } finally {
+    await sess.release();
+  }
+}
+
+async function sparseSteps(folder: ModelFolder, device: EngineDevice, latent: number, o: Options, budget: Budget, denseStat: Stat): Promise<SparseRow[]> {
+  const cfg = folder.unet.config;
+  const weights = folder.unet.weights;
+  const B = 2;
+  const t = 500;
+  const rnd = lcg(2);
+  const sample = Float32Array.from({ length: B * cfg.inChannels * latent * latent }, rnd);
+  const text = Float32Array.from({ length: B * 77 * cfg.crossAttentionDim }, rnd);
+  const sessionOptions = { device };
+  const recorder = await SparseUNetRunner.create(cfg, weights, { sessions: { sparse: false }, intraOpNumThreads: o.threads, sessionOptions });
+  const rec = await recorder.recordStep(sample, latent, latent, t, text);
+  await recorder.release();
+  const read = (n: string) => rec.entries.get(n)!.data;
+  const runner = await SparseUNetRunner.create(cfg, weights, { sessions: { recording: false }, intraOpNumThreads: o.threads, sessionOptions });
+  const rows: SparseRow[] = [];
+  const denseMacs = unetMacs(cfg, latent, latent).total;
+  try {
+    for (const target of o.fractions) {
+      if (!budget.allows(`sparse step ${device} ${(100 * target).toFixed(0)} %`, ((o.reps + 2) * denseStat.median) / 1000 + 5)) break;
+      // No dilation: what an edit with a user mask runs (DEFAULT_MASK_DILATION), so "active" is the mask itself.
+      const pyr = buildMaskPyramid(discMask(latent, latent, target), { levels: cfg.blockOutChannels.length, dilation: 0 });
+      const rows0 = Float32Array.from({ length: B * pyr[0].active.length * cfg.inChannels }, rnd);
+      const feed = runner.preparePyramid(pyr);
+      await runner.sparseStep(feed, rows0, t, text, read); // warm-up
+      const times: number[] = [];
+      for (let r = 0; r < o.reps; r++) {
+        const a = performance.now();
+        await runner.sparseStep(feed, rows0, t, text, read);
+        times.push(performance.now() - a);
+      }
+      const s = stats(times);
+      const macRatio = unetMacs(cfg, latent, latent, { activeCounts: pyr.map((l) => l.active.length) }).total / denseMacs;
+      rows.push({ device, target, activeFraction: pyr[0].fraction, macRatio, denseStep: denseStat, sparseStep: s, speedup: denseStat.median / s.median });
+      log(`sparse ${device} ${(100 * target).toFixed(0)} %: ${s.median.toFixed(1)} ms vs dense ${denseStat.median.toFixed(1)} ms (${(denseStat.median / s.median).toFixed(2)}x, MAC ratio ${(1 / macRatio).toFixed(2)}x)`);
+    }
+  } finally {
+    await runner.release();
+  }
+  return rows;
+}
+
+function outsideChanged(e: EditResult, parent: Uint8Array): number {
+  let n = 0;
+  for (let p = 0; p < e.affected.data.length; p++) {
+    if (e.affected.data[p]) continue;
+    if (e.rgb[3 * p] !== parent[3 * p] || e.rgb[3 * p + 1] !== parent[3 * p + 1] || e.rgb[3 * p + 2] !== parent[3 * p + 2]) n++;
+  }
+  return n;
+}
+
+async function endToEnd(device: EngineDevice, size: number, o: Options, budget: Budget, denseStepMs: number | undefined): Promise<E2ERow[]> {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fisedit-gpu-e2e-'));
+  const engine = await DiffusionEngine.load(o.model, { intraOpNumThreads: o.threads, sessionOptions: { device } });
+  const parts = await loadEditComponents(o.model, { intraOpNumThreads: o.threads, device });
+  const rows: E2ERow[] = [];
+  try {
+    const store = await NodeStore.open(path.join(tmp, 'state'), { create: true });
+    const ctx: StateContext = { models: engine, store, cache: await store.openCache(Infinity), unet: parts.unet, decoder: parts.decoder };
+    const prompt = 'a red circle on the left, a blue square on the right';
+    const editPrompt = 'a green circle on the left, a blue square on the right';
+    const req = { seed: 42, steps: o.steps, width: size, height: size };
+    const root = (await generateNode(ctx, { prompt, ...req })).record;
+    const [, h, w] = root.latentShape;
+    const parentRgb = (await store.readImage(root)).rgb;
+    await parts.unet.releaseRecording?.();
+    const dense = () => engine.generate({ prompt: editPrompt, ...req });
+    const edit = async (target: number) => {
+      const e = await editNode(ctx, { parentId: root.id, prompt: editPrompt, mask: discMask(w, h, target), denseAboveFraction: 1 });
+      await ctx.cache!.deleteNode(e.node.id);
+      return e;
+    };
+    await dense(); // warm-up of the dense path
+    await edit(o.e2eFractions[0]); // and of the sparse one
+    for (const target of o.e2eFractions) {
+      const need = denseStepMs ? (3 * o.reps * o.steps * denseStepMs) / 1000 : 30;
+      if (!budget.allows(`edit e2e ${device} ${(100 * target).toFixed(0)} %`, need)) break;
+      const denseMs: number[] = [];
+      const editMs: number[] = [];
+      let last: EditResult | null = null;
+      let outside = 0;
+      for (let r = 0; r < o.reps; r++) {
+        // Alternate the order so drift hits both alike.
+        const runs = [async () => denseMs.push((await dense()).totalMs), async () => {
+          last = await edit(target);
+          editMs.push(last.totalMs);
+          outside = Math.max(outside, outsideChanged(last, parentRgb));
+        }];
+        if (r % 2) runs.reverse();
+        for (const run of runs) await run();
+      }
+      const d = stats(denseMs);
+      const e = stats(editMs);
+      const l = last as EditResult | null;
+      rows.push({ device, target, maskFraction: l?.maskedFraction ?? target, mode: l?.mode ?? '?', dense: d, edit: e, speedup: d.median / e.median, outsideChangedPixels: outside });
+      log(`e2e ${device} ${(100 * target).toFixed(0)} %: dense ${d.median.toFixed(0)} ms, edit ${e.median.toFixed(0)} ms (${(d.median / e.median).toFixed(2)}x)`);
+    }
+  } finally {
+    await releaseEditComponents(parts);
+    await engine.dispose();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+  return rows;
+}
+
+const fmt = (v: number | undefined, d = 1) => (v === undefined ? '—' : v.toFixed(d));
+
+async function main(): Promise<void> {
+  const o = parseArgs(process.argv.slice(2));
+  const budget = new Budget(o.budgetS);
+  const result: Record<string, unknown> = {
+    bench: 'gpu',
+    date: new Date().toISOString(),
+    machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, memGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version },
+    options: { ...o, budgetS: o.budgetS },
+  };
+  const devices: EngineDevice[] = [];
+  const unavailable: Record<string, string> = {};
+  for (const d of [...new Set([...o.devices, ...o.e2eDevices])]) {
+    try {
+      await checkDeviceAvailable(d);
+      devices.push(d);
+    } catch (e) {
+      unavailable[d] = (e as Error).message;
+      log(`device ${d} unavailable: ${(e as Error).message}`);
+    }
+  }
+  result.unavailableDevices = unavailable;
+  // Written after every phase, so a run stopped by its time limit still leaves what it measured.
+  const save = () => {
+    if (!o.out) return;
+    result.skipped = budget.skipped;
+    result.totalS = budget.elapsedS();
+    fs.mkdirSync(path.dirname(o.out), { recursive: true });
+    fs.writeFileSync(o.out, `${JSON.stringify(result, null, 1)}\n`);
+  };
+
+  let t = performance.now();
+  const made = writeRandomModelFolder(o.model, o.preset);
+  const writeS = (performance.now() - t) / 1000;
+  log(`model ${o.model} (${o.preset}): ${made.reused ? 'reused' : `${(made.bytes / 2 ** 30).toFixed(2)} GiB written`} in ${writeS.toFixed(1)} s`);
+  t = performance.now();
+  const folder = loadModelFolder(o.model);
+  const cfg = folder.unet.config;
+  log(`loaded in ${((performance.now() - t) / 1000).toFixed(1)} s; UNet channels [${cfg.blockOutChannels}]`);
+  result.model = { dir: o.model, preset: o.preset, unetChannels: cfg.blockOutChannels, writeS: made.reused ? null : writeS, loadS: (performance.now() - t) / 1000 };
+
+  // 1. dense step per size and device
+  const dense: DenseRow[] = [];
+  for (const size of o.sizes) {
+    for (const device of o.devices.filter((d) => devices.includes(d))) {
+      const prev = dense.find((r) => r.device === device);
+      const guess = prev ? ((prev.step.median * (size / prev.size) ** 2 * (o.reps + 2)) + prev.sessionMs) / 1000 : 20;
+      if (!budget.allows(`dense step ${device} ${size} px`, guess)) continue;
+      const latent = size / 8;
+      const r = await denseStep(folder, device, latent, o);
+      dense.push({ device, size, latent, ...r });
+      log(`dense ${device} ${size} px: session ${(r.sessionMs / 1000).toFixed(1)} s, step ${r.step.median.toFixed(1)} ms (min ${r.step.min.toFixed(1)})`);
+    }
+  }
+  result.dense = dense;
+  save();
+
+  // 2. sparse steps at the sparse size, per device, against that device's dense step
+  const sparse: SparseRow[] = [];
+  for (const device of o.devices.filter((d) => devices.includes(d))) {
+    const latent = o.sparseSize / 8;
+    let denseStat = dense.find((r) => r.device === device && r.size === o.sparseSize)?.step;
+    if (!denseStat) {
+      if (!budget.allows(`dense step ${device} ${o.sparseSize} px (for the sparse rows)`, 30)) continue;
+      denseStat = (await denseStep(folder, device, latent, o)).step;
+    }
+    if (!budget.allows(`sparse sessions ${device}`, (4 * denseStat.median) / 1000 + 20)) continue;
+    sparse.push(...(await sparseSteps(folder, device, latent, o, budget, denseStat)));
+  }
+  result.sparse = sparse;
+  save();
+  // The weights are not needed past here (the e2e phase loads its own sessions from the folder).
+  (folder.unet.weights as Map<string, unknown>).clear();
+
+  // 3. edit end to end against dense regeneration
+  const e2e: E2ERow[] = [];
+  const e2eSize = o.sparseSize;
+  for (const device of o.e2eDevices.filter((d) => devices.includes(d))) {
+    const step = dense.find((r) => r.device === device && r.size === e2eSize)?.step.median;
+    if (!budget.allows(`edit e2e ${device} (load + root)`, step ? (4 * o.steps * step) / 1000 + 30 : 60)) continue;
+    e2e.push(...(await endToEnd(device, e2eSize, o, budget, step)));
+  }
+  result.e2e = e2e;
+  save();
+
+  // Report, devices side by side.
+  const shown = o.devices.filter((d) => devices.includes(d));
+  console.log(`\nFISEdit GPU bench — ${o.preset} random weights, CFG batch 2, ${o.reps} reps (median ms), ${os.cpus().length} cores`);
+  console.log(`\n1. dense UNet step\nsize   | ${shown.map((d) => d.padStart(10)).join(' | ')}`);
+  for (const size of o.sizes) console.log(`${String(size).padEnd(6)} | ${shown.map((d) => fmt(dense.find((r) => r.device === d && r.size === size)?.step.median).padStart(10)).join(' | ')}`);
+  console.log(`\n2. sparse step at ${o.sparseSize} px (ms, speedup over the same device's dense step; MAC ratio = ideal)`);
+  console.log(`area  | active | MAC ratio | ${shown.map((d) => `${d} ms  x`.padStart(16)).join(' | ')}`);
+  for (const target of o.fractions) {
+    const rs = shown.map((d) => sparse.find((r) => r.device === d && r.target === target));
+    const any = rs.find(Boolean);
+    if (!any) continue;
+    console.log(`${(100 * target).toFixed(0).padStart(4)}% | ${(100 * any.activeFraction).toFixed(1).padStart(5)}% | ${(1 / any.macRatio).toFixed(2).padStart(8)}x | ${rs.map((r) => `${fmt(r?.sparseStep.median).padStart(9)} ${fmt(r?.speedup, 2).padStart(5)}x`).join(' | ')}`);
+  }
+  console.log(`\n3. edit end to end vs dense regeneration, ${e2eSize} px, ${o.steps} steps (median ms)`);
+  console.log('device | area | mode   | dense ms | edit ms | speedup | outside px changed');
+  for (const r of e2e) console.log(`${r.device.padEnd(6)} | ${(100 * r.target).toFixed(0).padStart(3)}% | ${r.mode.padEnd(6)} | ${fmt(r.dense.median, 0).padStart(8)} | ${fmt(r.edit.median, 0).padStart(7)} | ${r.speedup.toFixed(2).padStart(6)}x | ${r.outsideChangedPixels}`);
+  if (budget.skipped.length) console.log(`\nskipped for the time budget (${o.budgetS} s): ${budget.skipped.join('; ')}`);
+  if (Object.keys(unavailable).length) console.log(`unavailable devices: ${Object.entries(unavailable).map(([d, m]) => `${d}: ${m}`).join('; ')}`);
+  console.log(`bench total ${budget.elapsedS().toFixed(1)} s`);
+  if (o.out) log(`wrote ${o.out}`);
+}
+
+main().catch((e) => {
+  process.stderr.write(`${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  process.exitCode = 1;
+});
