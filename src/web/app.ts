@@ -63,11 +63,18 @@ export class EditorApp {
   private async openTree(id: string, selectId?: string): Promise<void> {
     this.treeSub?.();
     this.treeSub = null;
-    const { tree } = await this.gql.request<{ tree: TreeView | null }>(ops.TREE, { id });
+    const { tree } = await this.gql.request<{ tree: TreeView | null }>(ops.TREE, { id, first: ops.NODES_PAGE });
     if (!tree) {
       this.closeTree();
       await this.loadTrees();
       return;
+    }
+    // The rest of the nodes, a page at a time. Whatever changes meanwhile has seq > eventSeq and comes in
+    // through the subscription below, applied on top.
+    for (let page = tree.nodes; page.length === ops.NODES_PAGE; ) {
+      const d = await this.gql.request<{ tree: { nodes: NodeView[] } | null }>(ops.TREE_NODES, { id, first: ops.NODES_PAGE, after: page[page.length - 1].id });
+      page = d.tree?.nodes ?? [];
+      tree.nodes.push(...page);
     }
     this.tree = tree;
     this.nodes = new Map(tree.nodes.map((n) => [n.id, n]));

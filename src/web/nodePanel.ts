@@ -9,11 +9,14 @@ export function renderStage(stage: HTMLElement, node: NodeView | null, progress:
     stage.replaceChildren(h('p', { class: 'hint' }, 'Write a prompt and press Generate, or open a tree.'));
     return;
   }
+  // Re-rendered on every progress event: keep the image element when its source is the same (no flicker).
+  const img = (src: string, alt: string, cls: string) =>
+    [...stage.querySelectorAll('img')].find((el) => el.getAttribute('src') === src && el.alt === alt) ?? h('img', { src, alt, class: cls });
   const layers: Child[] = [];
-  if (node.image) layers.push(h('img', { src: node.image.url, alt: node.prompt, class: 'main-image', width: node.width, height: node.height }));
-  else if (progress?.preview) layers.push(h('img', { src: progress.preview, alt: `Preview of ${node.prompt}`, class: 'main-image preview' }));
+  if (node.image) layers.push(img(node.image.url, node.prompt, 'main-image'));
+  else if (progress?.preview) layers.push(img(progress.preview, `Preview of ${node.prompt}`, 'main-image preview'));
   else layers.push(h('div', { class: 'main-image placeholder' }, node.status === 'QUEUED' ? 'Queued' : node.status.toLowerCase()));
-  if (showMask && node.mask) layers.push(h('img', { src: node.mask.url, alt: 'Area the edit recomputed', class: 'mask-overlay' }));
+  if (showMask && node.mask) layers.push(img(node.mask.url, 'Area the edit recomputed', 'mask-overlay'));
   if (node.image) layers.push(painter.canvas);
   painter.canvas.classList.toggle('painting', painter.enabled);
   stage.replaceChildren(h('div', { class: 'layers' }, layers));

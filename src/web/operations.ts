@@ -44,7 +44,10 @@ const PROGRESS = 'nodeId seq step totalSteps phase status etaMs preview';
 
 export const ME = '{ me { name } }';
 export const MY_TREES = '{ trees(first: 50) { edges { node { id title myRole updatedAt } } } }';
-export const TREE = `query Tree($id: ID!) { tree(id: $id) { id title myRole eventSeq nodes { ${NODE} } members { user { name } role } } }`;
+/** Nodes per page: Tree.nodes is paged, and a page costs its size × the selection (~140 here with promptDiff) against the server's query cost limit (5000). */
+export const NODES_PAGE = 25;
+export const TREE = `query Tree($id: ID!, $first: Int!) { tree(id: $id) { id title myRole eventSeq nodes(first: $first) { ${NODE} } members { user { name } role } } }`;
+export const TREE_NODES = `query TreeNodes($id: ID!, $first: Int!, $after: ID!) { tree(id: $id) { nodes(first: $first, after: $after) { ${NODE} } } }`;
 export const GENERATE = `mutation Generate($input: GenerateInput!) { generate(input: $input) { ${NODE} tree { id } } }`;
 export const EDIT = `mutation Edit($input: EditInput!) { edit(input: $input) { ${NODE} } }`;
 export const CANCEL = `mutation Cancel($id: ID!) { cancelJob(nodeId: $id) { ${NODE} } }`;

@@ -7,6 +7,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import type { Browser, BrowserContext, Page, WebSocketRoute } from 'playwright-core';
 import { buildWeb } from '../../src/web/build';
+import { NODES_PAGE } from '../../src/web/operations';
 import { describeWithChromium, launchChromium } from '../helpers/browser';
 import { gqlOk, Harness, startHarness } from '../api/harness';
 
@@ -213,6 +214,19 @@ describeWithChromium('web client in Chromium', () => {
     await item(alice, gone).waitFor({ state: 'detached' });
     await item(bob, gone).waitFor({ state: 'detached' });
     expect(await item(bob, BLUE).count()).toBe(1);
+  });
+
+  it('shows every node of a tree larger than one page of Tree.nodes', async () => {
+    const token = await h.token('alice');
+    const root = (await gqlOk(h.url, 'mutation($i: GenerateInput!) { generate(input: $i) { id } }', { i: { prompt: 'many edits', steps: 1, seed: 1 } }, token)).generate;
+    const count = NODES_PAGE + 3; // two pages
+    for (let i = 0; i < count; i++) {
+      await gqlOk(h.url, 'mutation($i: EditInput!) { edit(input: $i) { id } }', { i: { parentId: root.id, prompt: `many edits ${i}` } }, token);
+    }
+    await alice.getByRole('button', { name: 'Refresh', exact: true }).click();
+    await alice.getByRole('button', { name: /^many edits/ }).click();
+    await item(alice, `many edits ${count - 1}`).waitFor();
+    expect(await alice.getByRole('tree').getByRole('treeitem').count()).toBe(count + 1);
   });
 
   it('GraphiQL at /graphql has the signed-in token in its headers and runs queries', async () => {
