@@ -3,6 +3,7 @@
 // one, nor a sharer an existing user name from an unknown one; job errors and malformed URLs do not
 // show server internals.
 import { createToken } from '../../src/service/auth/tokens';
+import { createLogger, setLogger } from '../../src/service/log';
 import { collect, gql, gqlOk, Harness, startHarness, waitForStatus, wsClient } from './harness';
 
 let h: Harness;
@@ -12,11 +13,12 @@ let carol: string; // editor
 let mallory: string; // no member
 let treeId: string;
 let rootId: string;
+const REVOCATION_MS = 300;
 const SHARE = 'mutation($t: ID!, $u: String!, $r: TreeRole!) { shareTree(treeId: $t, userName: $u, role: $r) { id } }';
 const UNSHARE = 'mutation($t: ID!, $u: String!) { unshareTree(treeId: $t, userName: $u) }';
 
 beforeAll(async () => {
-  h = await startHarness();
+  h = await startHarness({ revocationMs: REVOCATION_MS });
   [alice, bob, carol, mallory] = await Promise.all(['alice', 'bob', 'carol', 'mallory'].map((u) => h.token(u)));
   const g = await gqlOk(h.url, 'mutation { generate(input: { prompt: "a red circle", seed: 1, steps: 1 }) { id tree { id } } }', {}, alice);
   rootId = g.generate.id;
@@ -65,6 +67,20 @@ describe('unshareTree', () => {
     expect(await roleOf(dave)).toBeNull();
     const members = (await gqlOk(h.url, 'query($t: ID!) { tree(id: $t) { members { user { name } } } }', { t: treeId }, alice)).tree.members.map((m: any) => m.user.name);
     expect(members.sort()).toEqual(['alice', 'bob', 'carol']);
+  });
+  it('ends the removed member’s open subscriptions: no event of the tree reaches them after the revocation bound', async () => {
+    const dave = await h.token('dave');
+    await gqlOk(h.url, SHARE, { t: treeId, u: 'dave', r: 'VIEWER' }, alice);
+    const client = wsClient(h.wsUrl, dave);
+    const events = collect<any>(client, 'subscription($t: ID!) { treeEvents(treeId: $t) { type node { id prompt } } }', { t: treeId });
+    await new Promise((r) => setTimeout(r, 150));
+    await gqlOk(h.url, UNSHARE, { t: treeId, u: 'dave' }, alice);
+    await new Promise((r) => setTimeout(r, REVOCATION_MS + 100));
+    await gqlOk(h.url, 'mutation($p: ID!) { edit(input: { parentId: $p, prompt: "a secret new prompt" }) { id } }', { p: rootId }, alice);
+    await Promise.race([events.done, new Promise((_, reject) => setTimeout(() => reject(new Error('the subscription did not end')), 5000))]);
+    expect(JSON.stringify(events.events)).not.toContain('secret');
+    expect(events.errors).toEqual([]);
+    await client.dispose();
   });
   it('a name that is no member and a name that does not exist answer alike (NOT_FOUND)', async () => {
     await h.token('erin');
@@ -157,7 +173,8 @@ describe('server internals stay inside', () => {
     await client.dispose();
   });
   it('a malformed % in an image URL is a 400 without authentication and without a stack trace in the log', async () => {
-    const errSpy = jest.spyOn(console, 'error').mockImplementation(() => undefined);
+    const logged: { level: number; msg: string }[] = [];
+    const previous = setLogger(createLogger({ destination: { write: (line: string) => void logged.push(JSON.parse(line)) } }));
     try {
       for (const path of ['/images/%E0%A4%A/image.png', '/images/%/image.png', '/images/abc%zz/thumb.webp']) {
         const r = await fetch(`${h.url}${path}`);
@@ -166,9 +183,10 @@ describe('server internals stay inside', () => {
         expect(body.errors[0].extensions.code).toBe('BAD_REQUEST');
         expect(JSON.stringify(body)).not.toMatch(/URIError|at \w+ \(/);
       }
-      expect(errSpy).not.toHaveBeenCalled();
+      expect(logged.filter((l) => l.level >= 50)).toEqual([]); // no error, no stack trace in the log
+      expect(logged.filter((l) => l.msg === 'request').length).toBe(3);
     } finally {
-      errSpy.mockRestore();
+      setLogger(previous);
     }
   });
 });

@@ -5,6 +5,7 @@ import type { NodeProgressEvent, TreeEventPayload } from '../../service/events/t
 import { isFinal, progressTopic, treeTopic } from '../../service/events/treeEvents';
 import type { SubscriptionResolvers } from '../generated/schemaTypes';
 import { requireUser } from '../context';
+import { whileMember } from './membershipGuard';
 import { sequencedStream, stream } from './streams';
 import { BadUserInputError } from '../../service/errors';
 
@@ -13,7 +14,7 @@ export const Subscription: SubscriptionResolvers = {
     subscribe: async (_p, { nodeId }, ctx) => {
       const user = requireUser(ctx);
       const { trees, pubsub, bus } = ctx.service;
-      await trees.nodeForViewer(user, nodeId);
+      const viewed = await trees.nodeForViewer(user, nodeId);
       const sub = await pubsub.subscribe<NodeProgressEvent>(progressTopic(nodeId));
       try {
         const node = await trees.nodeById(nodeId);
@@ -37,7 +38,7 @@ export const Subscription: SubscriptionResolvers = {
             at: new Date().toISOString(),
           };
         }
-        return stream(sub, { initial: [current], keep: (e) => e.seq > current.seq, last: (e) => e.phase === 'DONE' });
+        return whileMember(stream(sub, { initial: [current], keep: (e) => e.seq > current.seq, last: (e) => e.phase === 'DONE' }), ctx.service, user, viewed.treeId);
       } catch (e) {
         sub.close();
         throw e;
@@ -54,13 +55,13 @@ export const Subscription: SubscriptionResolvers = {
       const sub = await pubsub.subscribe<TreeEventPayload>(treeTopic(treeId));
       // Deleting the root deletes the tree: that event is the last one.
       const last = (e: TreeEventPayload) => e.type === 'DELETED' && e.node.parentId === null;
-      if (afterSeq === undefined || afterSeq === null) return stream(sub, { last });
+      if (afterSeq === undefined || afterSeq === null) return whileMember(stream(sub, { last }), ctx.service, user, treeId);
       try {
         // Subscribed first, then the log: an event committed meanwhile is in one or the other (or both,
         // and sequencedStream drops the duplicate).
         const { events, lastSeq } = await bus.replay(treeId, afterSeq);
         if (afterSeq > lastSeq) throw new BadUserInputError('afterSeq', `is ahead of the tree's last event (${lastSeq})`);
-        return sequencedStream(sub, {
+        const replayed = sequencedStream(sub, {
           afterSeq,
           initial: events,
           seqOf: (e) => e.seq,
@@ -68,6 +69,7 @@ export const Subscription: SubscriptionResolvers = {
           fill: async (after, before) => (await bus.replay(treeId, after, before)).events,
           last,
         });
+        return whileMember(replayed, ctx.service, user, treeId);
       } catch (e) {
         sub.close();
         throw e;
