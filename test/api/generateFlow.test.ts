@@ -55,11 +55,11 @@ it('generates: QUEUED at once, progress with previews over WebSocket, then SUCCE
   expect(thumb.status).toBe(200);
   expect(thumb.headers.get('content-type')).toBe('image/webp');
 
-  // Without credentials: 401; with a Bearer token of a non-member: 403; the owner's token: 200.
+  // Without credentials: 401; with a Bearer token of a non-member: 404, as for a missing node; the owner's token: 200.
   const bare = done.image.url.split('?')[0];
   expect((await fetch(bare)).status).toBe(401);
   const mallory = await h.token('mallory');
-  expect((await fetch(bare, { headers: { authorization: `Bearer ${mallory}` } })).status).toBe(403);
+  expect((await fetch(bare, { headers: { authorization: `Bearer ${mallory}` } })).status).toBe(404);
   expect((await fetch(bare, { headers: { authorization: `Bearer ${alice}` } })).status).toBe(200);
   // A tampered signature is refused.
   expect((await fetch(done.image.url.replace(/sig=[^&]+/, 'sig=AAAA'))).status).toBe(401);
