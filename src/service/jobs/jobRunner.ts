@@ -86,6 +86,14 @@ export class JobRunner {
   }
 
   /** Asks the running job of this node to stop at its next step; false if it is not running here. */
+  /**
+   * Edits waiting for a parent that FAILED or was CANCELLED can never run: fails them, saying why, and
+   * tells their watchers. Run between jobs and right after a queued parent is cancelled.
+   */
+  async failOrphans(): Promise<void> {
+    for (const n of await this.queue.failOrphans()) await this.finish(n, 'FAILED');
+  }
+
   /** Frees the engine state of deleted nodes. */
   forget(engineNodeIds: string[]): void {
     this.backend.forget(engineNodeIds);
@@ -132,8 +140,7 @@ export class JobRunner {
     while (this.running) {
       let claimed;
       try {
-        // Edits waiting for a parent that FAILED or was CANCELLED can never run: fail them, saying why.
-        for (const n of await this.queue.failOrphans()) await this.finish(n, 'FAILED');
+        await this.failOrphans();
         claimed = await this.queue.claimNext();
       } catch (e) {
         log.error({ err: e }, 'job runner: cannot read the queue');

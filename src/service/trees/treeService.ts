@@ -300,8 +300,8 @@ export class TreeService {
     if (queued) {
       await this.bus.progress({ nodeId, treeId: queued.treeId, step: 0, totalSteps: queued.steps, phase: 'DONE', status: 'CANCELLED', etaMs: 0, preview: null, maskedFraction: null });
       await this.bus.tree('CANCELLED', queued);
-      // Its waiting edits can no longer run: the runner fails them (JobRunner, failOrphans).
-      this.runner.kick();
+      // Its waiting edits can no longer run: they fail now, saying why.
+      await this.runner.failOrphans();
       return queued;
     }
     // Running: flag it (so a restart does not re-run it) and stop the worker at its next step.
