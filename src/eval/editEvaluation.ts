@@ -7,6 +7,8 @@
 //   - the reference: the same edited prompt regenerated densely from the parent's seed (what a dense
 //     edit produces), scored the same way. Where that regeneration shows the new attribute, a failed
 //     edit is FISEdit's; where it does not, the model cannot draw the edited scene at that seed;
+//   - remnants: pixels of the object's old look the edit left where the dense regeneration has none
+//     (remnants.ts; a ring of the old object beside the new one);
 //   - cost: mode, masked fraction, edit time against that dense regeneration's time (no recording).
 import type { MaskStrategy, StateContext } from '../engine/pipeline/editTypes';
 import { editNode } from '../engine/pipeline/edit';
@@ -15,6 +17,7 @@ import { generate } from '../engine/pipeline/generate';
 import type { SheetTile } from './contactSheet';
 import { editCase, type EditCase } from './editCases';
 import type { EvalSettings } from './runEvaluation';
+import { remnantPixels } from './remnants';
 import { scoreScene, type ObjectScore } from './scoreScene';
 import type { SceneSpec } from './sceneSpec';
 
@@ -22,6 +25,8 @@ export interface EditEvalSettings extends EvalSettings {
   strategy: Exclude<MaskStrategy, 'mask'>;
   /** Latent pixels the found mask grows by before the sparse steps (EditRequest.maskDilation). */
   maskDilation?: number;
+  /** Latent pixels each found mask grows by before its latents change (EditRequest.maskGrowth). */
+  maskGrowth?: number;
   /** Dense capture steps k of each edit (EditRequest.captureSteps); default the strategy's. */
   captureSteps?: number;
   /** How each edit decodes (EditRequest.decode); default auto. */
@@ -45,6 +50,8 @@ export interface EditEvalItem {
   denseSuccess: boolean;
   /** Pixels outside the affected region that differ from the parent. */
   outsideChanged: number;
+  /** Pixels of the edited object's old colour(s) left where the dense regeneration has none (remnants.ts). */
+  remnantPixels: number;
   /** Other objects whose colour+position score is the same in parent and child. */
   othersKept: number;
   others: number;
@@ -71,6 +78,9 @@ export interface EditEvalSummary {
   successWhereDenseRight: number;
   denseRight: number;
   outsideChangedPixels: number;
+  /** Σ remnant pixels over the edits, and how many edits left any. */
+  remnantPixels: number;
+  editsWithRemnants: number;
   /** Fraction of the other objects whose score the edit kept; null when no case has another object. */
   othersKept: number | null;
   meanMaskedFraction: number;
@@ -102,7 +112,7 @@ export async function runEditEvaluation(
     const c = editCase(specs[i], i);
     const seed = settings.baseSeed + i;
     const root = await generateNode(ctx, { prompt: c.parent.caption, seed, steps: settings.steps, guidance: settings.guidance, scheduler: settings.scheduler });
-    const e = await editNode(ctx, { parentId: root.record.id, prompt: c.child.caption, strategy: settings.strategy, maskDilation: settings.maskDilation, captureSteps: settings.captureSteps, decode: settings.decode });
+    const e = await editNode(ctx, { parentId: root.record.id, prompt: c.child.caption, strategy: settings.strategy, maskDilation: settings.maskDilation, maskGrowth: settings.maskGrowth, captureSteps: settings.captureSteps, decode: settings.decode });
     const dense = await generate(ctx.models, { prompt: c.child.caption, seed, steps: settings.steps, guidance: settings.guidance, scheduler: settings.scheduler });
     const { width: W, height: H } = root.result;
     const parentRgb = root.result.rgb;
@@ -115,6 +125,7 @@ export async function runEditEvaluation(
     const after = scoreScene(e.rgb, W, H, c.child).objects;
     const denseObject = scoreScene(dense.rgb, W, H, c.child).objects[c.objectIndex];
     const others = before.map((_, k) => k).filter((k) => k !== c.objectIndex);
+    const remnants = remnantPixels(parentRgb, e.rgb, dense.rgb, W, H, { oldColour: c.parent.objects[c.objectIndex].colour, newColour: c.child.objects[c.objectIndex].colour, background: c.parent.background }, e.affected);
     items.push({
       edit: c,
       seed,
@@ -128,6 +139,7 @@ export async function runEditEvaluation(
       denseObject,
       denseSuccess: shows(c.kind, denseObject),
       outsideChanged,
+      remnantPixels: remnants,
       othersKept: others.filter((k) => before[k].colourPosition === after[k].colourPosition).length,
       others: others.length,
       mode: e.mode,
@@ -169,6 +181,8 @@ export function summariseEdits(items: EditEvalItem[]): EditEvalSummary {
     denseRight: items.filter((it) => it.denseSuccess).length,
     byKind: { colour: byKind('colour'), shape: byKind('shape') },
     outsideChangedPixels: sum((it) => it.outsideChanged),
+    remnantPixels: sum((it) => it.remnantPixels),
+    editsWithRemnants: items.filter((it) => it.remnantPixels > 0).length,
     othersKept: sum((it) => it.others) === 0 ? null : sum((it) => it.othersKept) / sum((it) => it.others),
     meanMaskedFraction: frac(sum((it) => it.maskedFraction), items.length),
     modes,

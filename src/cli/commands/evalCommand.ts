@@ -35,6 +35,7 @@ const SPEC = {
   edits: { type: 'boolean' },
   strategy: { type: 'string' },
   dilation: { type: 'string' },
+  'mask-growth': { type: 'string' },
   'capture-steps': { type: 'string' },
   decode: { type: 'string' },
   state: { type: 'string' },
@@ -55,10 +56,14 @@ shape (bounding-box fill ratio), and per image the background colour. Prints acc
   --edits              edit quality instead: generate each caption as a recorded parent, change one
                        object's colour (even cases) or shape (odd cases) in the prompt, run the FISEdit
                        edit, and score whether the object shows the new attribute, the pixels outside the
-                       edit's region that changed (must be 0), the other objects kept, mode and speed
+                       edit's region that changed (must be 0), remnant pixels (the object's old colour
+                       left where the dense regeneration of the new prompt has none), the other objects
+                       kept, mode and speed
   --strategy S         the edits' mask strategy: auto | latent | attention | dense (default auto)
   --dilation N         recompute N latent pixels around each found mask in the sparse steps
                        (edit --dilation; default 1/16 of the latent side: 2 on the bundled model)
+  --mask-growth N      grow each found mask by N latent pixels before its latents change (default 1/16
+                       of the latent side: the object's soft edge); 0 recomputes the found mask only
   --capture-steps K    dense steps before the sparse ones (edit --capture-steps; default 30 % of the
                        steps for latent, 10 % for attention)
   --decode MODE        how the edits decode: auto | sparse | crop | full (edit --decode; default auto)
@@ -89,7 +94,7 @@ function loadSpecs(file: string): EvalSpec[] {
 const EDIT_STRATEGIES = ['auto', 'latent', 'attention', 'dense'] as const;
 
 async function evalEdits(
-  o: { strategy?: string; dilation?: string; 'capture-steps'?: string; decode?: string; state?: string; json?: string; sheet?: string; progress?: string },
+  o: { strategy?: string; dilation?: string; 'mask-growth'?: string; 'capture-steps'?: string; decode?: string; state?: string; json?: string; sheet?: string; progress?: string },
   engine: DiffusionEngine,
   specs: EvalSpec[],
   settings: EvalSettings,
@@ -100,6 +105,8 @@ async function evalEdits(
   if (!EDIT_STRATEGIES.includes(strategy)) throw usageError(`--strategy must be one of ${EDIT_STRATEGIES.join(', ')} (got ${JSON.stringify(o.strategy)})`);
   const maskDilation = o.dilation === undefined ? undefined : Number(o.dilation);
   if (maskDilation !== undefined && !(Number.isInteger(maskDilation) && maskDilation >= 0)) throw usageError(`--dilation must be an integer >= 0 (got ${JSON.stringify(o.dilation)})`);
+  const maskGrowth = o['mask-growth'] === undefined ? undefined : Number(o['mask-growth']);
+  if (maskGrowth !== undefined && !(Number.isInteger(maskGrowth) && maskGrowth >= 0)) throw usageError(`--mask-growth must be an integer >= 0 (got ${JSON.stringify(o['mask-growth'])})`);
   const captureSteps = o['capture-steps'] === undefined ? undefined : Number(o['capture-steps']);
   if (captureSteps !== undefined && !(Number.isInteger(captureSteps) && captureSteps >= 1 && captureSteps <= settings.steps)) {
     throw usageError(`--capture-steps must be an integer in [1, ${settings.steps}] (got ${JSON.stringify(o['capture-steps'])})`);
@@ -112,18 +119,19 @@ async function evalEdits(
     const store = await openStateStore(dir, 'eval', true);
     const ctx = await loadStateContext(engine, store, { threads, sparse: true });
     const bar = new ProgressBar(io.stderr, 'edits', (o.progress as 'bar' | 'lines' | 'none' | undefined) ?? defaultProgressMode(io.stderr));
-    const report = await inPhase(EXIT.inference, () => runEditEvaluation(ctx, specs, { ...settings, strategy, maskDilation, captureSteps, decode }, (d, t) => bar.update(d, t)));
+    const report = await inPhase(EXIT.inference, () => runEditEvaluation(ctx, specs, { ...settings, strategy, maskDilation, maskGrowth, captureSteps, decode }, (d, t) => bar.update(d, t)));
     bar.finish();
     await releaseEditComponents(ctx);
     const s = report.summary;
     const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
     io.stdout.write(
-      `model ${engine.info.name}: ${s.cases} edits (strategy ${strategy}${maskDilation === undefined ? '' : `, mask dilation ${maskDilation}`}${captureSteps === undefined ? '' : `, ${captureSteps} capture steps`}), ${settings.steps} steps ${settings.scheduler}, guidance ${settings.guidance}\n` +
+      `model ${engine.info.name}: ${s.cases} edits (strategy ${strategy}${maskDilation === undefined ? '' : `, mask dilation ${maskDilation}`}${maskGrowth === undefined ? '' : `, mask growth ${maskGrowth}`}${captureSteps === undefined ? '' : `, ${captureSteps} capture steps`}), ${settings.steps} steps ${settings.scheduler}, guidance ${settings.guidance}\n` +
         `  shows the new attribute   ${pct(s.success)} (colour ${pct(s.byKind.colour.success)} of ${s.byKind.colour.cases}, shape ${pct(s.byKind.shape.success)} of ${s.byKind.shape.cases})\n` +
         `  ... where the parent drew the object  ${pct(s.successWhereParentRight)} of ${s.parentRight} (colour ${pct(s.byKind.colour.successWhereParentRight)} of ${s.byKind.colour.parentRight}, shape ${pct(s.byKind.shape.successWhereParentRight)} of ${s.byKind.shape.parentRight})\n` +
         `  dense regeneration shows it  ${pct(s.denseSuccess)} (colour ${pct(s.byKind.colour.denseSuccess)}, shape ${pct(s.byKind.shape.denseSuccess)}): the model's own ceiling\n` +
         `  ... edits right where it does  ${pct(s.successWhereDenseRight)} of ${s.denseRight} (colour ${pct(s.byKind.colour.successWhereDenseRight)}, shape ${pct(s.byKind.shape.successWhereDenseRight)})\n` +
         `  pixels changed outside the edit region  ${s.outsideChangedPixels}\n` +
+        `  remnants of the old object  ${s.remnantPixels} px in ${s.editsWithRemnants} of ${s.cases} edits (old colour left where the dense regeneration has none)\n` +
         `  other objects kept        ${s.othersKept === null ? 'n/a (single-object scenes)' : pct(s.othersKept)}\n` +
         `  mean masked fraction      ${pct(s.meanMaskedFraction)}; modes ${Object.entries(s.modes).map(([m, n]) => `${m} ${n}`).join(', ')}\n` +
         `  edit vs dense regeneration  ${s.speedup.toFixed(2)}x faster\n`,
@@ -137,7 +145,7 @@ async function evalEdits(
         wallMs: Math.round(report.wallMs),
         items: report.items.map((it) => ({
           parent: it.edit.parent.caption, child: it.edit.child.caption, kind: it.edit.kind, from: it.edit.from, to: it.edit.to, seed: it.seed,
-          success: it.success, parentObject: it.parentObject, childObject: it.childObject, outsideChanged: it.outsideChanged,
+          success: it.success, parentObject: it.parentObject, childObject: it.childObject, outsideChanged: it.outsideChanged, remnantPixels: it.remnantPixels,
           othersKept: it.othersKept, others: it.others, mode: it.mode, maskedFraction: it.maskedFraction, editMs: Math.round(it.editMs), generateMs: Math.round(it.generateMs),
           denseObject: it.denseObject, denseSuccess: it.denseSuccess, denseMs: Math.round(it.denseMs),
         })),

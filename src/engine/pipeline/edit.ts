@@ -23,7 +23,7 @@ import { buildMaskPyramid, type PyramidLevel } from '../mask/pyramid';
 import { createScheduler, type Scheduler } from '../scheduler';
 import type { NodeRecord } from '../state/nodeRecord';
 import { diffTokens } from '../tokenizer/tokenDiff';
-import { DEFAULT_MASK_DILATION, defaultEditDilation, foundMaskDilation, loadUserMask, resolveStrategy, unetLevels } from './editMask';
+import { DEFAULT_MASK_DILATION, defaultEditDilation, foundMaskDilation, foundMaskGrowth, growMask, loadUserMask, resolveStrategy, unetLevels } from './editMask';
 import { AttentionMapAccumulator } from './editAttention';
 import { encodeCfgText, rerecordNode } from './editRecord';
 import { firstNonFinite, takeParentOutside } from './editSteps';
@@ -34,7 +34,7 @@ import { GenerationAbortedError, InferenceError } from './pipelineErrors';
 import { commitEdit, type EditBase } from './editCommit';
 import { decodeEditRegion, readParentContext } from './editDecode';
 
-export { DEFAULT_MASK_DILATION, defaultEditDilation, FOUND_MASK_RING_SHARE, foundMaskDilation } from './editMask';
+export { DEFAULT_MASK_DILATION, defaultEditDilation, FOUND_MASK_RING_SHARE, foundMaskDilation, foundMaskGrowth } from './editMask';
 
 const range = (a: number, b: number) => Array.from({ length: Math.max(0, b - a) }, (_, i) => a + i);
 
@@ -197,6 +197,9 @@ function findMask(
   }
   const nLevels = unetLevels(ctx.models.info);
   const found = strategy === 'latent' || strategy === 'attention';
+  // A found mask is the changing object's core: grow it over the object's soft edge, so that the
+  // latents, the recomputed ring and the decoded region cover the whole object (no ring of the old one).
+  if (found && !unchanged) mask = growMask(mask, request.maskGrowth ?? foundMaskGrowth(h, w));
   const levels = buildMaskPyramid(mask, { levels: nLevels, dilation: request.dilation ?? defaultEditDilation(nLevels, request.maskDilation ?? (found ? foundMaskDilation(h, w) : DEFAULT_MASK_DILATION)) });
   let decision: EditDecision = decideEditMode(levels[0].mask, { denseAboveFraction: request.denseAboveFraction });
   if (unchanged) decision = { mode: 'PARENT', fraction: 0, reason: 'the prompt is unchanged: the result is the parent' };

@@ -54,6 +54,12 @@ export interface EditRequest {
   /** Shorthand for dilation = [maskDilation, 0, 0, …]: latent pixels the mask grows by (ignored with `dilation`). */
   maskDilation?: number;
   /**
+   * Latent pixels a FOUND mask (latent, attention) grows by before its latents change, so the whole
+   * changing object, soft edge included, is recomputed and decoded (default foundMaskGrowth: 1/16 of the
+   * latent side). The sparse ring (dilation) comes on top. User masks are never grown.
+   */
+  maskGrowth?: number;
+  /**
    * Region decode: 'auto' (full where decoding is cheap, see autoDecodeMode; else the sparse decoder when
    * the parent's decoder activations are cached and the region is small enough, else crop unless the crop
    * is most of the image), 'sparse' (the sparse decoder whenever the cache allows, else as 'auto'), 'crop'
