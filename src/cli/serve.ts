@@ -29,7 +29,8 @@ export const SERVE_HELP = `Usage: fisedit serve [--port N] [--host ADDR] [--data
                      [--redis-url URL] [--public-url URL] [--threads N] [--device cpu|webgpu|cuda]
                      [--sqlite-sync FULL|NORMAL] [--engine process|thread] [--priority-users NAME,NAME]
 
-Runs the GraphQL API (HTTP POST /graphql, WebSocket graphql-transport-ws on /graphql) and serves images.
+Runs the GraphQL API (HTTP POST /graphql, WebSocket graphql-transport-ws on /graphql) and serves images, the web
+client at / and, to browsers, a GraphQL explorer at /graphql.
 Environment: PORT, FISEDIT_HOST, FISEDIT_DATA, FISEDIT_MODEL, DATABASE_URL, REDIS_URL, FISEDIT_PUBLIC_URL,
 FISEDIT_THREADS, FISEDIT_DEVICE, FISEDIT_PRIORITY_USERS. Jobs run by priority, users taking turns at equal priority;
 only the users named by --priority-users may queue above priority 0. Engine state on disk (bytes): FISEDIT_STATE_BYTES
@@ -121,6 +122,7 @@ export async function runServe(argv: string[], io: CliIo = defaultIo, hooks: Run
     io.stdout.write(
       [
         `FISEdit GraphQL API: ${server.url}/graphql  (WebSocket: ${server.wsUrl})`,
+        `web client: ${server.url}/  (GraphQL explorer: ${server.url}/graphql in a browser)`,
         `model ${service.model.name} (${service.model.defaultWidth}×${service.model.defaultHeight}), data in ${dataDir} (${service.database.provider})`,
         `authenticate: fisedit token create --user NAME --data ${dataDir}`,
         `  then send "Authorization: Bearer <token>" (WebSocket: connectionParams { authorization: "Bearer <token>" })`,
