@@ -25,6 +25,7 @@ import { WorkerInferenceBackend, WorkerMode } from './inference/workerBackend';
 import { PrismaJobQueue, RecoveryReport } from './jobs/jobQueue';
 import { CONTROL_TOPIC, JobRunner, type CancelRequest } from './jobs/jobRunner';
 import { TreeService } from './trees/treeService';
+import { log } from './log';
 
 export interface ServiceOptions {
   dataDir: string;
@@ -148,7 +149,7 @@ export async function createService(opts: ServiceOptions): Promise<Service> {
     const signer = new UrlSigner(loadSigningKey(dataDir));
     if (runJobs) runner.start(await pubsub.subscribe<CancelRequest>(CONTROL_TOPIC));
     // Measure (and bring within budget) what earlier runs left, without delaying the start.
-    if (runJobs) stateBudget.enforce().catch((e) => console.error(`engine state budget: ${(e as Error).message}`));
+    if (runJobs) stateBudget.enforce().catch((e) => log.error(`engine state budget: ${(e as Error).message}`));
     let closed = false;
     return {
       database, trees, auth: new TokenAuthenticator(database.db, opts.revocationMs), bus, pubsub, images, signer, runner, queue, backend, model, recovery, stateBudget,
@@ -156,7 +157,7 @@ export async function createService(opts: ServiceOptions): Promise<Service> {
         if (closed) return;
         closed = true;
         await runner.stop();
-        for (const c of cleanup) await c().catch((e) => console.error(`service close: ${(e as Error).message}`));
+        for (const c of cleanup) await c().catch((e) => log.error(`service close: ${(e as Error).message}`));
       },
     };
   } catch (e) {

@@ -22,6 +22,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { evictCaches } from './engineState';
 import { WORKER_DATA_ENV, type EngineWorkerData, type FromWorker, type ToWorker } from './workerProtocol';
+import { log } from '../log';
 import { gaussianFloat32 } from '../../engine/random/gaussian';
 
 /** The message channel to the service: the thread's parentPort, or the child process's IPC channel. */
@@ -115,7 +116,7 @@ async function cachedPreviewMap(engine: DiffusionEngine): Promise<LatentRgbMap> 
       fs.mkdirSync(path.dirname(file), { recursive: true });
       fs.writeFileSync(file, JSON.stringify({ key, map }));
     } catch (e) {
-      console.error(`engine worker: cannot cache the preview map in ${file}: ${(e as Error).message}`);
+      log.warn(`engine worker: cannot cache the preview map in ${file}: ${(e as Error).message}`);
     }
   }
   return map;
@@ -155,7 +156,7 @@ function lowerPriority(niceness: number | undefined): void {
   try {
     os.setPriority(0, Math.min(19, Math.max(os.getPriority(0), niceness)));
   } catch (e) {
-    console.error(`engine worker: cannot set niceness ${niceness}: ${(e as Error).message}`);
+    log.warn(`engine worker: cannot set niceness ${niceness}: ${(e as Error).message}`);
   }
 }
 
@@ -167,7 +168,7 @@ async function main(): Promise<void> {
     // With a state dir the recording session runs the dense steps too (adoptUNet): no UNet of our own.
     engine = await DiffusionEngine.load(cfg.modelDir, { intraOpNumThreads: cfg.intraOpNumThreads, sessionOptions: { device: cfg.device }, components: cfg.stateDir ? RECORDING_ENGINE_COMPONENTS : undefined });
     previews = await previewRenderer(engine);
-    console.error(`engine worker: step previews by ${previews.kind === 'decode' ? 'the VAE decoder' : `a ${previews.map.source} latent-to-RGB map`} (one decode: ${previews.decodeMs.toFixed(1)} ms)`);
+    log.info(`engine worker: step previews by ${previews.kind === 'decode' ? 'the VAE decoder' : `a ${previews.map.source} latent-to-RGB map`} (one decode: ${previews.decodeMs.toFixed(1)} ms)`);
   } catch (e) {
     send({ type: 'loadError', message: (e as Error).message });
     // Let the message flush before the channel closes.
@@ -181,7 +182,7 @@ async function main(): Promise<void> {
     } catch (e) {
       // The service still works without it: generations are not recorded and edits run dense, on a UNet
       // of the engine's own.
-      console.error(`engine worker: cannot open the engine state ${cfg.stateDir}; edits will run dense: ${(e as Error).message}`);
+      log.warn(`engine worker: cannot open the engine state ${cfg.stateDir}; edits will run dense: ${(e as Error).message}`);
       try {
         await engine.dispose();
         engine = await DiffusionEngine.load(cfg.modelDir, { intraOpNumThreads: cfg.intraOpNumThreads, sessionOptions: { device: cfg.device } });
@@ -222,7 +223,7 @@ async function main(): Promise<void> {
           .then(() => forgetNodes(st, msg.engineNodeIds))
           .then(
             () => undefined,
-            (e) => console.error(`engine worker: could not free the engine state of ${msg.engineNodeIds.join(', ')}: ${(e as Error).message}`),
+            (e) => log.warn(`engine worker: could not free the engine state of ${msg.engineNodeIds.join(', ')}: ${(e as Error).message}`),
           );
       }
       return;
@@ -234,7 +235,7 @@ async function main(): Promise<void> {
           .then(() => evictCaches(st, msg.engineNodeIds))
           .then(
             () => undefined,
-            (e) => console.error(`engine worker: could not evict the caches of ${msg.engineNodeIds.join(', ')}: ${(e as Error).message}`),
+            (e) => log.warn(`engine worker: could not evict the caches of ${msg.engineNodeIds.join(', ')}: ${(e as Error).message}`),
           );
       }
       return;

@@ -172,7 +172,7 @@ export class JobRunner {
         this.current = null;
         for (const w of this.finishWaiters.get(nodeId) ?? []) w();
         this.finishWaiters.delete(nodeId);
-        this.opts.stateBudget?.enforce().catch((e) => console.error(`job runner: engine state budget: ${(e as Error).message}`));
+        this.opts.stateBudget?.enforce().catch((e) => log.error(`job runner: engine state budget: ${(e as Error).message}`));
       }
     }
   }
@@ -181,7 +181,7 @@ export class JobRunner {
   private async diskFull(): Promise<string> {
     const budget = this.opts.stateBudget;
     if (!budget) return "the server's disk is full; retry the job once space is freed";
-    await budget.makeRoomAfterDiskFull().catch((e) => console.error(`job runner: engine state budget: ${(e as Error).message}`));
+    await budget.makeRoomAfterDiskFull().catch((e) => log.error(`job runner: engine state budget: ${(e as Error).message}`));
     return budget.diskFullMessage(await budget.freeDiskBytes());
   }
 
