@@ -2,6 +2,9 @@
 // mask, rebuilds a parent whose engine state is gone instead of regenerating the new prompt, says why in
 // stats.fallbackReason; a parent that ends CANCELLED or FAILED fails its waiting edits; the mask file
 // exists before the job can be claimed; and the stats mean what schema.graphql says.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import sharp from 'sharp';
 import { gql, gqlOk, Harness, startHarness, waitForStatus } from './harness';
 
@@ -186,3 +189,24 @@ it('stats mean what the schema says: speedup against warm dense runs (null befor
     await own.stop();
   }
 }, 300_000); // a second server and six jobs: minutes on a loaded 2-core machine
+
+it('keeps the mask even where the engine has no node store (its state folder cannot be opened)', async () => {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fisedit-api-'));
+  fs.writeFileSync(path.join(dataDir, 'engine-state'), 'not a folder'); // the engine state cannot open
+  const own = await startHarness({ dataDir });
+  try {
+    const tok = await own.token('dave');
+    const { generate: root } = await gqlOk(own.url, GENERATE, { input: { prompt: 'a red circle on the left', seed: 21, steps: 4 } }, tok);
+    await waitForStatus(own.url, tok, root.id, ['SUCCEEDED']);
+    const m = await boxMask(8, 8, 20, 20);
+    const { edit } = await gqlOk(own.url, EDIT, { input: { parentId: root.id, prompt: 'a blue square on the left', mask: m.png } }, tok);
+    expect((await waitForStatus(own.url, tok, edit.id, ['SUCCEEDED', 'FAILED'])).status).toBe('SUCCEEDED');
+    const get = async (id: string) => (await gqlOk(own.url, NODE, { id }, tok)).node;
+    const [p, c] = [await get(root.id), await get(edit.id)];
+    expect(c.stats.fallbackReason).toMatch(/engine state is not available.*parent's pixels were kept outside the mask/);
+    expect(c.mask.fraction).toBeCloseTo(144 / 1024, 9);
+    expect(changedOutside(await pixels(p.image.url), await pixels(c.image.url), m.inside, 0)).toBe(0);
+  } finally {
+    await own.stop();
+  }
+}, 300_000);

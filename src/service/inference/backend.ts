@@ -84,6 +84,8 @@ export interface InferenceResult {
   fallbackReason?: string | null;
   /** Ancestors whose engine state this run rebuilt (EditRequest.lineage): their new engine node ids. */
   rebuilt?: { nodeId: string; engineNodeId: string }[];
+  /** The engine could not apply the edit's mask (it had no node store): the service keeps the parent outside it. */
+  maskNotApplied?: boolean;
 }
 
 export interface ModelInfo {

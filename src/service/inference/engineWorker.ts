@@ -328,7 +328,8 @@ async function run(
     if (edit) {
       // No node store to edit from (see the worker's start-up log): the new prompt was generated whole.
       result.denseEstimateMs = denseCosts.estimate(req.width, req.height, req.guidance, req.steps);
-      result.fallbackReason = `the engine state is not available on this server: generated the new prompt from the parent's seed instead of editing${edit.mask ? '; the mask was not applied' : ''}`;
+      result.fallbackReason = "the engine state is not available on this server: generated the new prompt from the parent's seed instead of editing";
+      result.maskNotApplied = edit.mask !== null;
     } else {
       recordDenseCost(denseCosts, req, result);
     }

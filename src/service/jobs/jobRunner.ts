@@ -224,6 +224,7 @@ export class JobRunner {
     // Ancestors whose engine state the run rebuilt: later edits of them start from the new records.
     for (const r of result.rebuilt ?? []) await this.db.node.updateMany({ where: { id: r.nodeId }, data: { engineNodeId: r.engineNodeId } });
     // 3. files
+    if (result.maskNotApplied && node.parentId) await this.keepParentOutsideMask(node, result);
     const text = pngText(node, this.modelName);
     const files = await this.images.saveResult(node.treeId, node.id, result.rgb, result.width, result.height, text);
     const maskPath = result.mask ? await this.images.saveMask(node.treeId, node.id, 'mask', result.mask.data, result.mask.width, result.mask.height) : null;
@@ -275,6 +276,23 @@ export class JobRunner {
       { ...req, parentNodeId: node.parentId!, parentPrompt: parent?.prompt ?? '', parentEngineNodeId: parent?.engineNodeId ?? null, strategy: node.strategy as EditStrategy, mask: await this.inputMask(node), lineage },
       onProgress,
     );
+  }
+
+  /**
+   * The engine ran the edit without its mask (no node store): every pixel outside the user's mask becomes
+   * the parent's again, so the mask holds whatever the engine could do.
+   */
+  private async keepParentOutsideMask(node: NodeRecord, result: InferenceResult): Promise<void> {
+    const parent = await this.db.node.findUnique({ where: { id: node.parentId! }, select: { imagePath: true } });
+    const mask = await this.inputMask(node);
+    if (!parent?.imagePath || !mask || mask.width !== result.width || mask.height !== result.height) return;
+    const sharp = (await import('sharp')).default;
+    const img = await sharp(this.images.read(parent.imagePath)).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    if (img.info.width !== result.width || img.info.height !== result.height || img.info.channels !== 3) return;
+    for (let p = 0; p < mask.data.length; p++) if (mask.data[p] === 0) for (let c = 0; c < 3; c++) result.rgb[p * 3 + c] = img.data[p * 3 + c];
+    result.mask = { data: mask.data.map((v) => (v > 0 ? 255 : 0)), width: mask.width, height: mask.height };
+    result.maskedFraction = mask.data.reduce((n, v) => n + (v > 0 ? 1 : 0), 0) / mask.data.length;
+    result.fallbackReason = `${result.fallbackReason ?? ''}; the parent's pixels were kept outside the mask`.replace(/^; /, '');
   }
 
   /** The mask the node's user drew (image size, 8-bit grey), or null. */
