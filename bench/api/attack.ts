@@ -1,30 +1,28 @@
 // Event-loop delay of the API thread under a mixed load, without and with attacker connections open
 // (issue 16 "Verify": bench/api's event-loop delay p99 under a mixed load with an attacker connection).
-// The real server on 127.0.0.1 (loopback only), the engine in its own process on the tiny model, then two
-// phases of the same length and the same client load:
+// The real server on 127.0.0.1 (loopback only) in its own process (attackServer.ts: the event-loop delay
+// measured there is the server's alone, not the load generators'), the engine in its own process on the
+// tiny model; an idle phase, then two phases of the same length and the same client load:
 //   load      HTTP queries (me, node, a page of tree nodes with children and queue positions), generate
 //             mutations (1-step jobs), and WebSocket subscribers to the tree's events and a node's progress;
 //   + attack  the same, plus: a fragment-spread bomb (10 fragments each spreading the previous one 4 times:
 //             4⁹ fields if expanded) sent over HTTP and over WebSocket in a loop, and slow-loris sockets that
 //             send an HTTP request header one byte a second and never finish it.
 // Everything is bounded: PHASE_S seconds per phase, at most BOMBS bombs, LORIS slow sockets.
-// perf_hooks.monitorEventLoopDelay (1 ms resolution) measures the delay of the API thread;
+// perf_hooks.monitorEventLoopDelay (1 ms resolution) in the server process measures its API thread;
 // a validation that expanded the spreads (the old cost rule) showed up here as seconds.
 // Prints a table and writes bench/results/api-attack.json.
 //
 //   npx tsx bench/api/attack.ts [--model DIR] [--seconds N] [--bombs N] [--loris N] [--subscribers N]
 
+import { fork, type ChildProcess } from 'child_process';
 import * as fs from 'fs';
 import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
-import { monitorEventLoopDelay } from 'perf_hooks';
 import { parseArgs } from 'util';
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
-import { buildServer } from '../../src/api/server';
-import { createToken } from '../../src/service/auth/tokens';
-import { createService } from '../../src/service/service';
 
 const { values: args } = parseArgs({
   options: { model: { type: 'string' }, seconds: { type: 'string' }, bombs: { type: 'string' }, loris: { type: 'string' }, subscribers: { type: 'string' } },
@@ -63,27 +61,38 @@ interface PhaseResult {
   attack: null | { bombsHttp: number; bombsWs: number; bombStatuses: Record<string, number>; bombMs: ReturnType<typeof summary>; lorisOpened: number; lorisClosedByServer: number };
 }
 
+/** Sends a command to the server process and waits for the reply of the given type. */
+function ask<T = any>(proc: ChildProcess, cmd: string | null, type: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const on = (m: any) => {
+      if (m?.type !== type) return;
+      proc.off('message', on);
+      resolve(m);
+    };
+    proc.on('message', on);
+    proc.once('exit', (code) => reject(new Error(`bench server exited with ${code}`)));
+    if (cmd) proc.send({ cmd });
+  });
+}
+
 async function main(): Promise<void> {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fisedit-bench-attack-'));
-  const service = await createService({ dataDir, modelDir: MODEL, intraOpNumThreads: 1, previewIntervalMs: 250, maxQueuedPerUser: 10_000 });
-  const server = buildServer({ service, host: '127.0.0.1' });
-  await server.start();
-  const { url, wsUrl } = server;
-  const { token } = await createToken(service.database.db, 'bench');
-  const { token: attackerToken } = await createToken(service.database.db, 'mallory');
+  const proc = fork(path.join(__dirname, 'attackServer.ts'), [MODEL], { execArgv: ['--require', require.resolve('tsx/cjs')], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const { url, wsUrl, token, attackerToken } = await ask<{ url: string; wsUrl: string; token: string; attackerToken: string }>(proc, null, 'ready');
+  type Loop = { p50: number; p99: number; max: number };
+  const measure = () => ask(proc, 'measure', 'measuring');
+  const stop = async (): Promise<Loop> => {
+    const { p50, p99, max } = await ask<Loop>(proc, 'stop', 'loop');
+    return { p50, p99, max };
+  };
   const root = (await post(url, token, 'mutation { generate(input: { prompt: "a red circle", steps: 1 }) { id tree { id } } }')).body.data.generate;
   const treeId: string = root.tree.id;
   const QUERY = 'query($id: ID!, $t: ID!) { me { id } node(id: $id) { id status prompt } tree(id: $t) { nodeCount nodes(first: 20) { id status queuePosition children { id } } } }';
   const GENERATE = 'mutation($p: String!, $t: ID!) { edit(input: { parentId: $t, prompt: $p }) { id status } }';
-  const loop = monitorEventLoopDelay({ resolution: 1 });
-
   /** The event-loop delay with no client at all: what this machine's scheduling adds by itself. */
   async function idle(): Promise<PhaseResult['loopMs']> {
-    loop.reset();
-    loop.enable();
+    await measure();
     await new Promise((r) => setTimeout(r, PHASE_S * 1000));
-    loop.disable();
-    return { p50: loop.percentile(50) / 1e6, p99: loop.percentile(99) / 1e6, max: loop.max / 1e6 };
+    return stop();
   }
 
   async function phase(withAttack: boolean): Promise<PhaseResult> {
@@ -161,18 +170,16 @@ async function main(): Promise<void> {
       }
       attackTasks.push(new Promise((r) => setTimeout(r, PHASE_S * 1000)).then(() => void (a.bombMs = summary(bombMs))));
     }
-    loop.reset();
-    loop.enable();
+    await measure();
     await Promise.all([queryLoop(), queryLoop(), mutationLoop(), ...attackTasks]);
-    loop.disable();
-    const loopMs = { p50: loop.percentile(50) / 1e6, p99: loop.percentile(99) / 1e6, max: loop.max / 1e6 };
+    const loopMs = await stop();
     const closedByServer = attack ? attack.lorisClosedByServer : 0;
     for (const s of sockets) s.destroy();
     if (attack) attack.lorisClosedByServer = closedByServer;
     for (const u of unsubs) u();
     await Promise.all(clients.map((c) => c.dispose()));
     // Let the queue drain between phases, so both start alike.
-    for (const n of await service.database.db.node.findMany({ where: { status: 'QUEUED' }, select: { id: true } })) await post(url, token, 'mutation($id: ID!) { cancelJob(nodeId: $id) { id } }', { id: n.id });
+    await ask(proc, 'drain', 'drained');
     return { loopMs, queryMs: summary(queryMs), mutationMs: summary(mutationMs), events, errors5xx, attack };
   }
 
@@ -180,9 +187,8 @@ async function main(): Promise<void> {
   const load = await phase(false);
   const attacked = await phase(true);
   const alive = (await post(url, token, '{ me { name } }')).body?.data?.me?.name === 'bench';
-  await server.stop();
-  await service.close();
-  fs.rmSync(dataDir, { recursive: true, force: true });
+  proc.send({ cmd: 'exit' });
+  await new Promise((r) => proc.once('exit', r));
 
   const f = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : '—').padStart(9);
   console.log(`\nAPI under mixed load, ${PHASE_S} s per phase (model ${path.basename(MODEL)}, ${os.cpus().length} cores, ${SUBSCRIBERS} subscribers; attack: ≤ ${BOMBS} spread bombs over HTTP+WS, ${LORIS} slow-loris sockets)`);
