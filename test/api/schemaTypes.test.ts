@@ -28,6 +28,7 @@ it('keeps the operation names and shapes of the contract', () => {
   expect(sig('Mutation', 'retryNode')).toBe('nodeId: ID! -> Node!');
   expect(sig('Mutation', 'deleteNode')).toBe('nodeId: ID! -> Boolean!');
   expect(sig('Mutation', 'shareTree')).toBe('treeId: ID!, userName: String!, role: TreeRole! -> Tree!');
+  expect(sig('Mutation', 'unshareTree')).toBe('treeId: ID!, userName: String! -> Boolean!');
   expect(sig('Subscription', 'nodeProgress')).toBe('nodeId: ID! -> NodeProgress!');
   // afterSeq replays missed state events (issue 15 item 7).
   expect(sig('Subscription', 'treeEvents')).toBe('treeId: ID!, afterSeq: Int -> TreeEvent!');
