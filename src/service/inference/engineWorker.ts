@@ -76,8 +76,8 @@ async function previewRenderer(engine: DiffusionEngine): Promise<PreviewRenderer
   const w = info.defaultWidth / info.vaeScaleFactor;
   const z = new Float32Array(info.latentChannels * h * w);
   let decodeMs = Infinity;
-  // The first decode is the session's warm-up; the best of the next two is its cost.
-  for (let k = 0; k < 3; k++) {
+  // The first decode is the session's warm-up; the best of the next four is its cost (robust to a busy machine).
+  for (let k = 0; k < 5; k++) {
     const t0 = performance.now();
     await engine.decodeLatents(z, h, w);
     if (k > 0) decodeMs = Math.min(decodeMs, performance.now() - t0);
