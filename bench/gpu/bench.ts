@@ -10,6 +10,7 @@
 //   node bench.js [--quick] [--model DIR] [--preset sd15|narrow] [--devices webgpu,cpu] [--sizes 256,512]
 //                 [--sparse-size 512] [--fractions 0.02,0.05,0.1,0.25,0.5] [--e2e-devices webgpu]
 //                 [--e2e-fractions 0.1,0.25] [--steps 20] [--reps 3] [--threads N] [--budget-s 420] [--out FILE]
+//                 [--prepare-only]   (write the random model folder and exit)
 //   npx tsx bench/gpu/bench.ts --quick      (here: narrow preset, 64/128 px, 4 steps)
 
 import * as fs from 'fs';
@@ -46,6 +47,8 @@ interface Options {
   budgetS: number;
   out: string | null;
   quick: boolean;
+  /** Write the model folder and exit (run.sh does this while the torch anchor runs). */
+  prepareOnly: boolean;
 }
 
 function parseArgs(argv: string[]): Options {
@@ -65,6 +68,7 @@ function parseArgs(argv: string[]): Options {
     budgetS: quick ? 300 : 420,
     out: process.env.OUT ? path.join(process.env.OUT, 'gpu-bench.json') : null,
     quick,
+    prepareOnly: argv.includes('--prepare-only'),
   };
   const list = (v: string) => v.split(',').filter(Boolean);
   const devices = (v: string) =>
@@ -79,7 +83,7 @@ function parseArgs(argv: string[]): Options {
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
-    if (a === '--quick') continue;
+    if (a === '--quick' || a === '--prepare-only') continue;
     const v = argv[++i];
     if (v === undefined) throw new Error(`bench/gpu: ${a} needs a value`);
     if (a === '--model') o.model = path.resolve(v);
@@ -119,9 +123,9 @@ class Budget {
   elapsedS(): number {
     return (performance.now() - this.t0) / 1000;
   }
-  /** True when `needS` more seconds fit; else records the skip. */
-  allows(what: string, needS: number): boolean {
-    const left = this.seconds - this.elapsedS();
+  /** True when `needS` more seconds fit with `reserveS` still left for later phases; else records the skip. */
+  allows(what: string, needS: number, reserveS = 0): boolean {
+    const left = this.seconds - this.elapsedS() - reserveS;
     if (left >= needS) return true;
     this.skipped.push(`${what} (needs ~${needS.toFixed(0)} s, ${left.toFixed(0)} s left)`);
     log(`skip: ${what}: needs ~${needS.toFixed(0)} s, ${left.toFixed(0)} s of the budget left`);
@@ -183,7 +187,7 @@ async function denseStep(folder: ModelFolder, device: EngineDevice, latent: numb
   }
 }
 
-async function sparseSteps(folder: ModelFolder, device: EngineDevice, latent: number, o: Options, budget: Budget, denseStat: Stat): Promise<SparseRow[]> {
+async function sparseSteps(folder: ModelFolder, device: EngineDevice, latent: number, o: Options, budget: Budget, denseStat: Stat, reserveS: number): Promise<SparseRow[]> {
   const cfg = folder.unet.config;
   const weights = folder.unet.weights;
   const B = 2;
@@ -201,7 +205,7 @@ async function sparseSteps(folder: ModelFolder, device: EngineDevice, latent: nu
   const denseMacs = unetMacs(cfg, latent, latent).total;
   try {
     for (const target of o.fractions) {
-      if (!budget.allows(`sparse step ${device} ${(100 * target).toFixed(0)} %`, ((o.reps + 2) * denseStat.median) / 1000 + 5)) break;
+      if (!budget.allows(`sparse step ${device} ${(100 * target).toFixed(0)} %`, ((o.reps + 2) * denseStat.median) / 1000 + 5, reserveS)) break;
       // No dilation: what an edit with a user mask runs (DEFAULT_MASK_DILATION), so "active" is the mask itself.
       const pyr = buildMaskPyramid(discMask(latent, latent, target), { levels: cfg.blockOutChannels.length, dilation: 0 });
       const rows0 = Float32Array.from({ length: B * pyr[0].active.length * cfg.inChannels }, rnd);
@@ -291,6 +295,12 @@ const fmt = (v: number | undefined, d = 1) => (v === undefined ? '—' : v.toFix
 
 async function main(): Promise<void> {
   const o = parseArgs(process.argv.slice(2));
+  if (o.prepareOnly) {
+    const t = performance.now();
+    const made = writeRandomModelFolder(o.model, o.preset);
+    log(`model ${o.model} (${o.preset}): ${made.reused ? 'reused' : `${(made.bytes / 2 ** 30).toFixed(2)} GiB written`} in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+    return;
+  }
   const budget = new Budget(o.budgetS);
   const result: Record<string, unknown> = {
     bench: 'gpu',
@@ -347,15 +357,21 @@ async function main(): Promise<void> {
 
   // 2. sparse steps at the sparse size, per device, against that device's dense step
   const sparse: SparseRow[] = [];
+  // The first device's sparse rows come first; the others' leave time for the end-to-end edits, the
+  // issue's headline figures (an estimate: sessions, a root and 4 x reps generations of the first device).
+  const first = o.devices.find((d) => devices.includes(d));
+  const firstStep = dense.find((r) => r.device === first && r.size === o.sparseSize)?.step.median ?? 0;
+  const e2eReserveS = o.quick ? 0 : 90 + ((2 + 4 * o.reps) * o.steps * firstStep * 1.3) / 1000;
   for (const device of o.devices.filter((d) => devices.includes(d))) {
+    const reserveS = device === first || !o.e2eDevices.length ? 0 : e2eReserveS;
     const latent = o.sparseSize / 8;
     let denseStat = dense.find((r) => r.device === device && r.size === o.sparseSize)?.step;
     if (!denseStat) {
       if (!budget.allows(`dense step ${device} ${o.sparseSize} px (for the sparse rows)`, 30)) continue;
       denseStat = (await denseStep(folder, device, latent, o)).step;
     }
-    if (!budget.allows(`sparse sessions ${device}`, (4 * denseStat.median) / 1000 + 20)) continue;
-    sparse.push(...(await sparseSteps(folder, device, latent, o, budget, denseStat)));
+    if (!budget.allows(`sparse sessions ${device}`, (4 * denseStat.median) / 1000 + 20, reserveS)) continue;
+    sparse.push(...(await sparseSteps(folder, device, latent, o, budget, denseStat, reserveS)));
   }
   result.sparse = sparse;
   save();

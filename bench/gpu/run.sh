@@ -7,7 +7,8 @@
 # 1. unpacks node, onnxruntime and the app bundle to $FISEDIT_GPU_WORK (default /tmp/fisedit-gpu), and
 #    Debian's Vulkan loader beside them (dpkg-deb -x; nothing is written to /), used only when the
 #    system has no libvulkan.so.1; points the loader at NVIDIA's ICD file when one is installed;
-# 2. times the PyTorch reference UNet (bench/gpu/torch_anchor.py) on CUDA, fp32 and fp16 — the anchor;
+# 2. times the PyTorch reference UNet (bench/gpu/torch_anchor.py) on CUDA, fp32 and fp16 — the anchor —
+#    while node writes the random weights (bench.js --prepare-only) beside it;
 # 3. runs bench.js: dense step webgpu vs cpu at 256/512 px, sparse steps at 2–50 % of 512 px, edit end
 #    to end vs dense regeneration, on SD-1.5-width random weights written to /tmp.
 # The whole run keeps inside --budget-s (default 450 s, under the 8 minutes asked for); results go to
@@ -68,12 +69,18 @@ export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$WORK/xdg}"
 echo "run.sh: unpacked in $(( $(date +%s) - START )) s; node $("$WORK/node" --version); VK_DRIVER_FILES=${VK_DRIVER_FILES:-<default>}; $(cat "$WORK/app/MANIFEST.json" | tr -d '\n ')"
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 
-# 2. PyTorch anchor (at most 120 s; 40 s with --quick)
+# 2. PyTorch anchor (at most 120 s; 40 s with --quick), while node writes the random weights (4 GB) beside it
+PREP_ARGS=(--prepare-only)
+[ -n "$QUICK" ] && PREP_ARGS+=(--quick)
+"$WORK/node" "$WORK/app/bench.js" "${PREP_ARGS[@]}" "${BENCH_ARGS[@]}" &
+PREP=$!
 if [ -n "$TORCH" ]; then
   TA=(--out "${OUT:-$WORK}/torch-anchor.json")
   [ -n "$QUICK" ] && TA+=(--quick)
   PYTHONUNBUFFERED=1 timeout $([ -n "$QUICK" ] && echo 40 || echo 120) "$PY" "$HERE/torch_anchor.py" "${TA[@]}" || echo "run.sh: torch anchor failed or timed out (exit $?)"
 fi
+
+wait "$PREP" || { echo "run.sh: writing the random model failed" >&2; exit 4; }
 
 # 3. the engine bench, inside what is left of the budget (30 s kept for the report and shutdown)
 NB=$(( $(left) - 30 ))
