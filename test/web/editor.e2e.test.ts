@@ -9,7 +9,7 @@ import type { Browser, BrowserContext, Page, WebSocketRoute } from 'playwright-c
 import { buildWeb } from '../../src/web/build';
 import { NODES_PAGE } from '../../src/web/operations';
 import { describeWithChromium, launchChromium } from '../helpers/browser';
-import { gqlOk, Harness, startHarness } from '../api/harness';
+import { gqlOk, Harness, startHarness, waitForStatus } from '../api/harness';
 
 const SHOTS = path.join(__dirname, '../../out/web-screenshots');
 const ROOT = 'a red circle on the left';
@@ -179,12 +179,27 @@ describeWithChromium('web client in Chromium', () => {
     await bob.getByRole('alert').filter({ hasText: 'FORBIDDEN' }).waitFor();
     await bob.screenshot({ path: path.join(SHOTS, 'viewer.png'), fullPage: true });
 
+    // Progress streams to Bob too: an edit of Alice's, queued behind a long job of hers, then running.
+    const tree = (await gqlOk(h.url, '{ trees { edges { node { id root { id } } } } }', {}, bobToken)).trees.edges[0].node;
+    const aliceToken = await h.token('alice');
+    const blocker = (await gqlOk(h.url, 'mutation($i: GenerateInput!) { generate(input: $i) { id } }', { i: { prompt: 'a long job ahead', steps: 150 } }, aliceToken)).generate;
+    await waitForStatus(h.url, aliceToken, blocker.id, ['RUNNING']);
+    const MIDDLE = 'a red circle in the middle';
+    await gqlOk(h.url, 'mutation($i: EditInput!) { edit(input: $i) { id } }', { i: { parentId: tree.root.id, prompt: MIDDLE } }, aliceToken);
+    await item(bob, MIDDLE).locator('.row').first().click();
+    const bar = bob.getByRole('progressbar');
+    await bar.waitFor();
+    expect(await bar.getAttribute('aria-valuetext')).toMatch(/^Queued/);
+    const sawPreview = bob.getByRole('img', { name: `Preview of ${MIDDLE}`, exact: true }).waitFor({ timeout: 90_000 });
+    await gqlOk(h.url, 'mutation($id: ID!) { cancelJob(nodeId: $id) { id } }', { id: blocker.id }, aliceToken);
+    await sawPreview;
+    await until(async () => Number((await bar.getAttribute('aria-valuenow', { timeout: 1000 }).catch(() => '0')) ?? 0) >= 5);
+    await bob.getByRole('img', { name: MIDDLE, exact: true }).waitFor({ timeout: 90_000 });
+
     // The connection drops; while it is down Alice makes an edit; once back, Bob sees it (replayed by afterSeq).
     blocked = true;
     for (const ws of open.splice(0)) await ws.close({ code: 1012, reason: 'test: connection dropped' });
     await bob.getByText('Reconnecting…').waitFor();
-    const tree = (await gqlOk(h.url, '{ trees { edges { node { id root { id } } } } }', {}, bobToken)).trees.edges[0].node;
-    const aliceToken = await h.token('alice');
     await gqlOk(h.url, 'mutation($i: EditInput!) { edit(input: $i) { id } }', { i: { parentId: tree.root.id, prompt: 'a red circle on the right' } }, aliceToken);
     await new Promise((r) => setTimeout(r, 300));
     expect(await item(bob, 'a red circle on the right').count()).toBe(0);
