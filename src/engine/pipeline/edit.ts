@@ -32,6 +32,7 @@ import { putRecordedStep, putSparseStep, recordingUNetCall, sparseUNetCall } fro
 import { denoiseLoop, denseUNetCall, type UNetCall } from './denoiseLoop';
 import { GenerationAbortedError, InferenceError } from './pipelineErrors';
 import { commitEdit, type EditBase } from './editCommit';
+import { calibrateStepCosts, chooseEditSteps, StepCostBook, stepCostKey, stepCostsEnabled, type StepChoice } from './stepCosts';
 import { decodeEditRegion, readParentContext } from './editDecode';
 
 export { DEFAULT_MASK_DILATION, defaultEditDilation, FOUND_MASK_RING_SHARE, foundMaskDilation, foundMaskGrowth } from './editMask';
@@ -68,7 +69,11 @@ interface EditRun {
   text: Float32Array;
   batch: number;
   timings: EditTimings;
+  /** Start of the edit; moved forward by once-per-model work that is not the edit's (cost calibration). */
+  t0: number;
   lap(phase: keyof EditTimings): void;
+  /** Leaves the last `ms` out of the edit's timings and total. */
+  exclude(ms: number): void;
   /** latents: the child's current latents after a capture or denoise step (for previews). */
   progress(phase: 'capture' | 'rerecord' | 'denoise', latents?: Float32Array): Promise<void>;
   /** UNet evaluations this edit reports progress against (grows when the parent is re-recorded). */
@@ -216,14 +221,50 @@ interface StepPlan {
   rerecordSteps: number;
   /** Releases the pin on the parent's cache node (null when none was taken). */
   unpin: (() => void) | null;
+  /** Whether dense steps record the child's activations (measured nearly free, or not measured: as before). */
+  recordDense: boolean;
+  /** Where the edit's own step times refine the measured costs (null: no table). */
+  costs: { book: StepCostBook; key: string } | null;
+}
+
+/**
+ * Sparse or dense steps after capture, from the measured costs of this model at this size (stepCosts.ts):
+ * measured once (not counted in the edit's time) when a sparse edit needs them. Null when the context
+ * keeps no table (StateContext.stepCosts null) or the request sets its own denseAboveFraction.
+ */
+async function chooseByCost(run: EditRun, plan: StepPlan, levels: PyramidLevel[]): Promise<StepChoice | null> {
+  const { ctx, input } = run;
+  const book = ctx.stepCosts === undefined ? (stepCostsEnabled() ? StepCostBook.forStateDir(ctx.store.dir) : null) : ctx.stepCosts;
+  // A caller's own dense threshold decides alone.
+  if (!book || run.request.denseAboveFraction !== undefined) return null;
+  const { parent, channels: C, height: h, width: w } = input;
+  const key = stepCostKey(ctx.models.info, parent.width, parent.height, run.batch);
+  plan.costs = { book, key };
+  let costs = book.get(key);
+  if (!costs && plan.mode === 'SPARSE') {
+    const t = performance.now();
+    const x = run.child.slice(input.captureSteps * run.n, (input.captureSteps + 1) * run.n);
+    costs = await calibrateStepCosts({ models: ctx.models, unet: ctx.unet, levels: levels.length }, run.scheduler, input.captureSteps, x, run.text, run.batch, { channels: C, height: h, width: w });
+    book.set(key, costs);
+    const ms = performance.now() - t;
+    run.exclude(ms);
+    plan.reason += `; measured the step costs of this model at ${parent.width}×${parent.height} once (${Math.round(ms)} ms, not counted)`;
+  }
+  return costs ? chooseEditSteps(costs, levels[0].active.length / (h * w)) : null;
 }
 
 /** 6. cache plan: sparse steps need a sparse UNet and the parent's cache for steps k..T−1 (re-recorded when gone). */
-async function planCache(run: EditRun, decision: EditDecision): Promise<StepPlan> {
+async function planCache(run: EditRun, decision: EditDecision, levels: PyramidLevel[]): Promise<StepPlan> {
   const { ctx, input } = run;
   const { unet, cache } = ctx;
   const { parent } = input;
-  const plan: StepPlan = { mode: decision.mode === 'SPARSE' ? 'SPARSE' : 'DENSE', reason: decision.reason, cacheFallback: null, cacheMisses: [], rerecordSteps: 0, unpin: null };
+  const plan: StepPlan = { mode: decision.mode === 'SPARSE' ? 'SPARSE' : 'DENSE', reason: decision.reason, cacheFallback: null, cacheMisses: [], rerecordSteps: 0, unpin: null, recordDense: true, costs: null };
+  const choice = await chooseByCost(run, plan, levels);
+  if (choice) plan.recordDense = choice.recordDense;
+  if (choice?.steps === 'DENSE' && plan.mode === 'SPARSE') {
+    plan.mode = 'DENSE';
+    plan.reason += `; ${choice.reason}`;
+  }
   if (plan.mode !== 'SPARSE') return plan;
   if (!unet || !cache) {
     plan.mode = 'DENSE';
@@ -273,8 +314,18 @@ async function denoiseRest(run: EditRun, plan: StepPlan, mask: BinaryMask, level
   const { models, unet, cache } = ctx;
   const { channels: C, height: h, width: w, parent, captureSteps } = input;
   let denseSteps = 0;
-  const plain = denseUNetCall((...a) => models.predictNoise(...a), h, w, run.text);
-  const recording = own.record ? recordingUNetCall(unet!, h, w, run.text, async (i, entries) => void (own.bytes += await putRecordedStep(cache!, childId, i, unet!, entries))) : null;
+  const took = { plain: [] as number[], record: [] as number[], sparse: [] as number[] };
+  const timed = (call: UNetCall, into: number[]): UNetCall => async (step) => {
+    const t = performance.now();
+    const out = await call(step);
+    if (out.kind !== 'miss') into.push(performance.now() - t);
+    return out;
+  };
+  const plain = timed(denseUNetCall((...a) => models.predictNoise(...a), h, w, run.text), took.plain);
+  const recording = own.record ? timed(recordingUNetCall(unet!, h, w, run.text, async (i, entries) => void (own.bytes += await putRecordedStep(cache!, childId, i, unet!, entries))), took.record) : null;
+  // Dense steps record the child only where that was measured nearly free: an edit must not cost more
+  // than regenerating. A child without a cache is re-recorded (or edited dense) when it is edited.
+  if (plan.mode === 'DENSE' && !plan.recordDense) own.complete = false;
   const dense: UNetCall = async (step) => {
     denseSteps++;
     // Without a recording session (released to save memory) a dense step cannot extend the child's
@@ -284,12 +335,15 @@ async function denoiseRest(run: EditRun, plan: StepPlan, mask: BinaryMask, level
   };
   const sparse: UNetCall | null =
     plan.mode === 'SPARSE'
-      ? sparseUNetCall(unet!, unet!.preparePyramid(levels), cache!, parent.id, run.text, C, async (i, deltas) => {
-          if (!own.complete) return;
-          const b = await putSparseStep(cache!, childId, i, unet!, deltas);
-          if (b === null) own.complete = false;
-          else own.bytes += b;
-        })
+      ? timed(
+          sparseUNetCall(unet!, unet!.preparePyramid(levels), cache!, parent.id, run.text, C, async (i, deltas) => {
+            if (!own.complete) return;
+            const b = await putSparseStep(cache!, childId, i, unet!, deltas);
+            if (b === null) own.complete = false;
+            else own.bytes += b;
+          }),
+          took.sparse,
+        )
       : null;
   const x = await denoiseLoop(run.child.slice(captureSteps * n, (captureSteps + 1) * n), {
     ...loopShape(run),
@@ -311,6 +365,16 @@ async function denoiseRest(run: EditRun, plan: StepPlan, mask: BinaryMask, level
   });
   const bad = firstNonFinite(x);
   if (bad >= 0) throw new InferenceError(`final latents contain ${x[bad]} at index ${bad}`);
+  // This edit's own step times refine the measured costs its successors choose by.
+  if (plan.costs) {
+    const median = (v: number[]) => (v.length ? [...v].sort((a, b) => a - b)[v.length >> 1] : undefined);
+    const sparseMs = median(took.sparse);
+    plan.costs.book.observe(plan.costs.key, {
+      denseMs: median(took.plain),
+      recordMs: median(took.record),
+      sparse: sparseMs === undefined ? undefined : { fraction: levels[0].active.length / (h * w), ms: sparseMs },
+    });
+  }
   return { x, denseSteps };
 }
 
@@ -356,7 +420,12 @@ export async function editNode(ctx: StateContext, request: EditRequest, options:
     text: prompts.text,
     batch: prompts.batch,
     timings,
+    t0,
     lap,
+    exclude(ms) {
+      mark += ms;
+      run.t0 += ms;
+    },
     progressTotal: T,
     async progress(phase, latents) {
       done++;
@@ -390,7 +459,7 @@ export async function editNode(ctx: StateContext, request: EditRequest, options:
   for (let i = 1; i <= captureSteps; i++) takeParentOutside(run.child.subarray(i * n, (i + 1) * n), run.parentAt(i), mask.data);
 
   // 6. plan the cache: sparse steps read the parent's, re-recorded when gone
-  const plan = await planCache(run, decision);
+  const plan = await planCache(run, decision, levels);
   const own: ChildCache = { record: cache !== null && unet !== null, complete: false, bytes: 0 };
   own.complete = own.record;
   if (own.record) await cache!.createNode(childId, cache!.hasNode(parent.id) ? parent.id : null);
@@ -417,7 +486,7 @@ export async function editNode(ctx: StateContext, request: EditRequest, options:
 
     // 9. commit: write the node and report
     const denseSteps = captureSteps + denseAfterCapture;
-    return await commitEdit(ctx, base, {
+    return await commitEdit(ctx, { ...base, t0: run.t0 }, {
       mode: plan.mode, reason, latents: run.child, rgb: decoded.rgb, affected: decoded.affected, decodeBox: decoded.method === 'SPARSE' ? null : decoded.box, decodeContext: decoded.context, decodeMethod: decoded.method, decodeMacFraction: decoded.macFraction, decoderContext: decoded.childContext, denseSteps, sparseSteps: T - denseSteps, rerecordSteps: plan.rerecordSteps, cacheFallback: plan.cacheFallback, cacheMisses: plan.cacheMisses,
       cacheNode: own.record && own.complete ? { bytes: own.bytes, base: cache!.chain(childId)[1] ?? null } : 'none',
     });

@@ -8,6 +8,7 @@ import type { NodeMode, NodeRecord } from '../state/nodeRecord';
 import type { NodeStore } from '../state/nodeStore';
 import type { EditUNet } from './editUNet';
 import type { DiffusionModels } from './models';
+import type { StepCostBook } from './stepCosts';
 
 export type MaskStrategy = 'auto' | 'latent' | 'attention' | 'mask' | 'dense';
 export const MASK_STRATEGIES: readonly MaskStrategy[] = ['auto', 'latent', 'attention', 'mask', 'dense'];
@@ -24,6 +25,11 @@ export interface StateContext {
   unet: EditUNet | null;
   /** Decoder that records each node's decoder context and decodes edit boxes with the parent's; absent: plain crops. */
   decoder?: RegionDecoder | null;
+  /**
+   * Measured step costs that choose sparse or dense steps (stepCosts.ts). Default: the table in the
+   * store's directory (measured once per model and size); null: no choice by cost (sparse as planned).
+   */
+  stepCosts?: StepCostBook | null;
 }
 
 export interface EditRequest {
@@ -41,7 +47,10 @@ export interface EditRequest {
    * ATTENTION_CAPTURE_FRACTION); at least 1.
    */
   captureSteps?: number;
-  /** Above this fraction of active latent pixels the edit runs dense (decideEditMode). */
+  /**
+   * Above this fraction of active latent pixels the edit runs dense (decideEditMode). Given, it decides
+   * alone; absent, the default threshold applies and then the measured step costs (stepCosts.ts) choose.
+   */
   denseAboveFraction?: number;
   /** When the parent's cache is gone: re-record it from its stored latents (default), or run dense. */
   cacheFallback?: CacheFallbackPolicy;

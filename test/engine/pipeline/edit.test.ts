@@ -16,6 +16,7 @@ import { gaussianFloat32 } from '../../../src/engine/random/gaussian';
 import { createScheduler } from '../../../src/engine/scheduler';
 import { SparseUNetRunner } from '../../../src/engine/sparse/sparseUNetRunner';
 import { NodeStore } from '../../../src/engine/state/nodeStore';
+import { StepCostBook, stepCostKey } from '../../../src/engine/pipeline/stepCosts';
 import { latentDiffsOutside, maxAbsDiff, pixelDiffs, rectMask, tempDir, TINY } from './editFixtures';
 
 const STEPS = 8;
@@ -332,5 +333,44 @@ describe('when a page of the parent\'s cache vanishes mid-edit', () => {
     expect(e.cacheMisses.join(' ')).toContain(`at step ${GONE}`);
     expect(pixelDiffs(e.rgb, (await ctx.store.readImage(record)).rgb, e.affected).outside).toBe(0);
     expect(latentDiffsOutside(ctx.store.readLatents(e.node), ctx.store.readLatents(record), e.mask, 4)).toBe(0);
+  });
+});
+
+describe('sparse or dense steps by measured cost (injected step costs)', () => {
+  const mask = rectMask(H, H, 4, 4, 10, 12);
+  const prompt = 'a blue circle on the left';
+  const key = () => stepCostKey(engine.info, 2 * H, 2 * H, 2);
+
+  test('a sparse step measured dearer than a dense one runs the edit dense, without recording when recording costs more', async () => {
+    const book = new StepCostBook();
+    book.set(key(), { denseMs: 10, recordMs: 20, sparse: [{ fraction: 0.1, ms: 12 }, { fraction: 0.3, ms: 15 }] });
+    const ctx = { ...(await state()), stepCosts: book };
+    const { record, result } = await root(ctx);
+    const e = await editNode(ctx, { parentId: record.id, prompt, mask });
+    expect([e.mode, e.denseSteps, e.sparseSteps]).toEqual(['DENSE', STEPS, 0]);
+    expect(e.reason).toMatch(/a sparse step at \d+\.\d % costs 1\d\.\d ms against 10\.0 ms for a dense one/);
+    expect(e.node.cache.recorded).toBe(false);
+    expect(pixelDiffs(e.rgb, result.rgb, e.affected).outside).toBe(0);
+    // the edit's own dense step times refined the table
+    expect(book.get(key())!.denseMs).not.toBe(10);
+  });
+
+  test('cheaper sparse steps run sparse; an empty table is measured once, then used', async () => {
+    const cheap = new StepCostBook();
+    cheap.set(key(), { denseMs: 1000, recordMs: 1000, sparse: [{ fraction: 0.1, ms: 1 }, { fraction: 0.3, ms: 2 }] });
+    const ctx = { ...(await state()), stepCosts: cheap };
+    const { record } = await root(ctx);
+    const e = await editNode(ctx, { parentId: record.id, prompt, mask });
+    expect([e.mode, e.sparseSteps]).toEqual(['SPARSE', STEPS]);
+
+    const empty = new StepCostBook();
+    const first = await editNode({ ...ctx, stepCosts: empty }, { parentId: record.id, prompt, mask });
+    expect(first.reason).toContain('measured the step costs of this model at 32×32 once');
+    const measured = empty.get(key())!;
+    expect(measured.denseMs).toBeGreaterThan(0);
+    expect(measured.recordMs).toBeGreaterThan(0);
+    expect(measured.sparse.map((p) => p.fraction).length).toBeGreaterThanOrEqual(2);
+    const second = await editNode({ ...ctx, stepCosts: empty }, { parentId: record.id, prompt, mask });
+    expect(second.reason).not.toContain('measured the step costs');
   });
 });

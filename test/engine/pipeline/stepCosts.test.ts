@@ -1,0 +1,61 @@
+// The sparse-or-dense choice of an edit's steps from measured costs (src/engine/pipeline/stepCosts.ts),
+// with injected measurements: interpolation, the decision and its reason, and the persisted table.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { chooseEditSteps, sparseMsAt, StepCostBook, type StepCosts } from '../../../src/engine/pipeline/stepCosts';
+
+const costs = (over: Partial<StepCosts> = {}): StepCosts => ({ denseMs: 25, recordMs: 40, sparse: [{ fraction: 0.1, ms: 20 }, { fraction: 0.3, ms: 40 }], ...over });
+
+test('sparse cost: linear between measured fractions, extended along the nearest two beyond them', () => {
+  expect(sparseMsAt(costs(), 0.1)).toBeCloseTo(20, 9);
+  expect(sparseMsAt(costs(), 0.2)).toBeCloseTo(30, 9);
+  expect(sparseMsAt(costs(), 0.5)).toBeCloseTo(60, 9);
+  expect(sparseMsAt(costs(), 0.05)).toBeCloseTo(15, 9);
+  expect(sparseMsAt(costs(), 0)).toBeCloseTo(10, 9);
+  expect(sparseMsAt(costs({ sparse: [] }), 0.2)).toBeNull();
+  // one point: in proportion to the fraction
+  expect(sparseMsAt(costs({ sparse: [{ fraction: 0.2, ms: 50 }] }), 0.4)).toBeCloseTo(100, 9);
+});
+
+test('sparse steps only where they cost less than dense ones; the reason gives both measurements', () => {
+  const small = chooseEditSteps(costs(), 0.1);
+  expect(small).toMatchObject({ steps: 'SPARSE', sparseMs: 20, denseMs: 25, reason: '' });
+  const large = chooseEditSteps(costs(), 0.25);
+  expect(large.steps).toBe('DENSE');
+  expect(large.sparseMs).toBeCloseTo(35, 9);
+  expect(large.reason).toBe('a sparse step at 25.0 % costs 35.0 ms against 25.0 ms for a dense one (measured for this model and size): ran dense');
+  // equal cost: dense (no gain, and a dense step needs no cache)
+  expect(chooseEditSteps(costs({ sparse: [{ fraction: 0.1, ms: 25 }, { fraction: 0.3, ms: 40 }] }), 0.1).steps).toBe('DENSE');
+  // nothing measured for sparse steps: as before, sparse
+  expect(chooseEditSteps(costs({ sparse: [] }), 0.5).steps).toBe('SPARSE');
+});
+
+test('dense steps record the child only when recording costs at most 5 % more than not', () => {
+  expect(chooseEditSteps(costs({ recordMs: 26.25 }), 0.5).recordDense).toBe(true);
+  expect(chooseEditSteps(costs({ recordMs: 26.3 }), 0.5).recordDense).toBe(false);
+  expect(chooseEditSteps(costs({ recordMs: null }), 0.5).recordDense).toBe(false);
+});
+
+test('the table persists beside the state, folds in observed step times, and survives a damaged file', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fisedit-step-costs-'));
+  try {
+    const file = path.join(dir, 'step-costs.json');
+    const book = new StepCostBook(file);
+    expect(book.get('m')).toBeNull();
+    book.observe('m', { denseMs: 10 }); // nothing to refine before a measurement
+    expect(book.get('m')).toBeNull();
+    book.set('m', costs({ sparse: [{ fraction: 0.3, ms: 40 }, { fraction: 0.1, ms: 20 }] }));
+    expect(book.get('m')!.sparse.map((p) => p.fraction)).toEqual([0.1, 0.3]);
+    book.observe('m', { denseMs: 35, recordMs: 50, sparse: { fraction: 0.11, ms: 30 } });
+    book.observe('m', { sparse: { fraction: 0.5, ms: 70 } });
+    const again = new StepCostBook(file).get('m')!;
+    expect(again.denseMs).toBeCloseTo(0.7 * 25 + 0.3 * 35, 9);
+    expect(again.recordMs).toBeCloseTo(0.7 * 40 + 0.3 * 50, 9);
+    expect(again.sparse).toEqual([{ fraction: 0.1, ms: expect.closeTo(0.7 * 20 + 0.3 * 30, 9) }, { fraction: 0.3, ms: 40 }, { fraction: 0.5, ms: 70 }]);
+    fs.writeFileSync(file, '{ not json');
+    expect(new StepCostBook(file).get('m')).toBeNull();
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
