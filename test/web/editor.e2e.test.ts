@@ -16,6 +16,9 @@ const ROOT = 'a red circle on the left';
 const BLUE = 'a blue circle on the left';
 const SQUARE = 'a red square on the left';
 const GREEN = 'a green circle on the left';
+// Real jobs run beside the rest of the suite on shared cores: generous limits, never sleeps.
+const TEST_MS = 300_000;
+const ACTION_MS = 60_000;
 
 describeWithChromium('web client in Chromium', () => {
   let h: Harness;
@@ -32,8 +35,9 @@ describeWithChromium('web client in Chromium', () => {
     browser = await launchChromium();
     const ctx = await browser.newContext({ viewport: { width: 1280, height: 860 } });
     ctx.on('request', (r) => requests.push(r.url()));
+    ctx.setDefaultTimeout(ACTION_MS);
     alice = await ctx.newPage();
-  });
+  }, TEST_MS);
   afterAll(async () => {
     await browser?.close();
     await h?.stop();
@@ -69,7 +73,7 @@ describeWithChromium('web client in Chromium', () => {
     const token = await h.token('carol');
     expect((await gqlOk(h.url, '{ me { name } }', {}, token)).me.name).toBe('carol');
 
-  });
+  }, TEST_MS);
 
   it('refuses a bad token, then signs in, generates and shows the progress bar and previews', async () => {
     await alice.goto(h.url);
@@ -102,7 +106,7 @@ describeWithChromium('web client in Chromium', () => {
     await expect(details(alice).textContent()).resolves.toMatch(/StatusSUCCEEDED.*ModeDENSE.*seed 42, 60 steps/);
     await item(alice, ROOT).waitFor();
     expect(await alice.getByRole('tree').getByRole('treeitem').count()).toBe(1);
-  });
+  }, TEST_MS);
 
   it('edits the selected node with a painted mask (changed words highlighted), then branches', async () => {
     const prompt = alice.getByLabel('Prompt', { exact: true });
@@ -141,7 +145,7 @@ describeWithChromium('web client in Chromium', () => {
     const branches = item(alice, ROOT).getByRole('group').getByRole('treeitem');
     await expect(branches.evaluateAll((els) => els.map((e) => e.getAttribute('aria-label')))).resolves.toEqual([BLUE, SQUARE]);
     await alice.screenshot({ path: path.join(SHOTS, 'editor.png'), fullPage: true });
-  });
+  }, TEST_MS);
 
   it("a VIEWER sees the owner's edits live, is refused an edit, and misses nothing across a dropped connection", async () => {
     const bobToken = await h.token('bob');
@@ -159,6 +163,7 @@ describeWithChromium('web client in Chromium', () => {
       ws.connectToServer();
       open.push(ws);
     });
+    bobContext.setDefaultTimeout(ACTION_MS);
     bob = await bobContext.newPage();
     await signIn(bob, bobToken);
     await item(bob, SQUARE).waitFor();
@@ -206,7 +211,7 @@ describeWithChromium('web client in Chromium', () => {
     blocked = false;
     await item(bob, 'a red circle on the right').waitFor({ timeout: 20_000 });
     await bob.getByText('Live', { exact: true }).waitFor();
-  });
+  }, TEST_MS);
 
   it('cancels, retries and deletes a branch; the VIEWER sees the branch go', async () => {
     await alice.getByLabel('Prompt', { exact: true }).fill('a long job to cancel');
@@ -229,7 +234,7 @@ describeWithChromium('web client in Chromium', () => {
     await item(alice, gone).waitFor({ state: 'detached' });
     await item(bob, gone).waitFor({ state: 'detached' });
     expect(await item(bob, BLUE).count()).toBe(1);
-  });
+  }, TEST_MS);
 
   it('shows every node of a tree larger than one page of Tree.nodes', async () => {
     const token = await h.token('alice');
@@ -242,7 +247,7 @@ describeWithChromium('web client in Chromium', () => {
     await alice.getByRole('button', { name: /^many edits/ }).click();
     await item(alice, `many edits ${count - 1}`).waitFor();
     expect(await alice.getByRole('tree').getByRole('treeitem').count()).toBe(count + 1);
-  });
+  }, TEST_MS);
 
   it('GraphiQL at /graphql has the signed-in token in its headers and runs queries', async () => {
     await alice.goto(`${h.url}/graphql`);
@@ -252,7 +257,7 @@ describeWithChromium('web client in Chromium', () => {
     await alice.getByRole('button', { name: /Execute query/ }).click();
     await alice.locator('.result-window').getByText('"alice"').waitFor();
     await alice.screenshot({ path: path.join(SHOTS, 'explorer.png') });
-  });
+  }, TEST_MS);
 
   it('loaded nothing from anywhere but the server', () => {
     const elsewhere = requests.filter((u) => !u.startsWith(h.url) && !u.startsWith('data:') && !u.startsWith(h.wsUrl.replace(/\/graphql$/, '')));
