@@ -7,6 +7,7 @@ import { ChildProcess, spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import sharp from 'sharp';
 import { openDatabase } from '../../src/db/client';
 import { createToken } from '../../src/service/auth/tokens';
 import { ENGINE_STATE_DIR } from '../../src/service/service';
@@ -84,10 +85,18 @@ it('evicts the coldest cache over the total budget; the node and its image stay 
   const img = await fetch(node.image.url, { headers: { authorization: `Bearer ${token}` } });
   expect(img.status).toBe(200);
 
-  // An edit of it re-records its cache from the stored latents and succeeds.
+  // A sparse edit of it (a user mask: it must read the parent's activations) re-records its cache from the
+  // stored latents and succeeds.
+  const W = 32;
+  const grey = Buffer.alloc(W * W);
+  for (let y = 4; y < 16; y++) for (let x = 4; x < 16; x++) grey[y * W + x] = 255;
+  const mask = (await sharp(grey, { raw: { width: W, height: W, channels: 1 } }).png().toBuffer()).toString('base64');
   const E = 'mutation($input: EditInput!) { edit(input: $input) { id } }';
-  const { edit } = await gqlOk(h.url, E, { input: { parentId: a, prompt: 'a yellow circle on the left' } }, token);
+  const { edit } = await gqlOk(h.url, E, { input: { parentId: a, prompt: 'a yellow circle on the left', mask } }, token);
   await waitForStatus(h.url, token, edit.id, ['SUCCEEDED']);
+  const stats = (await gqlOk(h.url, 'query($id: ID!) { node(id: $id) { stats { mode fallbackReason } } }', { id: edit.id }, token)).node.stats;
+  expect(stats.mode).toBe('SPARSE');
+  expect(stats.fallbackReason).toMatch(/re-recorded \d+ steps of the parent/);
   expect(fs.existsSync(cacheDir(h.dataDir, ea))).toBe(true);
 }, 180_000);
 
