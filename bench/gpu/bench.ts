@@ -244,7 +244,9 @@ async function endToEnd(device: EngineDevice, size: number, o: Options, budget: 
   const rows: E2ERow[] = [];
   try {
     const store = await NodeStore.open(path.join(tmp, 'state'), { create: true });
-    const ctx: StateContext = { models: engine, store, cache: await store.openCache(Infinity), unet: parts.unet, decoder: parts.decoder };
+    // stepCosts null: the edit runs the sparse steps it planned rather than the product's measured-cost choice
+    // (which may pick dense steps), so the row measures FISEdit's sparse path; the mode column says so.
+    const ctx: StateContext = { models: engine, store, cache: await store.openCache(Infinity), unet: parts.unet, decoder: parts.decoder, stepCosts: null };
     const prompt = 'a red circle on the left, a blue square on the right';
     const editPrompt = 'a green circle on the left, a blue square on the right';
     const req = { seed: 42, steps: o.steps, width: size, height: size };
