@@ -17,7 +17,7 @@
 import * as net from 'net';
 import * as path from 'path';
 import { buildServer } from '../api/server';
-import { DataDirLockedError } from '../service/dataDirLock';
+import { DatabaseLockedError, DataDirLockedError } from '../service/dataDirLock';
 import { createService, priorityUsersFromEnv } from '../service/service';
 import type { CliIo } from './commands/io';
 import { CliError, EXIT, inPhase, usageError } from './exitCodes';
@@ -105,7 +105,7 @@ export async function runServe(argv: string[], io: CliIo = defaultIo, hooks: Run
         engineMode: engine,
         priorityUsers: priorityUsersFromEnv({ FISEDIT_PRIORITY_USERS: o['priority-users'] ?? env.FISEDIT_PRIORITY_USERS }),
       }).catch((e) => {
-        throw e instanceof DataDirLockedError ? new CliError(EXIT.io, e.message) : e;
+        throw e instanceof DataDirLockedError || e instanceof DatabaseLockedError ? new CliError(EXIT.io, e.message) : e;
       }),
     ).finally(() => reserved.close());
     const server = buildServer({ service, port: reserved.port, host, publicUrl: o['public-url'] ?? env.FISEDIT_PUBLIC_URL });

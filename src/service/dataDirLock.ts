@@ -144,3 +144,40 @@ export function lockDataDir(dataDir: string): DataDirLock {
   }
   throw new DataDirLockedError(dataDir, readHolder(file), file);
 }
+
+/** Another job runner holds the PostgreSQL database (its own data dir, the same DATABASE_URL); nothing was changed. */
+export class DatabaseLockedError extends Error {
+  constructor(readonly holderPid: number | null) {
+    super(
+      `the PostgreSQL database already has a job runner${holderPid ? ` (its connection is PostgreSQL backend ${holderPid})` : ''}; ` +
+        'run one job runner per database: stop it first, or start this server without running jobs (several API processes share one database with --redis-url)',
+    );
+    this.name = 'DatabaseLockedError';
+  }
+}
+
+/** pg_advisory_lock key of "the job runner of this database" (an arbitrary constant: 'FISEDIT' in ASCII). */
+const RUNNER_LOCK_KEY = 0x46495345444954n;
+
+/**
+ * With PostgreSQL, several data directories can share one database, so the data dir's lock is not enough:
+ * the runner also takes a session-level advisory lock on a connection of its own, which the server holds
+ * while it runs and PostgreSQL drops when that connection ends (also on kill -9).
+ */
+export async function lockPostgresRunner(url: string): Promise<{ release(): Promise<void> }> {
+  const { Client } = await import('pg');
+  const client = new Client({ connectionString: url });
+  await client.connect();
+  client.on('error', () => undefined); // a dropped connection frees the lock; the server keeps serving
+  try {
+    const r = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1::bigint) AS ok', [RUNNER_LOCK_KEY.toString()]);
+    if (!r.rows[0].ok) {
+      const h = await client.query<{ pid: number }>("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND ((classid::bigint << 32) | objid::bigint) = $1::bigint LIMIT 1", [RUNNER_LOCK_KEY.toString()]);
+      throw new DatabaseLockedError(h.rows[0]?.pid ?? null);
+    }
+  } catch (e) {
+    await client.end().catch(() => undefined);
+    throw e;
+  }
+  return { release: () => client.end().catch(() => undefined) };
+}

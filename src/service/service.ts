@@ -11,7 +11,7 @@ import * as path from 'path';
 import { Database, openDatabase, SqliteSynchronous } from '../db/client';
 import { defaultDatabaseUrl } from '../db/databaseUrl';
 import { ClipTokenizer } from '../engine/tokenizer/clipTokenizer';
-import { lockDataDir } from './dataDirLock';
+import { lockDataDir, lockPostgresRunner } from './dataDirLock';
 import { TokenAuthenticator } from './auth/tokens';
 import { MemoryPubSub } from './events/memoryPubSub';
 import { PubSub } from './events/pubsub';
@@ -124,6 +124,10 @@ export async function createService(opts: ServiceOptions): Promise<Service> {
   try {
     const database = await openDatabase({ url: opts.databaseUrl ?? defaultDatabaseUrl(dataDir), synchronous: opts.sqliteSynchronous });
     cleanup.unshift(() => database.close());
+    if (runJobs && database.provider === 'postgresql') {
+      const pgLock = await lockPostgresRunner(opts.databaseUrl!);
+      cleanup.unshift(() => pgLock.release());
+    }
     const backend =
       opts.backend ??
       new WorkerInferenceBackend({

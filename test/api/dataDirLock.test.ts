@@ -7,7 +7,10 @@ import * as os from 'os';
 import * as path from 'path';
 import { openDatabase } from '../../src/db/client';
 import { createToken } from '../../src/service/auth/tokens';
-import { DataDirLockedError, LOCK_FILE, lockDataDir } from '../../src/service/dataDirLock';
+import { DatabaseLockedError, DataDirLockedError, LOCK_FILE, lockDataDir } from '../../src/service/dataDirLock';
+import { createService } from '../../src/service/service';
+import { describeWithService, postgresProbe } from '../helpers/services';
+import { postgresTestDatabase } from '../helpers/testDatabases';
 import { gqlOk, TINY_MODEL, waitForStatus } from './harness';
 
 const children: ChildProcess[] = [];
@@ -127,4 +130,24 @@ describe('lockDataDir', () => {
     write(d, { pid: 1, hostname: 'elsewhere.example', startedAt: new Date().toISOString() });
     expect(() => lockDataDir(d)).toThrow(/on host elsewhere\.example .*delete .*runner\.lock/);
   });
+});
+
+describeWithService(postgresProbe(), 'two job runners on one PostgreSQL database (different data dirs)', () => {
+  it('refuses the second before recovery, and takes the lock once the first has stopped', async () => {
+    const pg = await postgresTestDatabase();
+    const dbUrl = pg.url;
+    const dir = () => fs.mkdtempSync(path.join(os.tmpdir(), 'fisedit-pglock-'));
+    const first = await createService({ dataDir: dir(), modelDir: TINY_MODEL, databaseUrl: dbUrl, engineMode: 'thread', intraOpNumThreads: 1 });
+    try {
+      await expect(createService({ dataDir: dir(), modelDir: TINY_MODEL, databaseUrl: dbUrl, engineMode: 'thread', intraOpNumThreads: 1 })).rejects.toThrow(DatabaseLockedError);
+      // A server that only serves (no jobs) may share the database.
+      const frontend = await createService({ dataDir: dir(), modelDir: TINY_MODEL, databaseUrl: dbUrl, engineMode: 'thread', intraOpNumThreads: 1, runJobs: false });
+      await frontend.close();
+    } finally {
+      await first.close();
+    }
+    const again = await createService({ dataDir: dir(), modelDir: TINY_MODEL, databaseUrl: dbUrl, engineMode: 'thread', intraOpNumThreads: 1 });
+    await again.close();
+    await pg.destroy();
+  }, 180_000);
 });

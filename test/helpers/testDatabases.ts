@@ -10,6 +10,8 @@ import { PG_URL, postgresAvailable } from './services';
 
 export interface TestDatabase {
   name: string;
+  /** The database URL (for createService's databaseUrl). */
+  url: string;
   open(): Promise<Database>;
   /** Drops/deletes the database. */
   destroy(): Promise<void>;
@@ -19,6 +21,7 @@ export function sqliteTestDatabase(): TestDatabase {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fisedit-testdb-'));
   return {
     name: 'SQLite',
+    url: `file:${path.join(dir, 'test.db')}`,
     open: () => openDatabase({ url: `file:${path.join(dir, 'test.db')}` }),
     destroy: async () => fs.rmSync(dir, { recursive: true, force: true }),
   };
@@ -36,6 +39,7 @@ export async function postgresTestDatabase(): Promise<TestDatabase> {
   u.pathname = `/${dbName}`;
   return {
     name: 'PostgreSQL',
+    url: u.toString(),
     open: () => openDatabase({ url: u.toString() }),
     destroy: async () => {
       const c = new Client({ connectionString: PG_URL });
