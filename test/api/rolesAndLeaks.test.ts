@@ -72,8 +72,10 @@ describe('unshareTree', () => {
     const dave = await h.token('dave');
     await gqlOk(h.url, SHARE, { t: treeId, u: 'dave', r: 'VIEWER' }, alice);
     const client = wsClient(h.wsUrl, dave);
-    const events = collect<any>(client, 'subscription($t: ID!) { treeEvents(treeId: $t) { type node { id prompt } } }', { t: treeId });
-    await new Promise((r) => setTimeout(r, 150));
+    // afterSeq 0 replays the tree's past events first: the first one proves the subscription is live
+    // (a fixed pause raced the unshare on a loaded machine, which then refused the subscription itself).
+    const events = collect<any>(client, 'subscription($t: ID!) { treeEvents(treeId: $t, afterSeq: 0) { type node { id prompt } } }', { t: treeId });
+    await events.until(() => true, 30_000);
     await gqlOk(h.url, UNSHARE, { t: treeId, u: 'dave' }, alice);
     await new Promise((r) => setTimeout(r, REVOCATION_MS + 100));
     await gqlOk(h.url, 'mutation($p: ID!) { edit(input: { parentId: $p, prompt: "a secret new prompt" }) { id } }', { p: rootId }, alice);
