@@ -238,7 +238,9 @@ async function chooseByCost(run: EditRun, plan: StepPlan, levels: PyramidLevel[]
   // A caller's own dense threshold decides alone.
   if (!book || run.request.denseAboveFraction !== undefined) return null;
   const { parent, channels: C, height: h, width: w } = input;
-  const key = stepCostKey(ctx.models.info, parent.width, parent.height, run.batch);
+  // Costs differ per device: DiffusionEngine says which it runs on (plain DiffusionModels: the CPU).
+  const device = (ctx.models as { device?: string }).device ?? 'cpu';
+  const key = stepCostKey(ctx.models.info, parent.width, parent.height, run.batch, device);
   plan.costs = { book, key };
   let costs = book.get(key);
   if (!costs && plan.mode === 'SPARSE') {
