@@ -99,6 +99,9 @@ describe('WorkerInferenceBackend with engine state: FISEdit edits', () => {
       }
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields from 3 on
       if (Number(fields[1]) !== process.pid) continue; // field 4: ppid
+      // Only the engine worker: an earlier test file in this jest worker may have left other children
+      // (a browser, a server) that run at the default nice.
+      if (!fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('engineWorker')) continue;
       for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
         const t = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
         out.push(Number(t.slice(t.lastIndexOf(')') + 2).split(' ')[16])); // field 19
