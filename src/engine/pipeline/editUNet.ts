@@ -23,7 +23,7 @@ import type { DiffusionModels } from './models';
 import type { EngineDevice, OrtModelSession } from '../runtime/ortSession';
 
 export interface EditUNet {
-  /** A session that also runs dense steps (the recording graph), for DiffusionEngine.adoptUNet. */
+  /** The session that serves dense steps for DiffusionEngine.adoptUNet: a plain UNet where the model is small, else the recording graph. */
   readonly denseSession?: OrtModelSession | null;
   /** What recordStep records (names, kinds, levels). */
   readonly manifest: readonly CacheEntrySpec[];

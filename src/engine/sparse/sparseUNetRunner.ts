@@ -9,6 +9,7 @@
 // Data stays in the cache's element type end to end: ORT returns the recorded entries as fp16
 // Uint16Arrays, the cache stores them, and the sparse step takes them back as fp16 inputs.
 
+import { buildUNetGraph } from '../arch/unet';
 import { UNetConfig } from '../model/configs';
 import { WeightMap } from '../model/tensor';
 import { PyramidLevel } from '../mask/pyramid';
@@ -31,8 +32,11 @@ export interface SparseUNetRunnerOptions<D extends CacheDType = 'float16'> {
   cacheDType?: D;
   /** Sparse GroupNorm: 'cached' (default, FISEdit) or 'exact' (statistics from the active rows). */
   groupNorm?: 'cached' | 'exact';
-  /** Which sessions to create (default both). */
-  sessions?: { recording?: boolean; sparse?: boolean };
+  /**
+   * Which sessions to create (default recording and sparse; `dense`, a plain UNet that serves dense
+   * steps, by default beside a recording session whose weights are at most PLAIN_DENSE_MAX_BYTES).
+   */
+  sessions?: { recording?: boolean; sparse?: boolean; dense?: boolean };
 }
 
 export interface RecordedCacheEntry<D extends CacheDType = 'float16'> {
@@ -67,6 +71,14 @@ export interface SparseStepResult<D extends CacheDType = 'float16'> {
 /** The parent's entry of the step being run: full rows [B, h_l·w_l, C] or statistics [B, G]. May be async (cache reads). */
 export type ReadCachedEntry<D extends CacheDType = 'float16'> = (name: string) => CacheArray<D> | Promise<CacheArray<D>>;
 
+/**
+ * Up to this many weight bytes a plain dense UNet session is kept beside the recording one. The recording
+ * graph computes its cache outputs even when only ε is fetched: on the bundled model a dense step on it
+ * costs 44 ms against 31 ms on the plain UNet (capture steps and dense edit steps run there). At SD width a
+ * second copy would hold 3.4 GB more, so the recording session serves dense steps there.
+ */
+export const PLAIN_DENSE_MAX_BYTES = 256 * 2 ** 20;
+
 export class SparseUNetRunner<D extends CacheDType = 'float16'> {
   private released = false;
 
@@ -77,6 +89,7 @@ export class SparseUNetRunner<D extends CacheDType = 'float16'> {
     readonly manifest: readonly CacheEntrySpec[],
     private recording: OrtModelSession | null,
     private readonly sparse: OrtModelSession | null,
+    private readonly plainDense: OrtModelSession | null = null,
   ) {}
 
   /** Builds and loads both graphs. The weights may be dropped afterwards (the sessions copy them). */
@@ -99,12 +112,16 @@ export class SparseUNetRunner<D extends CacheDType = 'float16'> {
       // 10 % one); without both a 10–50 % step is as fast here (bench/sparse/memory.ts).
       sparse = await createSession(sp.g.build(), { enableCpuMemArena: false, enableMemPattern: false, ...sessionOpts });
     }
-    return new SparseUNetRunner(cfg, cacheDType, rec.manifest, recording, sparse);
+    let weightBytes = 0;
+    for (const t of weights.values()) weightBytes += t.data.byteLength;
+    const wantDense = want.recording && (opts.sessions?.dense ?? weightBytes <= PLAIN_DENSE_MAX_BYTES);
+    const dense = wantDense ? await createSession(buildUNetGraph(cfg, weights, { graph }).g.build(), sessionOpts) : null;
+    return new SparseUNetRunner(cfg, cacheDType, rec.manifest, recording, sparse, dense);
   }
 
-  /** The recording session, which also serves dense steps (DiffusionEngine.adoptUNet); null when not created. */
+  /** The session that serves dense steps (DiffusionEngine.adoptUNet): the plain UNet when kept, else the recording one; null when neither was created. */
   get denseSession(): OrtModelSession | null {
-    return this.recording;
+    return this.plainDense ?? this.recording;
   }
 
   /** Full shape of every entry for a batch and latent size. */
@@ -211,7 +228,7 @@ export class SparseUNetRunner<D extends CacheDType = 'float16'> {
   async release(): Promise<void> {
     if (this.released) return;
     this.released = true;
-    await Promise.all([this.recording?.release(), this.sparse?.release()]);
+    await Promise.all([this.recording?.release(), this.sparse?.release(), this.plainDense?.release()]);
   }
 
   private cacheTensor(name: string, data: Uint16Array | Float32Array, dims: number[]): EngineTensor {
