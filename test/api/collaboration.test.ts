@@ -41,8 +41,10 @@ it('one user edits, the other receives the progress and the tree events', async 
   await waitForSubscribers(h, `tree-events:${treeId}`, 2);
 
   // Bob edits; Alice subscribes to the new node's progress.
-  const { edit: child } = await gqlOk(h.url, EDIT, { input: { parentId: root.id, prompt: 'a green circle on the left' } }, bob);
-  expect(child).toMatchObject({ status: 'QUEUED', depth: 1, seed: 3, steps: 6, guidance: 7.5, scheduler: 'DPMPP_2M', parent: { id: root.id }, createdBy: { name: 'bob' }, strategy: 'AUTO' });
+  // SPARSE: the found area always runs sparse. Under AUTO the random 16² test model's found area, grown
+  // over the object's edge plus its ring, crosses the 0.6 dense threshold, and the edit runs dense.
+  const { edit: child } = await gqlOk(h.url, EDIT, { input: { parentId: root.id, prompt: 'a green circle on the left', strategy: 'SPARSE' } }, bob);
+  expect(child).toMatchObject({ status: 'QUEUED', depth: 1, seed: 3, steps: 6, guidance: 7.5, scheduler: 'DPMPP_2M', parent: { id: root.id }, createdBy: { name: 'bob' }, strategy: 'SPARSE' });
   expect(child.promptDiff.filter((d: any) => d.kind !== 'EQUAL')).toEqual([{ kind: 'REPLACE', before: 'red', after: 'green', tokenStart: 1, tokenEnd: 2 }]);
   const aliceProgress = collect<any>(aliceWs, PROGRESS, { id: child.id });
 
@@ -65,8 +67,7 @@ it('one user edits, the other receives the progress and the tree events', async 
     expect(t.events.find((e) => e.type === 'PROGRESSED')?.progress.totalSteps).toBe(6);
   }
 
-  // The edit's stats say how it ran: a FISEdit sparse edit over the area the changed word touches
-  // (latent strategy; below the engine's dense threshold of 0.6 of the latent).
+  // The edit's stats say how it ran: a FISEdit sparse edit over the area the changed word touches.
   const { node } = await gqlOk(h.url, `query($id: ID!) { node(id: $id) { status stats { mode wallMs maskedFraction } mask { fraction } image { url } promptDiff { kind } } }`, { id: child.id }, carol);
   expect(node.stats.mode).toBe('SPARSE');
   expect(node.stats.maskedFraction).toBeGreaterThan(0);
