@@ -133,16 +133,7 @@ export async function previewDataUrl(
   imageHeight: number,
   opts: PreviewOptions = {},
 ): Promise<string> {
-  const rgb = latentsToRgb(latents, channels, h, w, map);
-  const maxSide = Math.min(opts.maxSide ?? 256, Math.max(imageWidth, imageHeight));
-  const scale = maxSide / Math.max(imageWidth, imageHeight);
-  const outW = Math.max(1, Math.round(imageWidth * scale));
-  const outH = Math.max(1, Math.round(imageHeight * scale));
-  const webp = await sharp(Buffer.from(rgb.buffer, rgb.byteOffset, rgb.byteLength), { raw: { width: w, height: h, channels: 3 } })
-    .resize(outW, outH, { kernel: 'cubic', fit: 'fill' })
-    .webp({ quality: opts.quality ?? 60 })
-    .toBuffer();
-  return `data:image/webp;base64,${webp.toString('base64')}`;
+  return rgbPreviewDataUrl(latentsToRgb(latents, channels, h, w, map), w, h, imageWidth, imageHeight, opts);
 }
 
 /** The VAE decoder's output [3, H, W] in ~[−1, 1] → interleaved 8-bit RGB [H, W, 3] (as the engine's images). */
