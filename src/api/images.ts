@@ -4,7 +4,7 @@
 // are not a member of → the same 404 (nobody learns which ids exist); a malformed URL → 400.
 import * as fs from 'fs';
 import type * as http from 'http';
-import type { Node as NodeRecord, User } from '../generated/sqlite/client';
+import type { Node as NodeRow, User } from '../generated/sqlite/client';
 import { roleAtLeast } from '../service/auth/access';
 import { bearerToken } from '../service/auth/tokens';
 import { IMAGE_KINDS, ImageKind } from '../service/images/signedUrls';
@@ -12,7 +12,7 @@ import type { Service } from '../service/service';
 
 const TYPES: Record<ImageKind, string> = { 'image.png': 'image/png', 'thumb.webp': 'image/webp', 'mask.png': 'image/png', 'input-mask.png': 'image/png' };
 
-function pathOf(node: NodeRecord, kind: ImageKind): string | null {
+function pathOf(node: NodeRow, kind: ImageKind): string | null {
   if (kind === 'image.png') return node.imagePath;
   if (kind === 'thumb.webp') return node.thumbPath;
   if (kind === 'mask.png') return node.maskPath;

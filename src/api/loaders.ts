@@ -4,11 +4,11 @@
 // between users or requests; `cache: false` keeps a long-lived subscription from serving stale rows —
 // batching is what is wanted here, not memoisation.
 import DataLoader from 'dataloader';
-import type { Node as NodeRecord } from '../generated/sqlite/client';
+import type { Node as NodeRow } from '../generated/sqlite/client';
 import type { ApiContext } from './context';
 
 export interface Loaders {
-  children: DataLoader<string, NodeRecord[]>;
+  children: DataLoader<string, NodeRow[]>;
   queuePosition: DataLoader<string, number | null>;
 }
 

@@ -1,7 +1,7 @@
 // Field resolvers of the object types: thin reads through the service. Node, Tree and User parents are
 // database records (src/api/mappers.ts); Image, Mask and NodeStats resolve from their node.
 import { GraphQLError, GraphQLScalarType, Kind } from 'graphql';
-import type { Node as NodeRecord } from '../../generated/sqlite/client';
+import type { Node as NodeRow } from '../../generated/sqlite/client';
 import { NotFoundError } from '../../service/errors';
 import { fromSnapshot } from '../../service/events/treeEvents';
 import type { ImageKind } from '../../service/images/signedUrls';
@@ -42,7 +42,7 @@ export const DateTime = new GraphQLScalarType({
 });
 
 /** Stable per node and file; signed for the requesting user so it works in <img> (images/signedUrls.ts). */
-function fileUrl(ctx: ApiContext, node: NodeRecord, kind: ImageKind): string {
+function fileUrl(ctx: ApiContext, node: NodeRow, kind: ImageKind): string {
   const user = requireUser(ctx);
   return `${ctx.baseUrl}/images/${encodeURIComponent(node.id)}/${kind}?${ctx.service.signer.sign(user.id, node.id, kind)}`;
 }

@@ -11,7 +11,7 @@
 // are best-effort hints: not logged, carrying the seq of the last state event before them.
 import type { Db } from '../../db/client';
 import { ServiceError } from '../errors';
-import type { Node as NodeRecord, NodeStatus } from '../../generated/sqlite/client';
+import type { Node as NodeRow, NodeStatus } from '../../generated/sqlite/client';
 import type { ProgressPhase } from '../inference/backend';
 import type { PubSub } from './pubsub';
 
@@ -33,7 +33,7 @@ export interface NodeProgressEvent {
 }
 
 /** A node row with dates as ISO strings (JSON-safe). */
-export type NodeSnapshot = Omit<NodeRecord, 'createdAt' | 'updatedAt' | 'startedAt' | 'finishedAt'> & {
+export type NodeSnapshot = Omit<NodeRow, 'createdAt' | 'updatedAt' | 'startedAt' | 'finishedAt'> & {
   createdAt: string;
   updatedAt: string;
   startedAt: string | null;
@@ -54,7 +54,7 @@ export interface TreeEventPayload {
 export const progressTopic = (nodeId: string) => `node-progress:${nodeId}`;
 export const treeTopic = (treeId: string) => `tree-events:${treeId}`;
 
-export function toSnapshot(n: NodeRecord): NodeSnapshot {
+export function toSnapshot(n: NodeRow): NodeSnapshot {
   return {
     ...n,
     createdAt: n.createdAt.toISOString(),
@@ -64,7 +64,7 @@ export function toSnapshot(n: NodeRecord): NodeSnapshot {
   };
 }
 
-export function fromSnapshot(s: NodeSnapshot): NodeRecord {
+export function fromSnapshot(s: NodeSnapshot): NodeRow {
   return {
     ...s,
     createdAt: new Date(s.createdAt),
@@ -117,7 +117,7 @@ export class EventBus {
   }
 
   /** Commits (state events) and publishes a tree event. */
-  async tree(type: TreeEventType, node: NodeRecord, extra: { progress?: NodeProgressEvent; deletedNodeIds?: string[] } = {}): Promise<void> {
+  async tree(type: TreeEventType, node: NodeRow, extra: { progress?: NodeProgressEvent; deletedNodeIds?: string[] } = {}): Promise<void> {
     if (type === 'PROGRESSED') {
       const seq = this.treeSeq.get(node.treeId) ?? (await this.db.tree.findUnique({ where: { id: node.treeId }, select: { eventSeq: true } }))?.eventSeq ?? 0;
       await this.publishTree(this.payload(type, node, seq, extra));
@@ -130,7 +130,7 @@ export class EventBus {
    * Numbers a state event in its tree and logs it, in one transaction; publish it afterwards with
    * publishTree. (Deleting a tree commits its DELETED event first, then deletes the tree and its log.)
    */
-  async commitTree(type: Exclude<TreeEventType, 'PROGRESSED'>, node: NodeRecord, extra: { deletedNodeIds?: string[] } = {}): Promise<TreeEventPayload> {
+  async commitTree(type: Exclude<TreeEventType, 'PROGRESSED'>, node: NodeRow, extra: { deletedNodeIds?: string[] } = {}): Promise<TreeEventPayload> {
     const ev = await this.db.$transaction(async (tx) => {
       // Raw, so that numbering an event does not touch Tree.updatedAt (Prisma's @updatedAt would).
       const rows = await tx.$queryRaw<{ eventSeq: number | bigint }[]>`UPDATE "Tree" SET "eventSeq" = "eventSeq" + 1 WHERE "id" = ${node.treeId} RETURNING "eventSeq"`;
@@ -166,7 +166,7 @@ export class EventBus {
     return { events: rows.map((r) => JSON.parse(r.payload) as TreeEventPayload), lastSeq };
   }
 
-  private payload(type: TreeEventType, node: NodeRecord, seq: number, extra: { progress?: NodeProgressEvent; deletedNodeIds?: string[] }): TreeEventPayload {
+  private payload(type: TreeEventType, node: NodeRow, seq: number, extra: { progress?: NodeProgressEvent; deletedNodeIds?: string[] }): TreeEventPayload {
     return {
       type,
       treeId: node.treeId,

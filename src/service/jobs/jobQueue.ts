@@ -11,7 +11,7 @@
 // throws the result away.
 
 import type { Db } from '../../db/client';
-import type { Job, Node as NodeRecord } from '../../generated/sqlite/client';
+import type { Job, Node as NodeRow } from '../../generated/sqlite/client';
 
 /** A node that may run now: a root, or an edit whose parent has its result. */
 const CLAIMABLE_NODE = { OR: [{ parentId: null }, { parent: { is: { status: 'SUCCEEDED' as const } } }] };
@@ -19,7 +19,7 @@ const CLAIMABLE = { status: 'QUEUED' as const, node: { is: CLAIMABLE_NODE } };
 
 export interface ClaimedJob {
   job: Job;
-  node: NodeRecord;
+  node: NodeRow;
 }
 
 export interface JobOutcome {
@@ -121,8 +121,8 @@ export class PrismaJobQueue {
    * Fails, for good, every QUEUED job whose parent node ended FAILED or CANCELLED (it can never run
    * from that parent), with the reason; repeats down the tree. Returns the nodes failed.
    */
-  async failOrphans(): Promise<NodeRecord[]> {
-    const failed: NodeRecord[] = [];
+  async failOrphans(): Promise<NodeRow[]> {
+    const failed: NodeRow[] = [];
     for (let depth = 0; depth < 10_000; depth++) {
       const orphans = await this.db.job.findMany({
         where: { status: 'QUEUED', node: { is: { parent: { is: { status: { in: ['FAILED', 'CANCELLED'] } } } } } },
@@ -146,7 +146,7 @@ export class PrismaJobQueue {
     return failed;
   }
 
-  async succeed(job: Job, outcome: JobOutcome): Promise<NodeRecord | null> {
+  async succeed(job: Job, outcome: JobOutcome): Promise<NodeRow | null> {
     const now = new Date();
     return this.db.$transaction(async (tx) => {
       const r = await tx.node.updateMany({ where: { id: job.nodeId }, data: { status: 'SUCCEEDED', finishedAt: now, error: null, ...outcome } });
@@ -157,7 +157,7 @@ export class PrismaJobQueue {
   }
 
   /** FAILED for good, or back to QUEUED when `retry` and attempts remain. */
-  async fail(job: Job, error: string, retry: boolean): Promise<NodeRecord | null> {
+  async fail(job: Job, error: string, retry: boolean): Promise<NodeRow | null> {
     const requeue = retry && job.attempts < job.maxAttempts;
     const now = new Date();
     return this.db.$transaction(async (tx) => {
@@ -169,7 +169,7 @@ export class PrismaJobQueue {
     });
   }
 
-  async markCancelled(nodeId: string, fromStatuses: ('QUEUED' | 'RUNNING')[]): Promise<NodeRecord | null> {
+  async markCancelled(nodeId: string, fromStatuses: ('QUEUED' | 'RUNNING')[]): Promise<NodeRow | null> {
     const now = new Date();
     return this.db.$transaction(async (tx) => {
       const r = await tx.job.updateMany({ where: { nodeId, status: { in: fromStatuses } }, data: { status: 'CANCELLED', finishedAt: now, cancelRequested: true } });

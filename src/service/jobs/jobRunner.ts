@@ -7,7 +7,7 @@
 // has attempts left. The runner never runs a model itself: the backend does, off this thread.
 
 import type { Db } from '../../db/client';
-import type { Job, Node as NodeRecord } from '../../generated/sqlite/client';
+import type { Job, Node as NodeRow } from '../../generated/sqlite/client';
 import {
   EditStrategy,
   InferenceBackend,
@@ -41,7 +41,7 @@ export class JobRunner {
   private running = false;
   private loop: Promise<void> | null = null;
   private wake: (() => void) | null = null;
-  private current: { job: Job; node: NodeRecord; cancelled: boolean } | null = null;
+  private current: { job: Job; node: NodeRow; cancelled: boolean } | null = null;
   private stopping = false;
   private readonly finishWaiters = new Map<string, (() => void)[]>();
   private control: Subscription<CancelRequest> | null = null;
@@ -185,7 +185,7 @@ export class JobRunner {
     return budget.diskFullMessage(await budget.freeDiskBytes());
   }
 
-  private async runJob(job: Job, node: NodeRecord): Promise<void> {
+  private async runJob(job: Job, node: NodeRow): Promise<void> {
     // A full disk fails the job before it starts (after evicting cold caches), saying why.
     const noRoom = await this.opts.stateBudget?.roomForJob();
     if (noRoom) {
@@ -249,7 +249,7 @@ export class JobRunner {
     await this.finish(done, 'SUCCEEDED');
   }
 
-  private infer(job: Job, node: NodeRecord, onProgress: (p: InferenceProgress) => void): Promise<InferenceResult> {
+  private infer(job: Job, node: NodeRow, onProgress: (p: InferenceProgress) => void): Promise<InferenceResult> {
     const req = {
       prompt: node.prompt,
       negativePrompt: node.negativePrompt,
@@ -264,7 +264,7 @@ export class JobRunner {
     return this.loadParentAndEdit(job, node, req, onProgress);
   }
 
-  private async loadParentAndEdit(job: Job, node: NodeRecord, req: Parameters<InferenceBackend['generate']>[1], onProgress: (p: InferenceProgress) => void): Promise<InferenceResult> {
+  private async loadParentAndEdit(job: Job, node: NodeRow, req: Parameters<InferenceBackend['generate']>[1], onProgress: (p: InferenceProgress) => void): Promise<InferenceResult> {
     const parent = await this.db.node.findUnique({ where: { id: node.parentId! } });
     // The ancestry, root first: the engine rebuilds the parent from it when the parent's state is gone.
     const lineage: LineageNode[] = [];
@@ -282,7 +282,7 @@ export class JobRunner {
    * The engine ran the edit without its mask (no node store): every pixel outside the user's mask becomes
    * the parent's again, so the mask holds whatever the engine could do.
    */
-  private async keepParentOutsideMask(node: NodeRecord, result: InferenceResult): Promise<void> {
+  private async keepParentOutsideMask(node: NodeRow, result: InferenceResult): Promise<void> {
     const parent = await this.db.node.findUnique({ where: { id: node.parentId! }, select: { imagePath: true } });
     const mask = await this.inputMask(node);
     if (!parent?.imagePath || !mask || mask.width !== result.width || mask.height !== result.height) return;
@@ -296,14 +296,14 @@ export class JobRunner {
   }
 
   /** The mask the node's user drew (image size, 8-bit grey), or null. */
-  private async inputMask(node: NodeRecord): Promise<{ data: Uint8Array; width: number; height: number } | null> {
+  private async inputMask(node: NodeRow): Promise<{ data: Uint8Array; width: number; height: number } | null> {
     if (!node.inputMaskPath) return null;
     const sharp = (await import('sharp')).default;
     const raw = await sharp(this.images.read(node.inputMaskPath)).removeAlpha().greyscale().raw().toBuffer();
     return { data: new Uint8Array(raw), width: node.width, height: node.height };
   }
 
-  private async onRunError(job: Job, node: NodeRecord, e: Error): Promise<void> {
+  private async onRunError(job: Job, node: NodeRow, e: Error): Promise<void> {
     if (e instanceof InferenceCancelledError) {
       if (this.stopping && !this.current?.cancelled) {
         await this.queue.handBack(job);
@@ -325,7 +325,7 @@ export class JobRunner {
     await this.finish(n, 'FAILED');
   }
 
-  private async finish(node: NodeRecord, type: 'SUCCEEDED' | 'FAILED' | 'CANCELLED'): Promise<void> {
+  private async finish(node: NodeRow, type: 'SUCCEEDED' | 'FAILED' | 'CANCELLED'): Promise<void> {
     const last = this.bus.latestProgress(node.id);
     await this.bus.progress({
       ...baseProgress(node),
@@ -339,7 +339,7 @@ export class JobRunner {
     await this.bus.tree(type, node);
   }
 
-  private relayProgress(node: NodeRecord, p: InferenceProgress, etaMs: number | null): Promise<NodeProgressEvent> {
+  private relayProgress(node: NodeRow, p: InferenceProgress, etaMs: number | null): Promise<NodeProgressEvent> {
     return this.bus.progress({
       ...baseProgress(node),
       step: p.step,
@@ -364,17 +364,17 @@ export function runIdOf(job: Job): string {
 }
 
 /** Jobs whose steps cost alike: generation or edit strategy (a user mask: no capture steps), size, guidance. */
-function etaKind(node: NodeRecord): string {
+function etaKind(node: NodeRow): string {
   const what = node.parentId ? `edit:${node.strategy}${node.inputMaskPath ? '+mask' : ''}` : 'generate';
   return `${what}:${node.width}x${node.height}:${node.guidance > 1 ? 'cfg' : 'plain'}`;
 }
 
-function baseProgress(node: NodeRecord) {
+function baseProgress(node: NodeRow) {
   return { nodeId: node.id, treeId: node.treeId, preview: null as string | null, maskedFraction: null as number | null };
 }
 
 /** Parameters written into the PNG, so a downloaded image still says how it was made. */
-function pngText(node: NodeRecord, model: string): Record<string, string> {
+function pngText(node: NodeRow, model: string): Record<string, string> {
   return {
     prompt: node.prompt,
     negative_prompt: node.negativePrompt,

@@ -4,7 +4,7 @@
 
 import type { Db } from '../../db/client';
 import type { ClipTokenizer } from '../../engine/tokenizer/clipTokenizer';
-import type { Node as NodeRecord, Tree, TreeRole, User } from '../../generated/sqlite/client';
+import type { Node as NodeRow, Tree, TreeRole, User } from '../../generated/sqlite/client';
 import { requireTreeRole, roleOf } from '../auth/access';
 import { BadUserInputError, ConflictError, NotFoundError, ServiceError } from '../errors';
 import { EventBus, isFinal } from '../events/treeEvents';
@@ -121,14 +121,14 @@ export class TreeService {
     return tree;
   }
 
-  async node(user: User, id: string): Promise<NodeRecord | null> {
+  async node(user: User, id: string): Promise<NodeRow | null> {
     const node = await this.db.node.findUnique({ where: { id } });
     if (!node || !(await roleOf(this.db, user.id, node.treeId))) return null;
     return node;
   }
 
   /** For subscriptions and image URLs: the node and the user's role, or the error to show. */
-  async nodeForViewer(user: User, id: string): Promise<NodeRecord> {
+  async nodeForViewer(user: User, id: string): Promise<NodeRow> {
     const node = await this.node(user, id);
     if (!node) throw new NotFoundError('node', id);
     return node;
@@ -148,19 +148,19 @@ export class TreeService {
     return this.db.tree.findUnique({ where: { id } });
   }
 
-  nodeById(id: string): Promise<NodeRecord | null> {
+  nodeById(id: string): Promise<NodeRow | null> {
     return this.db.node.findUnique({ where: { id } });
   }
 
   /** The children of each node, oldest first, in one query (the API's per-request DataLoader batches them). */
-  async childrenOf(nodeIds: readonly string[]): Promise<Map<string, NodeRecord[]>> {
-    const out = new Map<string, NodeRecord[]>(nodeIds.map((id) => [id, []]));
+  async childrenOf(nodeIds: readonly string[]): Promise<Map<string, NodeRow[]>> {
+    const out = new Map<string, NodeRow[]>(nodeIds.map((id) => [id, []]));
     const rows = await this.db.node.findMany({ where: { parentId: { in: [...nodeIds] } }, orderBy: [{ createdAt: 'asc' }, { id: 'asc' }] });
     for (const r of rows) out.get(r.parentId!)?.push(r);
     return out;
   }
 
-  root(treeId: string): Promise<NodeRecord | null> {
+  root(treeId: string): Promise<NodeRow | null> {
     return this.db.node.findFirst({ where: { treeId, parentId: null } });
   }
 
@@ -168,7 +168,7 @@ export class TreeService {
    * A page of a tree's nodes, parents before children (depth, then creation, then id): at most `first`
    * (1…MAX_NODES_PAGE) nodes after the node `after` (a node id of this tree, the last of the previous page).
    */
-  async nodesPage(treeId: string, first: number, after: string | null): Promise<NodeRecord[]> {
+  async nodesPage(treeId: string, first: number, after: string | null): Promise<NodeRow[]> {
     if (!Number.isInteger(first) || first < 1 || first > MAX_NODES_PAGE) throw new BadUserInputError('first', `must be an integer in [1, ${MAX_NODES_PAGE}]`);
     const order = [{ depth: 'asc' as const }, { createdAt: 'asc' as const }, { id: 'asc' as const }];
     if (after === null) return this.db.node.findMany({ where: { treeId }, orderBy: order, take: first });
@@ -199,7 +199,7 @@ export class TreeService {
     return this.queue.positions(nodeIds);
   }
 
-  async promptDiff(node: NodeRecord): Promise<PromptDiffSegment[] | null> {
+  async promptDiff(node: NodeRow): Promise<PromptDiffSegment[] | null> {
     if (!node.parentId) return null;
     const parent = await this.db.node.findUnique({ where: { id: node.parentId }, select: { prompt: true } });
     if (!parent) return null;
@@ -208,7 +208,7 @@ export class TreeService {
 
   // ---- mutations ----
 
-  async generate(user: User, input: GenerateInput): Promise<NodeRecord> {
+  async generate(user: User, input: GenerateInput): Promise<NodeRow> {
     const v = this.validate;
     const prompt = v.prompt('prompt', input.prompt, false);
     const guidance = input.guidance === undefined || input.guidance === null ? 7.5 : v.guidance(input.guidance);
@@ -235,7 +235,7 @@ export class TreeService {
     return node;
   }
 
-  async edit(user: User, input: EditInput): Promise<NodeRecord> {
+  async edit(user: User, input: EditInput): Promise<NodeRow> {
     const parent = await this.db.node.findUnique({ where: { id: input.parentId } });
     if (!parent) throw new NotFoundError('node', input.parentId);
     await requireTreeRole(this.db, user.id, parent.treeId, 'EDITOR', 'editing', { what: 'node', id: input.parentId });
@@ -273,7 +273,7 @@ export class TreeService {
         createdById: user.id,
       },
     });
-    let created: NodeRecord;
+    let created: NodeRow;
     try {
       const inputMaskPath = mask ? await this.images.saveMask(node.treeId, node.id, 'input-mask', mask.data, mask.width, mask.height) : null;
       created = await this.db.$transaction(async (tx) => {
@@ -292,7 +292,7 @@ export class TreeService {
     return created;
   }
 
-  async cancelJob(user: User, nodeId: string): Promise<NodeRecord> {
+  async cancelJob(user: User, nodeId: string): Promise<NodeRow> {
     const node = await this.requireNode(user, nodeId, 'EDITOR', 'cancelling');
     if (isFinal(node.status)) throw new ConflictError(`the node is already ${node.status}`);
     // Queued: cancel in the database; nothing runs.
@@ -328,7 +328,7 @@ export class TreeService {
     }
   }
 
-  async retryNode(user: User, nodeId: string): Promise<NodeRecord> {
+  async retryNode(user: User, nodeId: string): Promise<NodeRow> {
     const node = await this.requireNode(user, nodeId, 'EDITOR', 'retrying');
     if (node.status !== 'FAILED' && node.status !== 'CANCELLED') throw new ConflictError(`only FAILED or CANCELLED nodes can be retried; this one is ${node.status}`);
     if (node.parentId) {
@@ -377,14 +377,14 @@ export class TreeService {
 
   // ---- helpers ----
 
-  private async requireNode(user: User, nodeId: string, role: TreeRole, action: string): Promise<NodeRecord> {
+  private async requireNode(user: User, nodeId: string, role: TreeRole, action: string): Promise<NodeRow> {
     const node = await this.db.node.findUnique({ where: { id: nodeId } });
     if (!node) throw new NotFoundError('node', nodeId);
     await requireTreeRole(this.db, user.id, node.treeId, role, action, { what: 'node', id: nodeId });
     return node;
   }
 
-  private async announceCreated(node: NodeRecord, phase: 'QUEUED' = 'QUEUED'): Promise<void> {
+  private async announceCreated(node: NodeRow, phase: 'QUEUED' = 'QUEUED'): Promise<void> {
     await this.bus.progress({ nodeId: node.id, treeId: node.treeId, step: 0, totalSteps: node.steps, phase, status: 'QUEUED', etaMs: null, preview: null, maskedFraction: null });
     await this.bus.tree('CREATED', node);
     this.runner.kick();
