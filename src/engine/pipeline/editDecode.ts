@@ -122,9 +122,11 @@ export async function decodeEditRegion(
   };
   const rest = { macFraction: null, sparseNote };
   if (decoder && plan.full) {
-    const { image, context, entries } = await decoder.decodeRecording(scaledLatentBox(info, latents, C, h, w, plan.box), h, w);
-    // A child decoded in full keeps its own conv inputs, so that its children decode sparsely.
-    const cacheBytes = io?.childId && entries.size ? await putDecoderEntries(io.cache, io.childId, entries) : 0;
+    // A child decoded in full keeps its own conv inputs, so that its children decode sparsely; a child
+    // that keeps no cache fetches none of them (they cost more than the decode itself).
+    const keepPage = Boolean(io?.childId);
+    const { image, context, entries } = await decoder.decodeRecording(scaledLatentBox(info, latents, C, h, w, plan.box), h, w, { entries: keepPage });
+    const cacheBytes = keepPage && entries.size ? await putDecoderEntries(io!.cache, io!.childId!, entries) : 0;
     return { rgb: composite(boxImageToRgb(image, plan.box, f)), affected: plan.affected, box: plan.box, context: 'own', childContext: decoder.pack(context), compositeMs, method: 'FULL', cacheBytes, ...rest };
   }
   if (decoder && parentContext) {

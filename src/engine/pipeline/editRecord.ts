@@ -52,7 +52,7 @@ export async function generateNode(ctx: StateContext, request: GenerateRequest, 
           encodeText: (ids) => stepModels.encodeText(ids),
           predictNoise: (...a) => stepModels.predictNoise(...a),
           async decodeLatents(z, h, w) {
-            const r = await decoder.decodeRecording(z, h, w);
+            const r = await decoder.decodeRecording(z, h, w, { entries: record });
             decoderContext = decoder.pack(r.context);
             // The decoder's conv inputs: the halos of its children's sparse decodes.
             if (record && r.entries.size) cacheBytes += await putDecoderEntries(cache, id, r.entries);

@@ -106,12 +106,19 @@ export class RegionDecoder {
     return this.sparse !== null;
   }
 
-  /** Full decode of scaled latents z [1, C, h, w] → image [1, 3, H, W] and the image's context. */
-  async decodeRecording(z: Float32Array, height: number, width: number): Promise<{ image: Float32Array; context: DecoderContext; entries: Map<string, DecoderEntry> }> {
-    const out = await this.recording.run({ latents: float32Tensor(z, [1, this.latentChannels, height, width]) });
+  /**
+   * Full decode of scaled latents z [1, C, h, w] → image [1, 3, H, W] and the image's context.
+   * opts.entries (default true): also fetch every decoder conv input. A caller that stores no decoder
+   * page passes false: copying those outputs out made the decode 2–4× the plain decoder's (bundled
+   * model), fetching the image and context alone costs about what the plain decoder does.
+   */
+  async decodeRecording(z: Float32Array, height: number, width: number, opts: { entries?: boolean } = {}): Promise<{ image: Float32Array; context: DecoderContext; entries: Map<string, DecoderEntry> }> {
+    const withEntries = (opts.entries ?? true) && this.convInputs.length > 0;
+    const fetch = withEntries ? undefined : ['image', 'gn_mean', 'gn_var', ...(this.attentionChannels ? ['mid_k', 'mid_v'] : [])];
+    const out = await this.recording.run({ latents: float32Tensor(z, [1, this.latentChannels, height, width]) }, fetch);
     const empty = new Float32Array(0);
     const entries = new Map<string, DecoderEntry>();
-    for (const e of this.convInputs) entries.set(e.name, { shape: out[e.name].dims, data: out[e.name].data as Uint16Array });
+    if (withEntries) for (const e of this.convInputs) entries.set(e.name, { shape: out[e.name].dims, data: out[e.name].data as Uint16Array });
     return {
       entries,
       image: out.image.data as Float32Array,

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ActivationCache } from '../../../src/engine/cache/activationCache';
 import { editNode } from '../../../src/engine/pipeline/edit';
-import { DECODER_CACHE_STEP } from '../../../src/engine/pipeline/editDecode';
+import { DECODER_CACHE_STEP, decodeEditRegion, readParentContext } from '../../../src/engine/pipeline/editDecode';
 import { generateNode } from '../../../src/engine/pipeline/editRecord';
 import type { StateContext } from '../../../src/engine/pipeline/editTypes';
 import { loadEditComponents, releaseEditComponents, type EditComponents } from '../../../src/engine/pipeline/editUNet';
@@ -92,6 +92,29 @@ test("a cropped edit decodes with the parent's context: the parent's pixels outs
   const grandchild = await editNode(ctx, { parentId: withCtx.node.id, prompt: 'a green circle on the left', mask, strategy: 'mask', decode: 'crop' });
   expect(grandchild.decodeContext).toBe('parent');
   expect(pixelDiffs(grandchild.rgb, withCtx.rgb, grandchild.affected).outside).toBe(0);
+});
+
+test("a full decode writes the child's decoder page only when the child keeps a cache; without one it fetches none and decodes the same pixels and context", async () => {
+  const ctx = await state();
+  const root = await generateNode(ctx, { prompt: PROMPT, seed: 3, steps: STEPS });
+  const parent = root.record;
+  const [C, h, w] = parent.latentShape;
+  const latents = ctx.store.readLatents(parent).slice(-C * h * w);
+  const parentRgb = (await ctx.store.readImage(parent)).rgb;
+  const parentCtx = readParentContext(ctx.store, parts.decoder!, parent).context;
+  const names = parts.decoder!.convInputs.map((e) => e.name);
+  const cache = ctx.cache!;
+  await cache.createNode('keeps', parent.id);
+  const kept = await decodeEditRegion(engine, parts.decoder, parentCtx, parentRgb, parent, latents, mask, { decode: 'full' }, { cache, parentId: parent.id, childId: 'keeps' });
+  const none = await decodeEditRegion(engine, parts.decoder, parentCtx, parentRgb, parent, latents, mask, { decode: 'full' }, { cache, parentId: parent.id, childId: null });
+  expect(kept.method).toBe('FULL');
+  expect(none.method).toBe('FULL');
+  expect(kept.cacheBytes).toBeGreaterThan(0);
+  expect(cache.check('keeps', [DECODER_CACHE_STEP], names)).toEqual({ ok: true });
+  expect(none.cacheBytes).toBe(0);
+  expect(none.rgb).toEqual(kept.rgb);
+  expect(none.childContext).toEqual(kept.childContext);
+  expect(pixelDiffs(none.rgb, parentRgb, none.affected).outside).toBe(0);
 });
 
 test("a damaged decoder.npy: the edit crops with its own statistics, says why, and leaves the store as it was", async () => {

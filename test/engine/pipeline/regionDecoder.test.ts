@@ -66,6 +66,17 @@ test('the recording decoder gives the plain decode bit for bit, and the box deco
   expect(m3).toBeLessThan(1e-4);
 });
 
+test('decodeRecording without entries fetches no conv inputs and gives the same image and context bit for bit', async () => {
+  const z = gaussianFloat32(11n, 4 * H * W);
+  const all = await decoder.decodeRecording(z, H, W);
+  expect(all.entries.size).toBe(decoder.convInputs.length);
+  expect(all.entries.size).toBeGreaterThan(0);
+  const bare = await decoder.decodeRecording(z, H, W, { entries: false });
+  expect(bare.entries.size).toBe(0);
+  expect(bare.image).toEqual(all.image);
+  expect(bare.context).toEqual(all.context);
+});
+
 test("the child's context replaces exactly the changed tokens and keeps the parent's statistics", async () => {
   const parentZ = gaussianFloat32(11n, 4 * H * W);
   const parent = await decoder.decodeRecording(parentZ, H, W);
