@@ -462,7 +462,9 @@ export async function editNode(ctx: StateContext, request: EditRequest, options:
 
   // 6. plan the cache: sparse steps read the parent's, re-recorded when gone
   const plan = await planCache(run, decision, levels);
-  const own: ChildCache = { record: cache !== null && unet !== null, complete: false, bytes: 0 };
+  // A dense child whose steps are not recorded keeps no cache: no node is made for it (creating and
+  // deleting one cost 6–30 ms of an edit a regeneration does not pay).
+  const own: ChildCache = { record: cache !== null && unet !== null && (plan.mode === 'SPARSE' || plan.recordDense), complete: false, bytes: 0 };
   own.complete = own.record;
   if (own.record) await cache!.createNode(childId, cache!.hasNode(parent.id) ? parent.id : null);
 

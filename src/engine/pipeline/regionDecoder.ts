@@ -54,9 +54,19 @@ export interface SparseDecodeResult {
   deltas: Map<string, { shape: number[]; rows: Int32Array; data: Uint16Array }>;
 }
 
+/**
+ * VAE weights up to which RegionDecoder keeps a second, context-only recording session (no conv-input
+ * outputs) for full decodes that store no decoder page. With those outputs the recording session's first
+ * two runs took 86–104 ms on the bundled model against 28–39 ms for the plain decoder (the context-only
+ * graph: 35–40 ms), and a CLI edit decodes once. An SD-size VAE (335 MB) would double its memory for it.
+ */
+export const CONTEXT_DECODER_MAX_BYTES = 64 * 2 ** 20;
+
 export class RegionDecoder {
   private constructor(
     private readonly recording: OrtModelSession,
+    /** The recording graph without conv-input outputs (null when not created): decodes that store no page. */
+    private readonly contextOnly: OrtModelSession | null,
     private readonly box: OrtModelSession,
     /** The sparse decoder session (null when not created); the recording graph then also records conv inputs. */
     private readonly sparse: OrtModelSession | null,
@@ -75,9 +85,10 @@ export class RegionDecoder {
 
   /**
    * opts.sparse (default true): also load the sparse decoder, and record every decoder conv input in
-   * decodeRecording (the halos a child's sparse decode reads).
+   * decodeRecording (the halos a child's sparse decode reads). opts.contextDecoderMaxBytes (default
+   * CONTEXT_DECODER_MAX_BYTES): VAE weights up to which the context-only session is kept beside it.
    */
-  static async create(cfg: VaeConfig, weights: WeightMap, opts: { intraOpNumThreads?: number; device?: EngineDevice; sparse?: boolean } = {}): Promise<RegionDecoder> {
+  static async create(cfg: VaeConfig, weights: WeightMap, opts: { intraOpNumThreads?: number; device?: EngineDevice; sparse?: boolean; contextDecoderMaxBytes?: number } = {}): Promise<RegionDecoder> {
     const L = cfg.blockOutChannels.length;
     const withSparse = opts.sparse ?? true;
     const graph = graphOptionsFor(opts.device);
@@ -97,8 +108,19 @@ export class RegionDecoder {
       if (missing.length) throw new DecoderContextError(`the sparse decoder reads conv inputs the recording decoder does not write: ${missing.join(', ')}`);
       sparse = await createSession(sp.g.build(), noArena);
     }
+    let weightBytes = 0;
+    for (const t of weights.values()) weightBytes += t.data.byteLength;
+    // Without the sparse decoder the recording graph already records no conv inputs.
+    const contextOnly = withSparse && weightBytes <= (opts.contextDecoderMaxBytes ?? CONTEXT_DECODER_MAX_BYTES)
+      ? await createSession(buildRecordingVaeDecoderGraph(cfg, weights, { graph }).g.build(), { intraOpNumThreads: opts.intraOpNumThreads, device: opts.device })
+      : null;
     const channels = rec.attention === null ? 0 : cfg.blockOutChannels[L - 1];
-    return new RegionDecoder(recording, box, sparse, rec.convInputs, L, decoderLevelMacs(cfg, 1), cfg.latentChannels, rec.norms.length, cfg.normNumGroups, channels);
+    return new RegionDecoder(recording, contextOnly, box, sparse, rec.convInputs, L, decoderLevelMacs(cfg, 1), cfg.latentChannels, rec.norms.length, cfg.normNumGroups, channels);
+  }
+
+  /** True when decodeRecording without entries runs the context-only session. */
+  get hasContextDecoder(): boolean {
+    return this.contextOnly !== null;
   }
 
   /** True when the sparse decoder is loaded (and decodeRecording records conv inputs). */
@@ -109,13 +131,14 @@ export class RegionDecoder {
   /**
    * Full decode of scaled latents z [1, C, h, w] → image [1, 3, H, W] and the image's context.
    * opts.entries (default true): also fetch every decoder conv input. A caller that stores no decoder
-   * page passes false: copying those outputs out made the decode 2–4× the plain decoder's (bundled
-   * model), fetching the image and context alone costs about what the plain decoder does.
+   * page passes false: it runs the context-only session where there is one, else fetches the image and
+   * context alone (their outputs' copies made the decode 2–4× the plain decoder's on the bundled model).
    */
   async decodeRecording(z: Float32Array, height: number, width: number, opts: { entries?: boolean } = {}): Promise<{ image: Float32Array; context: DecoderContext; entries: Map<string, DecoderEntry> }> {
     const withEntries = (opts.entries ?? true) && this.convInputs.length > 0;
     const fetch = withEntries ? undefined : ['image', 'gn_mean', 'gn_var', ...(this.attentionChannels ? ['mid_k', 'mid_v'] : [])];
-    const out = await this.recording.run({ latents: float32Tensor(z, [1, this.latentChannels, height, width]) }, fetch);
+    const session = !withEntries && this.contextOnly ? this.contextOnly : this.recording;
+    const out = await session.run({ latents: float32Tensor(z, [1, this.latentChannels, height, width]) }, fetch);
     const empty = new Float32Array(0);
     const entries = new Map<string, DecoderEntry>();
     if (withEntries) for (const e of this.convInputs) entries.set(e.name, { shape: out[e.name].dims, data: out[e.name].data as Uint16Array });
@@ -284,7 +307,7 @@ export class RegionDecoder {
   }
 
   async release(): Promise<void> {
-    await Promise.all([this.recording.release(), this.box.release(), this.sparse?.release()]);
+    await Promise.all([this.recording.release(), this.contextOnly?.release(), this.box.release(), this.sparse?.release()]);
   }
 
   private check(c: DecoderContext): void {

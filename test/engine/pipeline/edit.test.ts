@@ -346,7 +346,12 @@ describe('sparse or dense steps by measured cost (injected step costs)', () => {
     book.set(key(), { denseMs: 10, recordMs: 20, sparse: [{ fraction: 0.1, ms: 12 }, { fraction: 0.3, ms: 15 }] });
     const ctx = { ...(await state()), stepCosts: book };
     const { record, result } = await root(ctx);
+    // no cache node is made (and deleted) for a child that records nothing
+    const created = jest.spyOn(ctx.cache!, 'createNode');
     const e = await editNode(ctx, { parentId: record.id, prompt, mask });
+    expect(created).not.toHaveBeenCalled();
+    created.mockRestore();
+    expect(ctx.cache!.hasNode(e.node.id)).toBe(false);
     expect([e.mode, e.denseSteps, e.sparseSteps]).toEqual(['DENSE', STEPS, 0]);
     expect(e.reason).toMatch(/a sparse step at \d+\.\d % costs 1\d\.\d ms against 10\.0 ms for a dense one/);
     expect(e.node.cache.recorded).toBe(false);

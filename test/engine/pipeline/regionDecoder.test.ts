@@ -71,10 +71,23 @@ test('decodeRecording without entries fetches no conv inputs and gives the same 
   const all = await decoder.decodeRecording(z, H, W);
   expect(all.entries.size).toBe(decoder.convInputs.length);
   expect(all.entries.size).toBeGreaterThan(0);
+  expect(decoder.hasContextDecoder).toBe(true); // the fixture's VAE is far under CONTEXT_DECODER_MAX_BYTES
   const bare = await decoder.decodeRecording(z, H, W, { entries: false });
   expect(bare.entries.size).toBe(0);
   expect(bare.image).toEqual(all.image);
   expect(bare.context).toEqual(all.context);
+  // above the size cap no context-only session is kept: the recording session fetches image and context alone
+  const folder = loadModelFolder(SD_NARROW);
+  const capped = await RegionDecoder.create(folder.vae.config, folder.vae.weights, { intraOpNumThreads: 1, contextDecoderMaxBytes: 0 });
+  try {
+    expect(capped.hasContextDecoder).toBe(false);
+    const viaRecording = await capped.decodeRecording(z, H, W, { entries: false });
+    expect(viaRecording.entries.size).toBe(0);
+    expect(viaRecording.image).toEqual(all.image);
+    expect(viaRecording.context).toEqual(all.context);
+  } finally {
+    await capped.release();
+  }
 });
 
 test("the child's context replaces exactly the changed tokens and keeps the parent's statistics", async () => {
