@@ -75,7 +75,9 @@ it('runs higher priority first, then first come first served', async () => {
 });
 
 it('deletes a subtree, stopping its running job, and tells the tree', async () => {
-  const root = await generate('a red circle', { steps: 3 });
+  // 150 steps: an edit keeps its parent's steps (a changed step count is refused), so the edit that must
+  // still be running when its branch is deleted inherits them from the root.
+  const root = await generate('a red circle', { steps: 150 });
   await waitForStatus(h.url, alice, root.id, ['SUCCEEDED']);
   const a = (await gqlOk(h.url, EDIT, { input: { parentId: root.id, prompt: 'a green circle' } }, alice)).edit;
   await waitForStatus(h.url, alice, a.id, ['SUCCEEDED']);
@@ -83,13 +85,8 @@ it('deletes a subtree, stopping its running job, and tells the tree', async () =
   const b = (await gqlOk(h.url, EDIT, { input: { parentId: root.id, prompt: 'a blue circle' } }, alice)).edit;
   await waitForStatus(h.url, alice, a1.id, ['SUCCEEDED']);
   await waitForStatus(h.url, alice, b.id, ['SUCCEEDED']);
-  // A long job under a, running while we delete a's branch. Edits inherit the parent's 3 steps, so a
-  // blocker holds the queue while the test lengthens this one to 150 steps.
-  const blocker = await generate('blocker', { steps: 150 });
-  await waitForStatus(h.url, alice, blocker.id, ['RUNNING']);
+  // A long job under a, running while we delete a's branch.
   const slow = (await gqlOk(h.url, EDIT, { input: { parentId: a1.id, prompt: 'a green triangle' } }, alice)).edit;
-  await h.service.database.db.node.update({ where: { id: slow.id }, data: { steps: 150 } });
-  await gqlOk(h.url, CANCEL, { id: blocker.id }, alice);
   await waitForStatus(h.url, alice, slow.id, ['RUNNING']);
   const imageOfA = (await gqlOk(h.url, NODE, { id: a.id }, alice)).node.image.url;
   // The engine recorded each finished node in its store (latents, activations): deleting frees them.
@@ -99,8 +96,10 @@ it('deletes a subtree, stopping its running job, and tells the tree', async () =
   for (const e of [engA, engA1, engB]) expect(fs.existsSync(path.join(engineNodes, e, 'node.json'))).toBe(true);
 
   const ws = wsClient(h.wsUrl, alice);
-  const events = collect<any>(ws, `subscription($t: ID!) { treeEvents(treeId: $t) { type node { id } deletedNodeIds } }`, { t: root.tree.id });
-  await new Promise((r) => setTimeout(r, 200));
+  // afterSeq 0 replays the tree's past events first: the first one shows the subscription is live.
+  const events = collect<any>(ws, `subscription($t: ID!) { treeEvents(treeId: $t, afterSeq: 0) { type node { id } deletedNodeIds } }`, { t: root.tree.id });
+  await events.until(() => true, 30_000);
+  expect((await gqlOk(h.url, NODE, { id: slow.id }, alice)).node.status).toBe('RUNNING');
   expect((await gqlOk(h.url, DELETE, { id: a.id }, alice)).deleteNode).toBe(true);
   const del = await events.until((e) => e.type === 'DELETED');
   expect(del.node.id).toBe(a.id);
