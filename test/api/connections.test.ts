@@ -90,8 +90,10 @@ describe('open sockets per user', () => {
     const token = await h.token('bob');
     const clients = Array.from({ length: MAX_SOCKETS }, () => wsClient(h.wsUrl, token));
     // A lazy graphql-ws client keeps its socket while an operation runs: hold each with a subscription.
-    const held = clients.map((c) => collect<any>(c, TREE_EVENTS, { t: treeId }));
-    await new Promise((r) => setTimeout(r, 300));
+    // afterSeq 0 replays the tree's past events: a socket's first event shows it is open and counted
+    // (a fixed pause let a slow connect lose its slot to the extra socket on a loaded machine).
+    const held = clients.map((c) => collect<any>(c, 'subscription($t: ID!) { treeEvents(treeId: $t, afterSeq: 0) { type } }', { t: treeId }));
+    await Promise.all(held.map((s) => s.until(() => true, 30_000)));
     for (const s of held) expect(s.errors).toEqual([]);
     const extra = wsClient(h.wsUrl, token);
     const over = collect<any>(extra, '{ me { name } }', {});
