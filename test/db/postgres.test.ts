@@ -1,31 +1,23 @@
 // PostgreSQL path: its own migration history applied to a fresh database, then every model exercised.
 // Skips visibly (the reason in the suite name) when no server listens at FISEDIT_TEST_PG_URL; fails under CI=true.
-import { randomBytes } from 'crypto';
 import { Client } from 'pg';
 import { openDatabase } from '../../src/db/client';
 import { migrationsDir, readMigrations } from '../../src/db/migrate';
 import { exerciseModels } from './exerciseModels';
-import { describeWithService, PG_URL, postgresProbe } from '../helpers/services';
+import { describeWithService, postgresProbe } from '../helpers/services';
+import { postgresTestDatabase, type TestDatabase } from '../helpers/testDatabases';
 
-const dbName = `fisedit_test_${randomBytes(4).toString('hex')}`;
+let database: TestDatabase | null = null;
 let url = '';
 
 describeWithService(postgresProbe(), 'PostgreSQL database', () => {
   beforeAll(async () => {
-    const admin = new Client({ connectionString: PG_URL });
-    await admin.connect();
-    await admin.query(`CREATE DATABASE ${dbName}`);
-    await admin.end();
-    const u = new URL(PG_URL);
-    u.pathname = `/${dbName}`;
-    url = u.toString();
+    database = await postgresTestDatabase();
+    url = database.url;
   });
 
   afterAll(async () => {
-    const admin = new Client({ connectionString: PG_URL });
-    await admin.connect();
-    await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
-    await admin.end();
+    await database?.destroy();
   });
 
   it('applies its own migration history once and runs every model', async () => {
