@@ -28,6 +28,7 @@ import { NodeStore } from '../../src/engine/state/nodeStore';
 import { defaultCaptureSteps } from '../../src/engine/pipeline/editMask';
 import { discMask } from './masks';
 import { amdahl, AreaResult, formatTable, stat, writeChart } from './report';
+import { outsideChanged } from './outsideChanged';
 
 const ROOT = path.resolve(__dirname, '../..');
 
@@ -86,15 +87,6 @@ function parseArgs(argv: string[]): Options {
 }
 
 const log = (s: string) => process.stderr.write(`${s}\n`);
-
-function outsideChanged(e: EditResult, parent: Uint8Array): number {
-  let n = 0;
-  for (let p = 0; p < e.affected.data.length; p++) {
-    if (e.affected.data[p]) continue;
-    if (e.rgb[3 * p] !== parent[3 * p] || e.rgb[3 * p + 1] !== parent[3 * p + 1] || e.rgb[3 * p + 2] !== parent[3 * p + 2]) n++;
-  }
-  return n;
-}
 
 async function main(): Promise<void> {
   const o = parseArgs(process.argv.slice(2));

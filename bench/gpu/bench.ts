@@ -31,6 +31,7 @@ import { unetMacs } from '../../src/engine/sparse/unetMacs';
 import { NodeStore } from '../../src/engine/state/nodeStore';
 import { discMask } from '../edit/masks';
 import { RandomModelPreset, writeRandomModelFolder } from './randomModel';
+import { outsideChanged } from '../edit/outsideChanged';
 
 interface Options {
   model: string;
@@ -226,15 +227,6 @@ async function sparseSteps(folder: ModelFolder, device: EngineDevice, latent: nu
     await runner.release();
   }
   return rows;
-}
-
-function outsideChanged(e: EditResult, parent: Uint8Array): number {
-  let n = 0;
-  for (let p = 0; p < e.affected.data.length; p++) {
-    if (e.affected.data[p]) continue;
-    if (e.rgb[3 * p] !== parent[3 * p] || e.rgb[3 * p + 1] !== parent[3 * p + 1] || e.rgb[3 * p + 2] !== parent[3 * p + 2]) n++;
-  }
-  return n;
 }
 
 async function endToEnd(device: EngineDevice, size: number, o: Options, budget: Budget, denseStepMs: number | undefined): Promise<E2ERow[]> {
