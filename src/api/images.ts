@@ -2,11 +2,12 @@
 // token's user, or the user a signed URL was issued to (service/images/signedUrls.ts); either way they
 // need VIEWER on the node's tree now. No credentials → 401; an unknown node and a node of a tree they
 // are not a member of → the same 404 (nobody learns which ids exist); a malformed URL → 400.
-import * as fs from 'fs';
+import { createHash } from 'crypto';
 import type * as http from 'http';
 import type { Node as NodeRow, User } from '../generated/sqlite/client';
 import { roleAtLeast } from '../service/auth/access';
 import { bearerToken } from '../service/auth/tokens';
+import { ImageMissingError } from '../service/images/imageStore';
 import { IMAGE_KINDS, ImageKind } from '../service/images/signedUrls';
 import type { Service } from '../service/service';
 
@@ -57,27 +58,27 @@ export async function serveImage(req: http.IncomingMessage, res: http.ServerResp
   const rel = pathOf(node, kind);
   if (!rel) return fail(res, 404, 'NOT_FOUND', `node has no ${kind} (status ${node.status})`);
 
-  // 3. the file
-  let stat: fs.Stats;
-  const file = service.images.resolve(rel);
+  // 3. the file, from whichever store holds this deployment's images (any replica serves any node's).
+  // The ETag is the content's hash, so every replica gives one file the same ETag.
+  let bytes: Buffer;
   try {
-    stat = fs.statSync(file);
-  } catch {
-    return fail(res, 404, 'NOT_FOUND', `${kind} of this node is missing on disk`);
+    bytes = await service.images.read(rel);
+  } catch (e) {
+    if (e instanceof ImageMissingError) return fail(res, 404, 'NOT_FOUND', `${kind} of this node is missing from the image store`);
+    throw e;
   }
-  const etag = `"${stat.size.toString(16)}-${Math.floor(stat.mtimeMs).toString(16)}"`;
+  const etag = `"${createHash('sha256').update(bytes).digest('base64url').slice(0, 27)}"`;
   const headers = {
     'content-type': TYPES[kind],
     etag,
     'cache-control': 'private, max-age=86400',
     'x-content-type-options': 'nosniff',
-    'content-length': String(stat.size),
+    'content-length': String(bytes.length),
   };
   if (req.headers['if-none-match'] === etag) {
     res.writeHead(304, { etag, 'cache-control': headers['cache-control'] }).end();
     return;
   }
   res.writeHead(200, headers);
-  if (req.method === 'HEAD') return void res.end();
-  fs.createReadStream(file).on('error', () => res.destroy()).pipe(res);
+  res.end(req.method === 'HEAD' ? undefined : bytes);
 }

@@ -12,6 +12,7 @@
 //   --sqlite-sync FULL|NORMAL            FULL
 //   --engine process|thread              process (the engine in a child process; thread: a worker thread)
 //   --priority-users A,B FISEDIT_PRIORITY_USERS  none (users who may queue above priority 0)
+//   --image-store, --images-dir          where images live (cli/imageStoreOptions.ts)
 // SIGINT/SIGTERM stop it gracefully: a running job goes back to the queue and runs again at the next start.
 
 import * as net from 'net';
@@ -24,10 +25,12 @@ import { CliError, EXIT, inPhase, usageError } from './exitCodes';
 import { resolveModelDir } from './modelDir';
 import { optionalInt, parseOptions } from './options';
 import { DEVICE_OPTION, parseDevice, requireDevice } from './device';
+import { IMAGE_STORE_HELP, IMAGE_STORE_OPTIONS, imageStoreConfigFrom } from './imageStoreOptions';
 
 export const SERVE_HELP = `Usage: fisedit serve [--port N] [--host ADDR] [--data DIR] [--model DIR] [--database-url URL]
                      [--redis-url URL] [--public-url URL] [--threads N] [--device cpu|webgpu|cuda]
                      [--sqlite-sync FULL|NORMAL] [--engine process|thread] [--priority-users NAME,NAME]
+                     [--image-store directory|database] [--images-dir DIR]
 
 Runs the GraphQL API (HTTP POST /graphql, WebSocket graphql-transport-ws on /graphql) and serves images, the web
 client at / and, to browsers, a GraphQL explorer at /graphql.
@@ -36,6 +39,7 @@ FISEDIT_THREADS, FISEDIT_DEVICE, FISEDIT_PRIORITY_USERS. Jobs run by priority, u
 only the users named by --priority-users may queue above priority 0. Engine state on disk (bytes): FISEDIT_STATE_BYTES
 (20 GiB), FISEDIT_STATE_USER_BYTES (5 GiB per user), FISEDIT_MIN_FREE_BYTES (1 GiB kept free); cold caches are evicted.
 One server runs jobs per data dir (DATA/runner.lock); a second exits with code 4.
+${IMAGE_STORE_HELP}
 Create an API token with: fisedit token create --user NAME [--data DIR]
 `;
 
@@ -52,6 +56,7 @@ const SPEC = {
   'sqlite-sync': { type: 'string' },
   engine: { type: 'string' },
   'priority-users': { type: 'string' },
+  ...IMAGE_STORE_OPTIONS,
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -82,6 +87,7 @@ export async function runServe(argv: string[], io: CliIo = defaultIo, hooks: Run
     if (engine !== 'process' && engine !== 'thread') throw usageError(`--engine must be process or thread (got ${JSON.stringify(engine)})`);
     const dataDir = path.resolve(o.data ?? env.FISEDIT_DATA ?? 'data');
     const modelDir = resolveModelDir(o.model ?? env.FISEDIT_MODEL);
+    const images = imageStoreConfigFrom(o, env);
 
     const host = o.host ?? env.FISEDIT_HOST ?? '127.0.0.1';
     // The port first, then the data dir's lock (in createService), then crash recovery: a second server
@@ -104,6 +110,7 @@ export async function runServe(argv: string[], io: CliIo = defaultIo, hooks: Run
         sqliteSynchronous: sync,
         engineMode: engine,
         priorityUsers: priorityUsersFromEnv({ FISEDIT_PRIORITY_USERS: o['priority-users'] ?? env.FISEDIT_PRIORITY_USERS }),
+        images,
       }).catch((e) => {
         throw e instanceof DataDirLockedError || e instanceof DatabaseLockedError ? new CliError(EXIT.io, e.message) : e;
       }),
@@ -123,7 +130,7 @@ export async function runServe(argv: string[], io: CliIo = defaultIo, hooks: Run
       [
         `FISEdit GraphQL API: ${server.url}/graphql  (WebSocket: ${server.wsUrl})`,
         `web client: ${server.url}/  (GraphQL explorer: ${server.url}/graphql in a browser)`,
-        `model ${service.model.name} (${service.model.defaultWidth}×${service.model.defaultHeight}), data in ${dataDir} (${service.database.provider})`,
+        `model ${service.model.name} (${service.model.defaultWidth}×${service.model.defaultHeight}), data in ${dataDir} (${service.database.provider}), images in ${service.images.description}`,
         `authenticate: fisedit token create --user NAME --data ${dataDir}`,
         `  then send "Authorization: Bearer <token>" (WebSocket: connectionParams { authorization: "Bearer <token>" })`,
         '',

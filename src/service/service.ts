@@ -17,7 +17,8 @@ import { MemoryPubSub } from './events/memoryPubSub';
 import { PubSub } from './events/pubsub';
 import { RedisPubSub } from './events/redisPubSub';
 import { EventBus } from './events/treeEvents';
-import { ImageStore } from './images/imageStore';
+import type { ImageStore } from './images/imageStore';
+import { ImageStoreConfig, openImageStore } from './images/openImageStore';
 import { loadSigningKey, UrlSigner } from './images/signedUrls';
 import { InferenceBackend, ModelInfo } from './inference/backend';
 import { EngineStateBudget, StateBudgetLimits, stateLimitsFromEnv } from './inference/stateBudget';
@@ -60,6 +61,8 @@ export interface ServiceOptions {
   stateLimits?: StateBudgetLimits;
   /** Resident bytes of the engine's activation cache (default: env FISEDIT_CACHE_BYTES, else 2 GiB). */
   cacheBytes?: number;
+  /** Where image files live (default: the folder DATA/images); every process of a deployment names the same store. */
+  images?: ImageStoreConfig;
   /** How long a revoked token keeps working at most, ms (default 10 s): HTTP, WebSocket operations and open sockets. */
   revocationMs?: number;
 }
@@ -144,13 +147,13 @@ export async function createService(opts: ServiceOptions): Promise<Service> {
     const pubsub: PubSub = opts.redisUrl ? new RedisPubSub({ url: opts.redisUrl }) : new MemoryPubSub();
     cleanup.unshift(() => pubsub.close());
     const bus = new EventBus(pubsub, database.db);
-    const images = new ImageStore(dataDir);
+    const images = openImageStore(opts.images, dataDir, database);
     const queue = new PrismaJobQueue(database.db);
     const recovery = runJobs ? await queue.recover() : { requeued: [], failed: [], cancelled: [] };
     const stateBudget = new EngineStateBudget(database.db, backend, path.join(dataDir, ENGINE_STATE_DIR), opts.stateLimits ?? stateLimitsFromEnv());
     const runner = new JobRunner(database.db, queue, backend, bus, images, model.name, { stateBudget });
     const trees = new TreeService(database.db, queue, runner, bus, images, model, loadTokenizer(opts.modelDir), opts.maxQueuedPerUser, new Set(opts.priorityUsers ?? priorityUsersFromEnv()));
-    const signer = new UrlSigner(loadSigningKey(dataDir));
+    const signer = new UrlSigner(await loadSigningKey(database.db, dataDir));
     if (runJobs) runner.start(await pubsub.subscribe<CancelRequest>(CONTROL_TOPIC));
     // Measure (and bring within budget) what earlier runs left, without delaying the start.
     if (runJobs) stateBudget.enforce().catch((e) => log.error(`engine state budget: ${(e as Error).message}`));

@@ -1,10 +1,16 @@
-// Image files under <dataDir>/images/<treeId>/: <nodeId>.png (full image, parameters in PNG text
-// chunks), <nodeId>.thumb.webp (longest side ≤ 256), <nodeId>.mask.png (the area an edit changed) and
-// <nodeId>.input-mask.png (a mask the user drew). The database keeps paths relative to images/.
-// Files are written to a temporary name and renamed, so a reader never sees half a file.
+// Where a node's image files live. Every API replica serves any node's image and every worker reads a
+// parent's image and masks, so the service sees one interface with two implementations:
+//   DirectoryImageStore  a folder: DATA/images by default (one server), or a folder all replicas mount
+//                        (--images-dir, e.g. NFS)
+//   DatabaseImageStore   the "ImageFile" table of the service's database (--image-store database):
+//                        bytea on PostgreSQL, so replicas need nothing but the database
+// Files per node, under a relative path that the database keeps on the node:
+//   <treeId>/<nodeId>.png             the full image, parameters in PNG text chunks
+//   <treeId>/<nodeId>.thumb.webp      longest side ≤ 256
+//   <treeId>/<nodeId>.mask.png        the area an edit changed
+//   <treeId>/<nodeId>.input-mask.png  a mask the user drew
+// A write is all or nothing: a reader never sees half a file.
 
-import * as fs from 'fs';
-import * as path from 'path';
 import sharp from 'sharp';
 import { encodePng } from '../../engine/image/png';
 
@@ -15,20 +21,41 @@ export interface StoredImage {
   thumbPath: string;
 }
 
-export class ImageStore {
-  readonly root: string;
+export type MaskKind = 'mask' | 'input-mask';
 
-  constructor(dataDir: string) {
-    this.root = path.resolve(dataDir, 'images');
-    fs.mkdirSync(this.root, { recursive: true });
+/** A stored path that is not there (deleted, or written by a store this process does not use). */
+export class ImageMissingError extends Error {
+  constructor(readonly rel: string, where: string) {
+    super(`image ${JSON.stringify(rel)} is not in ${where}`);
+    this.name = 'ImageMissingError';
   }
+}
 
-  /** Absolute path of a stored relative path; refuses anything that escapes images/. */
-  resolve(rel: string): string {
-    const abs = path.resolve(this.root, rel);
-    if (!abs.startsWith(this.root + path.sep)) throw new Error(`src/service/images/imageStore.ts: path ${JSON.stringify(rel)} escapes the image folder`);
-    return abs;
-  }
+export interface ImageStore {
+  /** For logs and start-up messages: "directory /srv/images", "database (postgresql)". */
+  readonly description: string;
+  /** Encodes and stores a result's PNG and WebP thumbnail. */
+  saveResult(treeId: string, nodeId: string, rgb: Uint8Array, width: number, height: number, text: Record<string, string>): Promise<StoredImage>;
+  /** Stores an 8-bit grey mask as PNG; returns its relative path. */
+  saveMask(treeId: string, nodeId: string, kind: MaskKind, data: Uint8Array, width: number, height: number): Promise<string>;
+  /** The stored bytes; ImageMissingError when the path holds nothing. */
+  read(rel: string): Promise<Buffer>;
+  /** Removes files; missing ones are fine (deletes may race with a job finishing). */
+  remove(rels: (string | null | undefined)[]): Promise<void>;
+}
+
+/** The shape of a stored path: two plain segments, so no store can be led outside its own files. */
+export function checkRelativePath(rel: string): string {
+  if (!/^[\w-]+\/[\w.-]+$/.test(rel) || rel.includes('..')) throw new Error(`src/service/images/imageStore.ts: ${JSON.stringify(rel)} is not an image path (<treeId>/<file>)`);
+  return rel;
+}
+
+/** The encoding every store shares; a store supplies put/get/delete of whole files. */
+export abstract class EncodingImageStore implements ImageStore {
+  abstract readonly description: string;
+  protected abstract put(rel: string, bytes: Buffer): Promise<void>;
+  protected abstract get(rel: string): Promise<Buffer | null>;
+  protected abstract delete(rel: string): Promise<void>;
 
   async saveResult(treeId: string, nodeId: string, rgb: Uint8Array, width: number, height: number, text: Record<string, string>): Promise<StoredImage> {
     const png = await encodePng(rgb, width, height, text);
@@ -37,42 +64,36 @@ export class ImageStore {
       .resize(Math.max(1, Math.round(width * scale)), Math.max(1, Math.round(height * scale)))
       .webp({ quality: 80 })
       .toBuffer();
-    const imagePath = `${treeId}/${nodeId}.png`;
-    const thumbPath = `${treeId}/${nodeId}.thumb.webp`;
-    this.writeAtomic(imagePath, png);
-    this.writeAtomic(thumbPath, thumb);
+    const imagePath = checkRelativePath(`${treeId}/${nodeId}.png`);
+    const thumbPath = checkRelativePath(`${treeId}/${nodeId}.thumb.webp`);
+    await this.put(imagePath, png);
+    await this.put(thumbPath, thumb);
     return { imagePath, thumbPath };
   }
 
-  /** An 8-bit grey mask as PNG; returns its relative path. */
-  async saveMask(treeId: string, nodeId: string, kind: 'mask' | 'input-mask', data: Uint8Array, width: number, height: number): Promise<string> {
+  async saveMask(treeId: string, nodeId: string, kind: MaskKind, data: Uint8Array, width: number, height: number): Promise<string> {
     const png = await sharp(Buffer.from(data.buffer, data.byteOffset, data.byteLength), { raw: { width, height, channels: 1 } }).png().toBuffer();
-    const rel = `${treeId}/${nodeId}.${kind}.png`;
-    this.writeAtomic(rel, png);
+    const rel = checkRelativePath(`${treeId}/${nodeId}.${kind}.png`);
+    await this.put(rel, png);
     return rel;
   }
 
-  read(rel: string): Buffer {
-    return fs.readFileSync(this.resolve(rel));
+  async read(rel: string): Promise<Buffer> {
+    const bytes = await this.get(checkRelativePath(rel));
+    if (!bytes) throw new ImageMissingError(rel, this.description);
+    return bytes;
   }
 
-  /** Removes files; missing ones are fine (deletes may race with a job finishing). */
-  remove(rels: (string | null | undefined)[]): void {
+  async remove(rels: (string | null | undefined)[]): Promise<void> {
     for (const rel of rels) {
       if (!rel) continue;
+      let checked: string;
       try {
-        fs.rmSync(this.resolve(rel), { force: true });
+        checked = checkRelativePath(rel);
       } catch {
-        // a path that cannot be resolved was never ours to delete
+        continue; // a path of another shape was never ours to delete
       }
+      await this.delete(checked);
     }
-  }
-
-  private writeAtomic(rel: string, bytes: Buffer): void {
-    const abs = this.resolve(rel);
-    fs.mkdirSync(path.dirname(abs), { recursive: true });
-    const tmp = `${abs}.${process.pid}.${Date.now()}.tmp`;
-    fs.writeFileSync(tmp, bytes);
-    fs.renameSync(tmp, abs);
   }
 }

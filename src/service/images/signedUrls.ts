@@ -7,20 +7,36 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
+import type { Db } from '../../db/client';
 
 export type ImageKind = 'image.png' | 'thumb.webp' | 'mask.png' | 'input-mask.png';
 export const IMAGE_KINDS: readonly ImageKind[] = ['image.png', 'thumb.webp', 'mask.png', 'input-mask.png'];
 const DAY_S = 86_400;
 
-/** The per-installation secret in <dataDir>/url-signing.key (created on first start, mode 0600). */
-export function loadSigningKey(dataDir: string): Buffer {
-  const file = path.join(dataDir, 'url-signing.key');
-  if (!fs.existsSync(file)) {
-    fs.mkdirSync(dataDir, { recursive: true });
-    fs.writeFileSync(file, randomBytes(32).toString('hex'), { mode: 0o600, flag: 'wx' });
+const KEY_NAME = 'url-signing-key';
+
+/**
+ * The per-installation secret, kept in the database (table ServiceSecret) so that every replica on it
+ * signs and verifies alike: a URL one replica issued works on any other. The first process to start
+ * creates it; an older installation's <dataDir>/url-signing.key becomes it, so its URLs stay valid.
+ */
+export async function loadSigningKey(db: Db, dataDir: string): Promise<Buffer> {
+  const stored = await db.serviceSecret.findUnique({ where: { name: KEY_NAME } });
+  let hex = stored?.value;
+  if (!hex) {
+    const legacy = path.join(dataDir, 'url-signing.key');
+    const candidate = fs.existsSync(legacy) ? fs.readFileSync(legacy, 'utf8').trim() : randomBytes(32).toString('hex');
+    try {
+      await db.serviceSecret.create({ data: { name: KEY_NAME, value: candidate } });
+      hex = candidate;
+    } catch {
+      // Another process created it first: use theirs.
+      hex = (await db.serviceSecret.findUnique({ where: { name: KEY_NAME } }))?.value;
+      if (!hex) throw new Error('src/service/images/signedUrls.ts: cannot create or read the URL signing key');
+    }
   }
-  const key = Buffer.from(fs.readFileSync(file, 'utf8').trim(), 'hex');
-  if (key.length < 16) throw new Error(`${file}: expected at least 16 bytes of hex`);
+  const key = Buffer.from(hex, 'hex');
+  if (key.length < 16) throw new Error(`the URL signing key (ServiceSecret ${KEY_NAME}) must be at least 16 bytes of hex`);
   return key;
 }
 

@@ -243,7 +243,7 @@ export class JobRunner {
     });
     if (!done) {
       // The branch was deleted while this job ran.
-      this.images.remove([files.imagePath, files.thumbPath, maskPath]);
+      await this.images.remove([files.imagePath, files.thumbPath, maskPath]);
       return;
     }
     await this.finish(done, 'SUCCEEDED');
@@ -287,7 +287,7 @@ export class JobRunner {
     const mask = await this.inputMask(node);
     if (!parent?.imagePath || !mask || mask.width !== result.width || mask.height !== result.height) return;
     const sharp = (await import('sharp')).default;
-    const img = await sharp(this.images.read(parent.imagePath)).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    const img = await sharp(await this.images.read(parent.imagePath)).removeAlpha().raw().toBuffer({ resolveWithObject: true });
     if (img.info.width !== result.width || img.info.height !== result.height || img.info.channels !== 3) return;
     for (let p = 0; p < mask.data.length; p++) if (mask.data[p] === 0) for (let c = 0; c < 3; c++) result.rgb[p * 3 + c] = img.data[p * 3 + c];
     result.mask = { data: mask.data.map((v) => (v > 0 ? 255 : 0)), width: mask.width, height: mask.height };
@@ -299,7 +299,7 @@ export class JobRunner {
   private async inputMask(node: NodeRow): Promise<{ data: Uint8Array; width: number; height: number } | null> {
     if (!node.inputMaskPath) return null;
     const sharp = (await import('sharp')).default;
-    const raw = await sharp(this.images.read(node.inputMaskPath)).removeAlpha().greyscale().raw().toBuffer();
+    const raw = await sharp(await this.images.read(node.inputMaskPath)).removeAlpha().greyscale().raw().toBuffer();
     return { data: new Uint8Array(raw), width: node.width, height: node.height };
   }
 

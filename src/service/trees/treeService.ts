@@ -357,7 +357,7 @@ export class TreeService {
     const deleted = isRoot ? await this.bus.commitTree('DELETED', node, { deletedNodeIds: [...subtree] }) : null;
     if (isRoot) await this.db.tree.delete({ where: { id: node.treeId } });
     else await this.db.node.delete({ where: { id: nodeId } }); // cascades to descendants and their jobs
-    for (const n of all) if (subtree.has(n.id)) this.images.remove([n.imagePath, n.thumbPath, n.maskPath, n.inputMaskPath]);
+    for (const n of all) if (subtree.has(n.id)) await this.images.remove([n.imagePath, n.thumbPath, n.maskPath, n.inputMaskPath]);
     // The engine's node store (DATA/engine-state) frees these nodes' latents and activations.
     this.runner.forget(all.filter((n) => subtree.has(n.id) && n.engineNodeId).map((n) => n.engineNodeId!));
     if (!isRoot) await this.db.tree.update({ where: { id: node.treeId }, data: { updatedAt: new Date() } });
