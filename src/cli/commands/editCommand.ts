@@ -21,6 +21,7 @@ import type { CliIo } from './io';
 import { loadStateContext, openStateStore } from './stateContext';
 import { abortOnSigint } from '../sigintAbort';
 import { DEVICE_OPTION, parseDevice, requireDevice } from '../device';
+import { GRAPH_CACHE_OPTION, graphCacheFor } from '../graphCacheOption';
 
 const SPEC = {
   model: { type: 'string', short: 'm' },
@@ -40,6 +41,7 @@ const SPEC = {
   json: { type: 'boolean' },
   threads: { type: 'string' },
   ...DEVICE_OPTION,
+  ...GRAPH_CACHE_OPTION,
   progress: { type: 'string' },
   quiet: { type: 'boolean', short: 'q' },
   help: { type: 'boolean', short: 'h' },
@@ -113,18 +115,19 @@ export async function editCommand(argv: string[], io: CliIo): Promise<number> {
   const mask = o.mask === undefined ? null : await readUserMask(path.resolve(o.mask), { imageWidth: parent.width, imageHeight: parent.height, factor }).catch(usage);
   const modelDir = parentModelDir(parent, o.model);
   const out = path.resolve(o.out ?? `fisedit-edit-of-${parent.id}.png`);
+  const graphs = graphCacheFor(o['graph-cache'], store.dir, io.stderr, 'edit');
 
   // 2. model, recording/sparse UNet, cache
   const loadStart = performance.now();
   await requireDevice(device, 'edit');
-  const engine = await inPhase(EXIT.model, () => DiffusionEngine.load(modelDir, { intraOpNumThreads: threads, sessionOptions: { device }, components: RECORDING_ENGINE_COMPONENTS }));
+  const engine = await inPhase(EXIT.model, () => DiffusionEngine.load(modelDir, { intraOpNumThreads: threads, sessionOptions: { device, graphCache: graphs?.cache }, components: RECORDING_ENGINE_COMPONENTS }));
   if (engine.info.name !== parent.model) {
     await engine.dispose();
     throw new CliError(EXIT.usage, `edit: node ${parent.id} was made with model "${parent.model}", but --model loads "${engine.info.name}" (${modelDir}); pass the parent's model folder`);
   }
   let ctx;
   try {
-    ctx = await loadStateContext(engine, store, { threads, sparse: true });
+    ctx = await loadStateContext(engine, store, { threads, sparse: true, graphCache: graphs?.cache });
   } catch (e) {
     await engine.dispose();
     throw e;
@@ -185,6 +188,7 @@ export async function editCommand(argv: string[], io: CliIo): Promise<number> {
         decodeMethod: r.decodeMethod,
         decodeMacFraction: r.decodeMacFraction,
         tokens: r.tokens,
+        graphCache: graphs?.use ?? null,
         timings: {
           loadModel: round1(loadMs),
           ...Object.fromEntries(Object.entries(r.timings).map(([k, v]) => [k, round1(v)])),

@@ -20,6 +20,7 @@ import type { CliIo } from './io';
 import { loadStateContext, openStateStore } from './stateContext';
 import { abortOnSigint } from '../sigintAbort';
 import { DEVICE_OPTION, parseDevice, requireDevice } from '../device';
+import { GRAPH_CACHE_OPTION, graphCacheFor } from '../graphCacheOption';
 
 const SPEC = {
   model: { type: 'string', short: 'm' },
@@ -38,6 +39,7 @@ const SPEC = {
   json: { type: 'boolean' },
   threads: { type: 'string' },
   ...DEVICE_OPTION,
+  ...GRAPH_CACHE_OPTION,
   variant: { type: 'string' },
   progress: { type: 'string' },
   quiet: { type: 'boolean', short: 'q' },
@@ -114,13 +116,14 @@ export async function generateCommand(argv: string[], io: CliIo): Promise<number
   const init = initFile === undefined ? null : await inPhase(EXIT.io, () => readInitLatents(path.resolve(initFile)));
   const out = path.resolve(o.out ?? `fisedit-${settings.seed ?? 'init'}.png`);
   const store = o.state === undefined ? null : await openStateStore(o.state, 'generate', true);
+  const graphs = graphCacheFor(o['graph-cache'], store?.dir, io.stderr, 'generate');
 
   // 2. model
   const loadStart = performance.now();
   await requireDevice(device, 'generate');
-  const engine = await inPhase(EXIT.model, () => DiffusionEngine.load(modelDir, { intraOpNumThreads: threads, sessionOptions: { device }, variant: typeof o.variant === 'string' ? o.variant : undefined, components: store ? RECORDING_ENGINE_COMPONENTS : undefined }));
+  const engine = await inPhase(EXIT.model, () => DiffusionEngine.load(modelDir, { intraOpNumThreads: threads, sessionOptions: { device, graphCache: graphs?.cache }, variant: typeof o.variant === 'string' ? o.variant : undefined, components: store ? RECORDING_ENGINE_COMPONENTS : undefined }));
   // --state: the recording UNet and the cache beside the store (loading them counts as model loading)
-  const ctx = store ? await loadStateContext(engine, store, { threads, sparse: false }).catch(async (e) => {
+  const ctx = store ? await loadStateContext(engine, store, { threads, sparse: false, graphCache: graphs?.cache }).catch(async (e) => {
     await engine.dispose();
     throw e;
   }) : null;
@@ -196,6 +199,7 @@ export async function generateCommand(argv: string[], io: CliIo): Promise<number
         promptTruncated: result.promptTruncated,
         negativeTruncated: result.negativeTruncated,
         saveLatents,
+        graphCache: graphs?.use ?? null,
         timings: {
           loadModel: round1(loadMs),
           ...Object.fromEntries(Object.entries(result.timings).map(([k, v]) => [k, round1(v)])),

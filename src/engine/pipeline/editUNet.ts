@@ -20,6 +20,7 @@ import { gatherActiveRows } from '../sparse/activeRows';
 import type { UNetCall } from './denoiseLoop';
 import { RegionDecoder } from './regionDecoder';
 import type { DiffusionModels } from './models';
+import type { GraphCache } from '../runtime/graphCache';
 import type { EngineDevice, OrtModelSession } from '../runtime/ortSession';
 
 export interface EditUNet {
@@ -46,13 +47,19 @@ export interface EditUNet {
   release(): Promise<void>;
 }
 
+export interface EditUNetLoadOptions {
+  intraOpNumThreads?: number;
+  device?: EngineDevice;
+  variant?: string;
+  sessions?: { recording?: boolean; sparse?: boolean };
+  /** Optimised graphs kept on disk (runtime/graphCache.ts); without it every session is optimised anew. */
+  graphCache?: GraphCache;
+}
+
 /** The recording + sparse UNet of a model folder (both sessions built and loaded once). */
-export async function loadEditUNet(
-  modelDir: string,
-  opts: { intraOpNumThreads?: number; device?: EngineDevice; variant?: string; sessions?: { recording?: boolean; sparse?: boolean } } = {},
-): Promise<EditUNet> {
+export async function loadEditUNet(modelDir: string, opts: EditUNetLoadOptions = {}): Promise<EditUNet> {
   const folder = loadModelFolder(modelDir, { variant: opts.variant });
-  return SparseUNetRunner.create(folder.unet.config, folder.unet.weights, { intraOpNumThreads: opts.intraOpNumThreads, sessionOptions: { device: opts.device }, sessions: opts.sessions });
+  return SparseUNetRunner.create(folder.unet.config, folder.unet.weights, { intraOpNumThreads: opts.intraOpNumThreads, sessionOptions: { device: opts.device, graphCache: opts.graphCache }, sessions: opts.sessions });
 }
 
 /** What an edit pipeline loads beside the engine: the recording/sparse UNet and the region decoder. */
@@ -63,14 +70,11 @@ export interface EditComponents {
 }
 
 /** loadEditUNet plus the RegionDecoder, from one read of the folder. */
-export async function loadEditComponents(
-  modelDir: string,
-  opts: { intraOpNumThreads?: number; device?: EngineDevice; variant?: string; sessions?: { recording?: boolean; sparse?: boolean }; decoder?: boolean } = {},
-): Promise<EditComponents> {
+export async function loadEditComponents(modelDir: string, opts: EditUNetLoadOptions & { decoder?: boolean } = {}): Promise<EditComponents> {
   const folder = loadModelFolder(modelDir, { variant: opts.variant });
-  const unet = await SparseUNetRunner.create(folder.unet.config, folder.unet.weights, { intraOpNumThreads: opts.intraOpNumThreads, sessionOptions: { device: opts.device }, sessions: opts.sessions });
+  const unet = await SparseUNetRunner.create(folder.unet.config, folder.unet.weights, { intraOpNumThreads: opts.intraOpNumThreads, sessionOptions: { device: opts.device, graphCache: opts.graphCache }, sessions: opts.sessions });
   try {
-    const decoder = opts.decoder === false ? null : await RegionDecoder.create(folder.vae.config, folder.vae.weights, { intraOpNumThreads: opts.intraOpNumThreads, device: opts.device });
+    const decoder = opts.decoder === false ? null : await RegionDecoder.create(folder.vae.config, folder.vae.weights, { intraOpNumThreads: opts.intraOpNumThreads, device: opts.device, graphCache: opts.graphCache });
     return { unet, decoder };
   } catch (e) {
     await unet.release();

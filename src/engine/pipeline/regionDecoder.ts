@@ -13,6 +13,7 @@ import type { PyramidLevel } from '../mask/pyramid';
 import type { VaeConfig } from '../model/configs';
 import type { WeightMap } from '../model/tensor';
 import { graphOptionsFor } from '../runtime/deviceGraphs';
+import type { GraphCache } from '../runtime/graphCache';
 import { createSession, float32Tensor, type EngineDevice, type EngineTensor, type OrtModelSession } from '../runtime/ortSession';
 import { buildPyramidFeed, type SparsePyramidFeed } from '../sparse/pyramidInputs';
 import { CACHE_INPUT_PREFIX, DELTA_OUTPUT_PREFIX } from '../sparse/sparseLayers';
@@ -88,16 +89,21 @@ export class RegionDecoder {
    * decodeRecording (the halos a child's sparse decode reads). opts.contextDecoderMaxBytes (default
    * CONTEXT_DECODER_MAX_BYTES): VAE weights up to which the context-only session is kept beside it.
    */
-  static async create(cfg: VaeConfig, weights: WeightMap, opts: { intraOpNumThreads?: number; device?: EngineDevice; sparse?: boolean; contextDecoderMaxBytes?: number } = {}): Promise<RegionDecoder> {
+  static async create(
+    cfg: VaeConfig,
+    weights: WeightMap,
+    opts: { intraOpNumThreads?: number; device?: EngineDevice; graphCache?: GraphCache; sparse?: boolean; contextDecoderMaxBytes?: number } = {},
+  ): Promise<RegionDecoder> {
     const L = cfg.blockOutChannels.length;
     const withSparse = opts.sparse ?? true;
     const graph = graphOptionsFor(opts.device);
     const rec = buildRecordingVaeDecoderGraph(cfg, weights, withSparse ? { convInputs: true, levelOf: (p) => decoderLevelOfPath(p, L), graph } : { graph });
-    const recording = await createSession(rec.g.build(), { intraOpNumThreads: opts.intraOpNumThreads, device: opts.device });
+    const plain = { intraOpNumThreads: opts.intraOpNumThreads, device: opts.device, graphCache: opts.graphCache };
+    const recording = await createSession(rec.g.build(), plain);
     const boxGraph = buildBoxVaeDecoderGraph(cfg, weights, { graph });
     if (boxGraph.norms.join() !== rec.norms.join()) throw new DecoderContextError('the recording and box decoder graphs disagree on their GroupNorms');
     // Box sizes vary per edit: no arena, so one large box does not stay allocated (sparseUNetRunner.ts).
-    const noArena = { intraOpNumThreads: opts.intraOpNumThreads, device: opts.device, enableCpuMemArena: false, enableMemPattern: false };
+    const noArena = { ...plain, enableCpuMemArena: false, enableMemPattern: false };
     const box = await createSession(boxGraph.g.build(), noArena);
     let sparse: OrtModelSession | null = null;
     if (withSparse) {
@@ -112,7 +118,7 @@ export class RegionDecoder {
     for (const t of weights.values()) weightBytes += t.data.byteLength;
     // Without the sparse decoder the recording graph already records no conv inputs.
     const contextOnly = withSparse && weightBytes <= (opts.contextDecoderMaxBytes ?? CONTEXT_DECODER_MAX_BYTES)
-      ? await createSession(buildRecordingVaeDecoderGraph(cfg, weights, { graph }).g.build(), { intraOpNumThreads: opts.intraOpNumThreads, device: opts.device })
+      ? await createSession(buildRecordingVaeDecoderGraph(cfg, weights, { graph }).g.build(), plain)
       : null;
     const channels = rec.attention === null ? 0 : cfg.blockOutChannels[L - 1];
     return new RegionDecoder(recording, contextOnly, box, sparse, rec.convInputs, L, decoderLevelMacs(cfg, 1), cfg.latentChannels, rec.norms.length, cfg.normNumGroups, channels);

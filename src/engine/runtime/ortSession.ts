@@ -15,6 +15,7 @@ import * as os from 'os';
 import * as path from 'path';
 import * as ort from 'onnxruntime-node';
 import { GraphBuilder, type BuiltModel } from '../graph/graphBuilder';
+import { graphCacheKey, type GraphCache, type GraphCacheFacts } from './graphCache';
 
 export type EngineDType = 'float32' | 'float16' | 'int64' | 'int32' | 'uint8' | 'bool';
 
@@ -144,7 +145,15 @@ export interface SessionOptions {
   logSeverityLevel?: 0 | 1 | 2 | 3 | 4;
   /** Write an ORT JSON profile (chrome trace) with this prefix; call endProfiling() to flush it. */
   profileFilePrefix?: string;
+  /**
+   * Keep the optimised graph on disk and load it from there next time (runtime/graphCache.ts): CPU only
+   * (other EPs may compile nodes into the saved graph) and not with optimizedModelFilePath.
+   */
+  graphCache?: GraphCache;
 }
+
+/** How a session's graph was made: built and optimised here, loaded from the graph cache, or built and written to it. */
+export type GraphSource = 'built' | 'cache-hit' | 'cache-write';
 
 /**
  * A tensor in device memory (a WebGPU buffer) between run() calls. onnxruntime-node 1.30 cannot read it
@@ -223,16 +232,21 @@ export class OrtModelSession {
     readonly device: EngineDevice,
     /** Outputs that come back as DeviceTensors (SessionOptions.deviceOutputs, on webgpu). */
     readonly deviceOutputs: readonly string[],
+    readonly graphSource: GraphSource,
+    /** Wall time of create(), ms (with a cache: key, lookup or write included). */
+    readonly createMs: number,
   ) {}
 
   static async create(built: BuiltModel, opts: SessionOptions = {}): Promise<OrtModelSession> {
+    const t0 = performance.now();
     const threads = opts.intraOpNumThreads ?? os.availableParallelism();
     const device = opts.device ?? 'cpu';
     // Without its libraries ORT's own error says only "Failed to load shared library".
     if (device === 'cuda') checkCudaLibraries();
+    const level = opts.graphOptimizationLevel ?? 'all';
     const options: ort.InferenceSession.SessionOptions = {
       executionProviders: executionProviders(device),
-      graphOptimizationLevel: opts.graphOptimizationLevel ?? 'all',
+      graphOptimizationLevel: level,
       intraOpNumThreads: threads,
       // One graph at a time runs per session; inter-op parallelism only fights intra-op threads.
       interOpNumThreads: 1,
@@ -249,18 +263,21 @@ export class OrtModelSession {
       options.enableProfiling = true;
       options.profileFilePrefix = opts.profileFilePrefix;
     }
-    if (built.externalData?.length) {
-      options.externalData = built.externalData.map((e) => ({ path: e.path, data: e.data }));
-    }
+    const fromBuilt = (o: ort.InferenceSession.SessionOptions): Promise<ort.InferenceSession> => {
+      if (built.externalData?.length) o.externalData = built.externalData.map((e) => ({ path: e.path, data: e.data }));
+      return ort.InferenceSession.create(built.model, o);
+    };
+    const cache = opts.graphCache && device === 'cpu' && level !== 'disabled' && !opts.optimizedModelFilePath ? opts.graphCache : null;
     let session: ort.InferenceSession;
+    let source: GraphSource = 'built';
     try {
-      session = await ort.InferenceSession.create(built.model, options);
+      session = cache ? await createThroughCache(cache, built, options, { ortVersion: ORT_VERSION, device, optimizationLevel: level, sessionConfig: opts.sessionConfig ?? {} }, fromBuilt, (s) => (source = s)) : await fromBuilt(options);
     } catch (e) {
       throw new OrtSessionError(`onnxruntime could not load the graph on ${device}: ${(e as Error).message}`, { cause: e });
     }
     // ORT copies in-memory external data while creating the session (pinned by ortSession.test.ts), so
     // the caller may drop the weight buffers afterwards.
-    return new OrtModelSession(session, threads, device, deviceOutputs);
+    return new OrtModelSession(session, threads, device, deviceOutputs, source, performance.now() - t0);
   }
 
   get inputNames(): readonly string[] {
@@ -321,6 +338,59 @@ export class OrtModelSession {
     this.released = true;
     await this.session.release();
   }
+}
+
+const ORT_VERSION: string = require('onnxruntime-node/package.json').version;
+
+/**
+ * A cache hit loads ORT's optimised model from the entry with optimisation disabled (it is already
+ * optimised, exactly as a fresh session would optimise it). A miss builds the session as usual while ORT
+ * writes its optimised model into a new entry; a failure to write the cache never fails the session.
+ */
+async function createThroughCache(
+  cache: GraphCache,
+  built: BuiltModel,
+  options: ort.InferenceSession.SessionOptions,
+  facts: GraphCacheFacts,
+  fromBuilt: (o: ort.InferenceSession.SessionOptions) => Promise<ort.InferenceSession>,
+  setSource: (s: GraphSource) => void,
+): Promise<ort.InferenceSession> {
+  const key = graphCacheKey(built, facts);
+  const found = cache.lookup(key, facts);
+  if (found.hit) {
+    try {
+      const s = await ort.InferenceSession.create(found.modelPath, { ...options, graphOptimizationLevel: 'disabled' });
+      setSource('cache-hit');
+      cache.report(`hit ${key}`);
+      return s;
+    } catch (e) {
+      cache.report(`entry ${key} did not load (${(e as Error).message}); rebuilding it`);
+      fs.rmSync(path.dirname(found.modelPath), { recursive: true, force: true });
+    }
+  }
+  let pending;
+  try {
+    pending = cache.begin(key, facts);
+  } catch (e) {
+    cache.report(`cannot write entry ${key} (${(e as Error).message}); building without the cache`);
+    return fromBuilt(options);
+  }
+  let session: ort.InferenceSession;
+  try {
+    session = await fromBuilt({ ...options, optimizedModelFilePath: pending.modelPath, extra: { ...(options.extra ?? {}), ...pending.sessionConfig } });
+  } catch (e) {
+    pending.discard();
+    throw e;
+  }
+  try {
+    pending.commit();
+    setSource('cache-write');
+    cache.report(`wrote ${key}`);
+  } catch (e) {
+    pending.discard();
+    cache.report(`cannot write entry ${key} (${(e as Error).message}); the session runs, the next one builds again`);
+  }
+  return session;
 }
 
 /** Convenience: build output → session. */
