@@ -12,6 +12,8 @@ import { log } from '../service/log';
 export const CLOSE_REVOKED = 4401;
 /** The user has `maxPerUser` sockets open already (graphql-ws uses 4429 for "too many"). */
 export const CLOSE_TOO_MANY = 4429;
+/** The server is stopping (SIGTERM, a rolling restart): WebSocket 1012 "service restart", which graphql-ws clients retry. */
+export const CLOSE_RESTART = 1012;
 
 export class OpenSockets {
   private readonly byUser = new Map<string, Set<WebSocket>>();

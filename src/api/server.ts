@@ -26,7 +26,7 @@ import { log, withRequestId } from '../service/log';
 import type { Service } from '../service/service';
 import { ApiContext } from './context';
 import { errorFormatter } from './errors';
-import { CLOSE_REVOKED, CLOSE_TOO_MANY, OpenSockets } from './openSockets';
+import { CLOSE_RESTART, CLOSE_REVOKED, CLOSE_TOO_MANY, OpenSockets } from './openSockets';
 import { serveImage } from './images';
 import { isWebClientPath, serveWebClient, wantsExplorer } from './webClient';
 import { checkCost, MAX_QUERY_CHARS, PARSE_OPTIONS, validationRules } from './limits';
@@ -357,6 +357,11 @@ export function buildServer(opts: ServerOptions): FiseditServer {
       stopped = true;
       if (!url) return; // never started
       sockets.stop();
+      // A reconnectable close (1012) lets clients move to another replica and replay what they missed
+      // (treeEvents afterSeq); sockets that do not answer the close within a second are cut.
+      for (const client of wss.clients) client.close(CLOSE_RESTART, 'server restarting: reconnect');
+      const deadline = Date.now() + 1000;
+      while ([...wss.clients].some((c) => c.readyState !== c.CLOSED) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       for (const client of wss.clients) client.terminate();
       await apollo.stop(); // drains HTTP (plugin) and disposes graphql-ws
       wsCleanup = null;

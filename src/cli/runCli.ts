@@ -5,6 +5,7 @@ import { editCommand } from './commands/editCommand';
 import { encodeTextCommand } from './commands/encodeTextCommand';
 import { evalCommand } from './commands/evalCommand';
 import { runServe } from './serve';
+import { runWorker } from './worker';
 import { runToken } from './token';
 import { generateCommand } from './commands/generateCommand';
 import type { CliIo } from './commands/io';
@@ -19,6 +20,7 @@ const COMMANDS: Record<string, (argv: string[], io: CliIo) => Promise<number>> =
   tokenize: tokenizeCommand,
   eval: evalCommand,
   serve: runServe,
+  worker: runWorker,
   token: runToken,
 };
 

@@ -13,7 +13,12 @@
 //   --engine process|thread              process (the engine in a child process; thread: a worker thread)
 //   --priority-users A,B FISEDIT_PRIORITY_USERS  none (users who may queue above priority 0)
 //   --image-store, --images-dir          where images live (cli/imageStoreOptions.ts)
-// SIGINT/SIGTERM stop it gracefully: a running job goes back to the queue and runs again at the next start.
+//   --workers 0|1       FISEDIT_WORKERS 1 (jobs run in this process); 0: an API replica of a scale-out
+//                                       deployment (needs --redis-url; jobs run on `fisedit worker`s)
+//   --affinity-wait-ms N FISEDIT_AFFINITY_WAIT_MS  10000 (scale-out: how long an edit waits for the worker
+//                                       holding its parent's cache)
+// SIGINT/SIGTERM stop it gracefully: a running job goes back to the queue and runs again at the next start;
+// open WebSockets are closed with 1012 (service restart), which graphql-ws clients reconnect after.
 
 import * as net from 'net';
 import * as path from 'path';
@@ -30,7 +35,7 @@ import { IMAGE_STORE_HELP, IMAGE_STORE_OPTIONS, imageStoreConfigFrom } from './i
 export const SERVE_HELP = `Usage: fisedit serve [--port N] [--host ADDR] [--data DIR] [--model DIR] [--database-url URL]
                      [--redis-url URL] [--public-url URL] [--threads N] [--device cpu|webgpu|cuda]
                      [--sqlite-sync FULL|NORMAL] [--engine process|thread] [--priority-users NAME,NAME]
-                     [--image-store directory|database] [--images-dir DIR]
+                     [--image-store directory|database] [--images-dir DIR] [--workers 0|1] [--affinity-wait-ms N]
 
 Runs the GraphQL API (HTTP POST /graphql, WebSocket graphql-transport-ws on /graphql) and serves images, the web
 client at / and, to browsers, a GraphQL explorer at /graphql.
@@ -39,6 +44,10 @@ FISEDIT_THREADS, FISEDIT_DEVICE, FISEDIT_PRIORITY_USERS. Jobs run by priority, u
 only the users named by --priority-users may queue above priority 0. Engine state on disk (bytes): FISEDIT_STATE_BYTES
 (20 GiB), FISEDIT_STATE_USER_BYTES (5 GiB per user), FISEDIT_MIN_FREE_BYTES (1 GiB kept free); cold caches are evicted.
 One server runs jobs per data dir (DATA/runner.lock); a second exits with code 4.
+Scale-out (docs/scaling.md): --workers 0 serves the API only (GraphQL, subscriptions, images) and hands jobs to the
+Redis queue (--redis-url, with --database-url postgres://…), where \`fisedit worker\` processes run them; an edit waits
+--affinity-wait-ms (env FISEDIT_AFFINITY_WAIT_MS, 10000) for the worker holding its parent's cache. On SIGTERM open
+WebSockets close with code 1012 (service restart): clients reconnect, to another replica behind a load balancer.
 ${IMAGE_STORE_HELP}
 Create an API token with: fisedit token create --user NAME [--data DIR]
 `;
@@ -56,6 +65,8 @@ const SPEC = {
   'sqlite-sync': { type: 'string' },
   engine: { type: 'string' },
   'priority-users': { type: 'string' },
+  workers: { type: 'string' },
+  'affinity-wait-ms': { type: 'string' },
   ...IMAGE_STORE_OPTIONS,
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -88,6 +99,12 @@ export async function runServe(argv: string[], io: CliIo = defaultIo, hooks: Run
     const dataDir = path.resolve(o.data ?? env.FISEDIT_DATA ?? 'data');
     const modelDir = resolveModelDir(o.model ?? env.FISEDIT_MODEL);
     const images = imageStoreConfigFrom(o, env);
+    const workers = optionalInt(o.workers ?? env.FISEDIT_WORKERS, 'workers') ?? 1;
+    if (workers !== 0 && workers !== 1) throw usageError(`--workers must be 0 (API only; jobs run on fisedit worker processes) or 1 (jobs run here) (got ${workers})`);
+    const redisUrl = o['redis-url'] ?? env.REDIS_URL;
+    if (workers === 0 && !redisUrl) throw usageError('--workers 0 needs --redis-url: the API replica hands jobs to workers through the Redis queue');
+    const affinityWaitMs = optionalInt(o['affinity-wait-ms'] ?? env.FISEDIT_AFFINITY_WAIT_MS, 'affinity-wait-ms');
+    if (affinityWaitMs !== undefined && affinityWaitMs < 0) throw usageError(`--affinity-wait-ms must be ≥ 0 (got ${affinityWaitMs})`);
 
     const host = o.host ?? env.FISEDIT_HOST ?? '127.0.0.1';
     // The port first, then the data dir's lock (in createService), then crash recovery: a second server
@@ -104,13 +121,14 @@ export async function runServe(argv: string[], io: CliIo = defaultIo, hooks: Run
         dataDir,
         modelDir,
         databaseUrl: o['database-url'] ?? env.DATABASE_URL,
-        redisUrl: o['redis-url'] ?? env.REDIS_URL,
+        redisUrl,
         intraOpNumThreads: threads,
         device,
         sqliteSynchronous: sync,
         engineMode: engine,
         priorityUsers: priorityUsersFromEnv({ FISEDIT_PRIORITY_USERS: o['priority-users'] ?? env.FISEDIT_PRIORITY_USERS }),
         images,
+        ...(workers === 0 ? { scaleOut: { role: 'api' as const, affinityWaitMs } } : {}),
       }).catch((e) => {
         throw e instanceof DataDirLockedError || e instanceof DatabaseLockedError ? new CliError(EXIT.io, e.message) : e;
       }),
@@ -137,7 +155,7 @@ export async function runServe(argv: string[], io: CliIo = defaultIo, hooks: Run
       ].join('\n'),
     );
     hooks.onListening?.(server.url);
-    await (hooks.stopSignal ?? signal());
+    await (hooks.stopSignal ?? terminationSignal());
     io.stderr.write('fisedit serve: stopping …\n');
     await server.stop();
     await service.close();
@@ -165,7 +183,8 @@ function reservePort(port: number, host: string): Promise<{ port: number; close(
   });
 }
 
-function signal(): Promise<string> {
+/** Resolves at the first SIGINT or SIGTERM (fisedit serve, fisedit worker). */
+export function terminationSignal(): Promise<string> {
   return new Promise((resolve) => {
     const on = (s: string) => {
       process.off('SIGINT', on);

@@ -6,8 +6,11 @@
 // has used its attempts) and never left RUNNING.
 
 import type { EngineDevice } from '../engine/runtime/ortSession';
+import { createHash } from 'crypto';
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
+import Redis from 'ioredis';
 import { Database, openDatabase, SqliteSynchronous } from '../db/client';
 import { defaultDatabaseUrl } from '../db/databaseUrl';
 import { ClipTokenizer } from '../engine/tokenizer/clipTokenizer';
@@ -24,7 +27,9 @@ import { InferenceBackend, ModelInfo } from './inference/backend';
 import { EngineStateBudget, StateBudgetLimits, stateLimitsFromEnv } from './inference/stateBudget';
 import { WorkerInferenceBackend, WorkerMode } from './inference/workerBackend';
 import { PrismaJobQueue, RecoveryReport } from './jobs/jobQueue';
-import { CONTROL_TOPIC, JobRunner, type CancelRequest } from './jobs/jobRunner';
+import { CONTROL_TOPIC, JobRunner, type CancelRequest, type ScaleOutWorker } from './jobs/jobRunner';
+import { LeasedJobSource, RedisJobQueue } from './jobs/redisDispatch';
+import { checkWorkerId, WorkerRegistry } from './jobs/workerRegistry';
 import { TreeService } from './trees/treeService';
 import { log } from './log';
 
@@ -63,8 +68,35 @@ export interface ServiceOptions {
   cacheBytes?: number;
   /** Where image files live (default: the folder DATA/images); every process of a deployment names the same store. */
   images?: ImageStoreConfig;
+  /**
+   * Scale-out (docs/scaling.md): API replicas (role api: no jobs run here) and workers (role worker: jobs
+   * only) share PostgreSQL and Redis; jobs travel through the Redis queue (jobs/redisDispatch.ts). Needs
+   * redisUrl. Without it: the all-in-one server and its database queue.
+   */
+  scaleOut?: ScaleOutOptions;
   /** How long a revoked token keeps working at most, ms (default 10 s): HTTP, WebSocket operations and open sockets. */
   revocationMs?: number;
+}
+
+export interface ScaleOutOptions {
+  role: 'api' | 'worker';
+  /** A worker's name in the registry and its queue's (default: host name and a hash of the data dir, so a restart keeps it). */
+  workerId?: string;
+  /** How long an edit waits for the worker holding its parent's cache, ms (default 10 s; env FISEDIT_AFFINITY_WAIT_MS). */
+  affinityWaitMs?: number;
+  /**
+   * A running job's lease, ms (default 30 s): a worker that stops renewing it for this long loses the job.
+   * A worker's heartbeat in the registry lives as long: then its queue's edits fall back to any worker.
+   */
+  leaseMs?: number;
+  /** Namespace of the deployment's Redis keys and queues (default: env FISEDIT_REDIS_PREFIX, else "fisedit"). */
+  prefix?: string;
+}
+
+/** The default worker id: stable for one host and data dir (its engine state), so a restarted worker keeps its caches' announcements. */
+export function defaultWorkerId(dataDir: string): string {
+  const host = os.hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 60) || 'host';
+  return `${host}-${createHash('sha256').update(path.resolve(dataDir)).digest('hex').slice(0, 8)}`;
 }
 
 /** The engine's node store (roots recorded with activations, sparse edits) lives here, under the data dir. */
@@ -77,6 +109,15 @@ export function cacheBytesFromEnv(env: NodeJS.ProcessEnv = process.env): number 
   if (v === undefined || v.trim() === '') return DEFAULT_CACHE_BYTES;
   const n = Number(v);
   if (!Number.isSafeInteger(n) || n <= 0) throw new Error(`src/service/service.ts: FISEDIT_CACHE_BYTES must be a positive integer number of bytes (got ${JSON.stringify(v)})`);
+  return n;
+}
+
+/** FISEDIT_AFFINITY_WAIT_MS: how long an edit waits for the worker holding its parent's cache (default 10 s). */
+export function affinityWaitFromEnv(env: NodeJS.ProcessEnv = process.env): number {
+  const v = env.FISEDIT_AFFINITY_WAIT_MS;
+  if (v === undefined || v.trim() === '') return 10_000;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`src/service/service.ts: FISEDIT_AFFINITY_WAIT_MS must be a non-negative integer number of ms (got ${JSON.stringify(v)})`);
   return n;
 }
 
@@ -100,6 +141,8 @@ export interface Service {
   recovery: RecoveryReport;
   /** The engine state's disk budget (usage shown in the model query). */
   stateBudget: EngineStateBudget;
+  /** Scale-out: the Redis queue, and for a worker its id. */
+  scaleOut: { queue: RedisJobQueue; workerId: string | null } | null;
   /** Stops the runner (handing a running job back to the queue), the worker, events and the database. */
   close(): Promise<void>;
 }
@@ -121,13 +164,15 @@ export async function createService(opts: ServiceOptions): Promise<Service> {
   fs.mkdirSync(dataDir, { recursive: true });
   // Recovery assumes this process is the only one running jobs on this data dir (see runJobs): a second
   // runner stops here, before it opens anything (DataDirLockedError).
-  const runJobs = opts.runJobs ?? true;
+  const scale = opts.scaleOut ?? null;
+  if (scale && !opts.redisUrl) throw new Error(`a scale-out ${scale.role === 'api' ? 'API replica' : 'worker'} needs Redis (--redis-url): the job queue lives there`);
+  const runJobs = scale ? scale.role === 'worker' : (opts.runJobs ?? true);
   const lock = runJobs ? lockDataDir(dataDir) : null;
   const cleanup: (() => Promise<void>)[] = [async () => lock?.release()];
   try {
     const database = await openDatabase({ url: opts.databaseUrl ?? defaultDatabaseUrl(dataDir), synchronous: opts.sqliteSynchronous });
     cleanup.unshift(() => database.close());
-    if (runJobs && database.provider === 'postgresql') {
+    if (runJobs && !scale && database.provider === 'postgresql') {
       const pgLock = await lockPostgresRunner(opts.databaseUrl!);
       cleanup.unshift(() => pgLock.release());
     }
@@ -149,9 +194,42 @@ export async function createService(opts: ServiceOptions): Promise<Service> {
     const bus = new EventBus(pubsub, database.db);
     const images = openImageStore(opts.images, dataDir, database);
     const queue = new PrismaJobQueue(database.db);
-    const recovery = runJobs ? await queue.recover() : { requeued: [], failed: [], cancelled: [] };
+    let redisQueue: RedisJobQueue | null = null;
+    let source: LeasedJobSource | null = null;
+    let worker: ScaleOutWorker | null = null;
+    if (scale) {
+      const prefix = scale.prefix ?? (process.env.FISEDIT_REDIS_PREFIX || 'fisedit');
+      const redis = new Redis(opts.redisUrl!, { maxRetriesPerRequest: null });
+      const registry = new WorkerRegistry(redis, { prefix: `${prefix}:`, aliveMs: scale.leaseMs ?? 30_000 });
+      const rq = new RedisJobQueue(database.db, registry, { redisUrl: opts.redisUrl!, affinityWaitMs: scale.affinityWaitMs ?? affinityWaitFromEnv(), leaseMs: scale.leaseMs, prefix }, redis);
+      redisQueue = rq;
+      cleanup.unshift(() => rq.close());
+      if (scale.role === 'worker') {
+        const workerId = checkWorkerId(scale.workerId ?? defaultWorkerId(dataDir));
+        const held = await registry.held(workerId);
+        // Announcements of nodes whose engine state is no longer on this disk are withdrawn.
+        const gone = [...held].filter(([, engineId]) => !fs.existsSync(path.join(dataDir, ENGINE_STATE_DIR, 'nodes', engineId))).map(([id]) => id);
+        await registry.withdraw(workerId, gone);
+        for (const id of gone) held.delete(id);
+        worker = { workerId, registry, held };
+        const src = new LeasedJobSource(rq, queue, workerId);
+        source = src;
+        cleanup.unshift(() => src.close());
+        await registry.register(workerId);
+        cleanup.unshift(() => registry.unregister(workerId));
+      }
+    }
+    const recovery = runJobs ? await queue.recover(worker ? { worker: worker.workerId } : {}) : { requeued: [], failed: [], cancelled: [] };
     const stateBudget = new EngineStateBudget(database.db, backend, path.join(dataDir, ENGINE_STATE_DIR), opts.stateLimits ?? stateLimitsFromEnv());
-    const runner = new JobRunner(database.db, queue, backend, bus, images, model.name, { stateBudget });
+    const runner = new JobRunner(database.db, queue, backend, bus, images, model.name, {
+      stateBudget,
+      ...(redisQueue ? { dispatch: redisQueue } : {}),
+      ...(source && worker ? { source, scaleOut: worker, pollMs: 200 } : {}),
+    });
+    if (source) {
+      source.onEnded = (n) => runner.ended(n);
+      await source.start();
+    }
     const trees = new TreeService(database.db, queue, runner, bus, images, model, loadTokenizer(opts.modelDir), opts.maxQueuedPerUser, new Set(opts.priorityUsers ?? priorityUsersFromEnv()));
     const signer = new UrlSigner(await loadSigningKey(database.db, dataDir));
     if (runJobs) runner.start(await pubsub.subscribe<CancelRequest>(CONTROL_TOPIC));
@@ -160,6 +238,7 @@ export async function createService(opts: ServiceOptions): Promise<Service> {
     let closed = false;
     return {
       database, trees, auth: new TokenAuthenticator(database.db, opts.revocationMs), bus, pubsub, images, signer, runner, queue, backend, model, recovery, stateBudget,
+      scaleOut: redisQueue ? { queue: redisQueue, workerId: worker?.workerId ?? null } : null,
       async close() {
         if (closed) return;
         closed = true;

@@ -189,6 +189,8 @@ export interface Shapes {
     speedup: number | null | undefined;
     maskedFraction: number | null | undefined;
     fallbackReason: string | null | undefined;
+    worker: string | null | undefined;
+    cacheHit: boolean | null | undefined;
   };
   PageInfo: {
     hasNextPage: boolean;
@@ -338,6 +340,8 @@ export interface NodeStatsResolvers {
   speedup?: Resolver<Parent<'NodeStats'>, Record<string, never>, number | null | undefined>;
   maskedFraction?: Resolver<Parent<'NodeStats'>, Record<string, never>, number | null | undefined>;
   fallbackReason?: Resolver<Parent<'NodeStats'>, Record<string, never>, string | null | undefined>;
+  worker?: Resolver<Parent<'NodeStats'>, Record<string, never>, string | null | undefined>;
+  cacheHit?: Resolver<Parent<'NodeStats'>, Record<string, never>, boolean | null | undefined>;
 }
 
 export interface PageInfoResolvers {

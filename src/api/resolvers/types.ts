@@ -90,6 +90,8 @@ export const NodeStats: NodeStatsResolvers = {
   speedup: (n) => n.speedup,
   maskedFraction: (n) => n.maskedFraction,
   fallbackReason: (n) => n.fallbackReason,
+  worker: (n) => n.worker,
+  cacheHit: (n) => n.cacheHit,
 };
 
 /** Tree.nodes without `first` (schema.graphql's default; the cost rule counts it so). */

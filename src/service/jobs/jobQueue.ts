@@ -14,7 +14,7 @@ import type { Db } from '../../db/client';
 import type { Job, Node as NodeRow } from '../../generated/sqlite/client';
 
 /** A node that may run now: a root, or an edit whose parent has its result. */
-const CLAIMABLE_NODE = { OR: [{ parentId: null }, { parent: { is: { status: 'SUCCEEDED' as const } } }] };
+export const CLAIMABLE_NODE = { OR: [{ parentId: null }, { parent: { is: { status: 'SUCCEEDED' as const } } }] };
 const CLAIMABLE = { status: 'QUEUED' as const, node: { is: CLAIMABLE_NODE } };
 
 export interface ClaimedJob {
@@ -35,7 +35,14 @@ export interface JobOutcome {
   maskPath: string | null;
   /** The node's id in the engine's node store, when the engine recorded it. */
   engineNodeId?: string | null;
+  /** The scale-out worker that ran it (null: the all-in-one server). */
+  worker?: string | null;
+  /** An edit ran where its parent's engine state was (true) or rebuilt it elsewhere (false); null for roots and the all-in-one server. */
+  cacheHit?: boolean | null;
 }
+
+/** A job handed back to the queue is no longer leased, released to the Redis queue or routed anywhere. */
+const UNLEASED = { worker: null, dispatchedAt: null, routedTo: null } as const;
 
 export interface RecoveryReport {
   requeued: string[];
@@ -81,6 +88,48 @@ export class PrismaJobQueue {
       // Someone else claimed or deleted it between the read and the update: look again.
     }
     return null;
+  }
+
+  /**
+   * Scale-out: claims the job a BullMQ lease brought to this worker (redisDispatch.ts). QUEUED → RUNNING
+   * here; a job RUNNING on a worker that is gone (its lease expired, so BullMQ handed it back) is taken
+   * over with a fresh attempt, or failed once it used its attempts. 'HELD': a live worker runs it. null:
+   * nothing to run (cancelled, deleted, finished, or another worker won the claim).
+   */
+  async claimLeased(jobId: number, worker: string, isAlive: (worker: string) => Promise<boolean>): Promise<ClaimedJob | 'HELD' | { ended: NodeRow } | null> {
+    const row = await this.db.job.findUnique({ where: { id: jobId } });
+    if (!row) return null;
+    let from: Record<string, unknown>;
+    if (row.status === 'QUEUED') from = { status: 'QUEUED' };
+    else if (row.status === 'RUNNING' && row.worker && row.worker !== worker) {
+      if (await isAlive(row.worker)) return 'HELD';
+      // Ended for good here, once (conditional on the row still being the dead worker's).
+      const ended = row.cancelRequested
+        ? await this.markCancelledIf(row.id, row.nodeId, { status: 'RUNNING', worker: row.worker, attempts: row.attempts })
+        : row.attempts >= row.maxAttempts
+          ? await this.failIf(row, { status: 'RUNNING', worker: row.worker, attempts: row.attempts }, `interrupted: worker ${row.worker} stopped during each of ${row.attempts} attempts`)
+          : undefined;
+      if (ended !== undefined) return ended ? { ended } : null;
+      from = { status: 'RUNNING', worker: row.worker, attempts: row.attempts };
+    } else return null;
+    const now = new Date();
+    return this.db.$transaction(async (tx) => {
+      const r = await tx.job.updateMany({
+        where: { id: jobId, ...from },
+        data: { status: 'RUNNING', worker, attempts: { increment: 1 }, startedAt: now, finishedAt: null, error: null },
+      });
+      if (r.count !== 1) return null;
+      const parentOk = await tx.node.count({ where: { id: row.nodeId, ...CLAIMABLE_NODE } });
+      if (parentOk !== 1) {
+        // Released before its parent was re-run (a retry): back to waiting, unreleased.
+        await tx.job.updateMany({ where: { id: jobId }, data: { status: 'QUEUED', attempts: { decrement: 1 }, startedAt: null, ...UNLEASED } });
+        return null;
+      }
+      await tx.node.updateMany({ where: { id: row.nodeId }, data: { status: 'RUNNING', startedAt: now, finishedAt: null, error: null } });
+      const job = await tx.job.findUnique({ where: { id: jobId } });
+      const node = await tx.node.findUnique({ where: { id: row.nodeId } });
+      return job && node ? { job, node } : null;
+    });
   }
 
   private async pickNext(): Promise<{ id: number; nodeId: string } | null> {
@@ -164,7 +213,7 @@ export class PrismaJobQueue {
       const status = requeue ? 'QUEUED' : 'FAILED';
       const r = await tx.node.updateMany({ where: { id: job.nodeId }, data: { status, error: requeue ? null : error, finishedAt: requeue ? null : now } });
       if (r.count === 0) return null;
-      await tx.job.updateMany({ where: { id: job.id }, data: { status, error, finishedAt: requeue ? null : now, ...(requeue ? { queuedAt: now } : {}) } });
+      await tx.job.updateMany({ where: { id: job.id }, data: { status, error, finishedAt: requeue ? null : now, ...(requeue ? { queuedAt: now, ...UNLEASED } : {}) } });
       return tx.node.findUnique({ where: { id: job.nodeId } });
     });
   }
@@ -179,6 +228,26 @@ export class PrismaJobQueue {
     });
   }
 
+  private async markCancelledIf(jobId: number, nodeId: string, where: Record<string, unknown>): Promise<NodeRow | null> {
+    const now = new Date();
+    return this.db.$transaction(async (tx) => {
+      const r = await tx.job.updateMany({ where: { id: jobId, ...where }, data: { status: 'CANCELLED', finishedAt: now } });
+      if (r.count === 0) return null;
+      await tx.node.updateMany({ where: { id: nodeId }, data: { status: 'CANCELLED', finishedAt: now } });
+      return tx.node.findUnique({ where: { id: nodeId } });
+    });
+  }
+
+  private async failIf(job: Job, where: Record<string, unknown>, error: string): Promise<NodeRow | null> {
+    const now = new Date();
+    return this.db.$transaction(async (tx) => {
+      const r = await tx.job.updateMany({ where: { id: job.id, ...where }, data: { status: 'FAILED', error, finishedAt: now } });
+      if (r.count === 0) return null;
+      await tx.node.updateMany({ where: { id: job.nodeId }, data: { status: 'FAILED', error, finishedAt: now } });
+      return tx.node.findUnique({ where: { id: job.nodeId } });
+    });
+  }
+
   async requestCancel(nodeId: string): Promise<boolean> {
     const r = await this.db.job.updateMany({ where: { nodeId, status: 'RUNNING' }, data: { cancelRequested: true } });
     return r.count > 0;
@@ -187,7 +256,7 @@ export class PrismaJobQueue {
   /** A RUNNING job handed back without counting the attempt (graceful shutdown). */
   async handBack(job: Job): Promise<void> {
     await this.db.$transaction(async (tx) => {
-      const r = await tx.job.updateMany({ where: { id: job.id, status: 'RUNNING' }, data: { status: 'QUEUED', attempts: { decrement: 1 }, startedAt: null } });
+      const r = await tx.job.updateMany({ where: { id: job.id, status: 'RUNNING' }, data: { status: 'QUEUED', attempts: { decrement: 1 }, startedAt: null, ...UNLEASED } });
       if (r.count === 1) await tx.node.updateMany({ where: { id: job.nodeId }, data: { status: 'QUEUED', startedAt: null } });
     });
   }
@@ -198,12 +267,12 @@ export class PrismaJobQueue {
     return this.db.$transaction(async (tx) => {
       const r = await tx.job.updateMany({
         where: { nodeId, status: { in: ['FAILED', 'CANCELLED'] } },
-        data: { status: 'QUEUED', attempts: 0, cancelRequested: false, error: null, queuedAt: now, startedAt: null, finishedAt: null, ...(priority === undefined ? {} : { priority }) },
+        data: { status: 'QUEUED', attempts: 0, cancelRequested: false, error: null, queuedAt: now, startedAt: null, finishedAt: null, ...UNLEASED, ...(priority === undefined ? {} : { priority }) },
       });
       if (r.count === 0) return false;
       await tx.node.updateMany({
         where: { id: nodeId },
-        data: { status: 'QUEUED', error: null, startedAt: null, finishedAt: null, statsMode: null, wallMs: null, denseEstimateMs: null, speedup: null, maskedFraction: null, engineNodeId: null, fallbackReason: null },
+        data: { status: 'QUEUED', error: null, startedAt: null, finishedAt: null, statsMode: null, wallMs: null, denseEstimateMs: null, speedup: null, maskedFraction: null, engineNodeId: null, fallbackReason: null, worker: null, cacheHit: null },
       });
       return true;
     });
@@ -214,9 +283,11 @@ export class PrismaJobQueue {
    * has attempts left, else FAILED with the reason; one whose cancel was requested becomes CANCELLED.
    * Nothing is left RUNNING and nothing is lost.
    */
-  async recover(): Promise<RecoveryReport> {
+  async recover(opts: { worker?: string } = {}): Promise<RecoveryReport> {
     const report: RecoveryReport = { requeued: [], failed: [], cancelled: [] };
-    const running = await this.db.job.findMany({ where: { status: 'RUNNING' }, orderBy: { id: 'asc' } });
+    // A scale-out worker recovers only its own jobs, and the all-in-one runner only jobs no worker holds:
+    // a worker's are its own, or come back through its expired lease (redisDispatch.ts).
+    const running = await this.db.job.findMany({ where: { status: 'RUNNING', worker: opts.worker ?? null }, orderBy: { id: 'asc' } });
     for (const job of running) {
       if (job.cancelRequested) {
         await this.markCancelled(job.nodeId, ['RUNNING']);
@@ -230,6 +301,7 @@ export class PrismaJobQueue {
       }
     }
     // Node rows that say RUNNING without a running job (should not happen; repair rather than hide).
+    if (opts.worker) return report;
     await this.db.node.updateMany({ where: { status: 'RUNNING', job: { is: { status: 'QUEUED' } } }, data: { status: 'QUEUED' } });
     return report;
   }

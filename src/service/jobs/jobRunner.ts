@@ -25,7 +25,9 @@ import { EventBus, NodeProgressEvent } from '../events/treeEvents';
 import { ImageStore } from '../images/imageStore';
 import { EngineStateBudget, isDiskFull } from '../inference/stateBudget';
 import { EtaModel, RunClock } from './etaModel';
-import { PrismaJobQueue } from './jobQueue';
+import { ClaimedJob, JobOutcome, PrismaJobQueue } from './jobQueue';
+import type { DispatchData } from './redisDispatch';
+import type { WorkerRegistry } from './workerRegistry';
 import { schedulerToEngine } from '../trees/settings';
 
 export interface JobRunnerOptions {
@@ -35,13 +37,37 @@ export interface JobRunnerOptions {
   treeProgressIntervalMs?: number;
   /** The engine state's disk budget: checked before each job, enforced after it, consulted when the disk is full. */
   stateBudget?: EngineStateBudget;
+  /** Where jobs come from (default: the database queue); a scale-out worker takes them from Redis with a lease. */
+  source?: JobSource;
+  /** Told when a job was enqueued or ended, so the next ones are released (scale-out, redisDispatch.ts). */
+  dispatch?: { kick(): void };
+  /** A scale-out worker: its id and the nodes whose engine state it holds (workerRegistry.ts). */
+  scaleOut?: ScaleOutWorker;
+}
+
+/** A claimed job; with a lease when it came from the Redis queue. */
+export interface SourcedJob extends ClaimedJob {
+  lease?: { done(): Promise<void> };
+  affinity?: DispatchData['affinity'];
+}
+
+export interface JobSource {
+  claimNext(): Promise<SourcedJob | null>;
+}
+
+export interface ScaleOutWorker {
+  workerId: string;
+  registry: WorkerRegistry;
+  /** service node id → this worker's engine node id (its engine state). */
+  held: Map<string, string>;
 }
 
 export class JobRunner {
   private running = false;
   private loop: Promise<void> | null = null;
   private wake: (() => void) | null = null;
-  private current: { job: Job; node: NodeRow; cancelled: boolean } | null = null;
+  private current: { job: Job; node: NodeRow; cancelled: boolean; affinity?: DispatchData['affinity'] } | null = null;
+  private draining = false;
   private stopping = false;
   private readonly finishWaiters = new Map<string, (() => void)[]>();
   private control: Subscription<CancelRequest> | null = null;
@@ -77,7 +103,26 @@ export class JobRunner {
 
   /** Wake an idle runner (a job was just enqueued). */
   kick(): void {
+    this.opts.dispatch?.kick();
     this.wake?.();
+  }
+
+  /**
+   * Graceful drain (SIGTERM on a worker): takes no new job, lets the running one finish within
+   * `timeoutMs`, then stops it and hands it back to the queue (stop()).
+   */
+  async drain(timeoutMs: number): Promise<'finished' | 'handed back' | 'idle'> {
+    this.draining = true;
+    this.kick();
+    const nodeId = this.currentNodeId();
+    if (!nodeId) {
+      await this.stop();
+      return 'idle';
+    }
+    await this.waitForFinish(nodeId, timeoutMs);
+    const stillRunning = this.currentNodeId() === nodeId;
+    await this.stop();
+    return stillRunning ? 'handed back' : 'finished';
   }
 
   /** The node whose job is running in this process, if any. */
@@ -92,6 +137,11 @@ export class JobRunner {
    */
   async failOrphans(): Promise<void> {
     for (const n of await this.queue.failOrphans()) await this.finish(n, 'FAILED');
+  }
+
+  /** A job that ended without running here (a dead worker's, out of attempts): its watchers are told. */
+  async ended(node: NodeRow): Promise<void> {
+    if (node.status === 'FAILED' || node.status === 'CANCELLED' || node.status === 'SUCCEEDED') await this.finish(node, node.status);
   }
 
   /** Frees the engine state of deleted nodes. */
@@ -138,10 +188,10 @@ export class JobRunner {
 
   private async run(): Promise<void> {
     while (this.running) {
-      let claimed;
+      let claimed: SourcedJob | null;
       try {
         await this.failOrphans();
-        claimed = await this.queue.claimNext();
+        claimed = this.draining ? null : await (this.opts.source ?? this.queue).claimNext();
       } catch (e) {
         log.error({ err: e }, 'job runner: cannot read the queue');
         claimed = null;
@@ -158,7 +208,7 @@ export class JobRunner {
         this.wake = null;
         continue;
       }
-      this.current = { ...claimed, cancelled: false };
+      this.current = { ...claimed, cancelled: false, affinity: claimed.affinity };
       try {
         await this.runJob(claimed.job, claimed.node);
       } catch (e) {
@@ -169,6 +219,8 @@ export class JobRunner {
         if (n?.status === 'FAILED') await this.finish(n, 'FAILED').catch(() => undefined);
       } finally {
         const nodeId = claimed.node.id;
+        await claimed.lease?.done().catch((e) => log.warn(`job runner: lease: ${(e as Error).message}`));
+        this.opts.dispatch?.kick();
         this.current = null;
         for (const w of this.finishWaiters.get(nodeId) ?? []) w();
         this.finishWaiters.delete(nodeId);
@@ -221,8 +273,12 @@ export class JobRunner {
       return;
     }
     this.eta.finished(kind, clock, performance.now());
-    // Ancestors whose engine state the run rebuilt: later edits of them start from the new records.
-    for (const r of result.rebuilt ?? []) await this.db.node.updateMany({ where: { id: r.nodeId }, data: { engineNodeId: r.engineNodeId } });
+    // Ancestors whose engine state the run rebuilt: later edits of them start from the new records (on a
+    // scale-out worker, from this worker's: Node.engineNodeId stays the id on the worker that ran the node).
+    const so = this.opts.scaleOut;
+    if (so) await this.hold(so, result.rebuilt ?? []);
+    else for (const r of result.rebuilt ?? []) await this.db.node.updateMany({ where: { id: r.nodeId }, data: { engineNodeId: r.engineNodeId } });
+    const placement = so ? this.placement(so, node, result) : {};
     // 3. files
     if (result.maskNotApplied && node.parentId) await this.keepParentOutsideMask(node, result);
     const text = pngText(node, this.modelName);
@@ -240,7 +296,9 @@ export class JobRunner {
       thumbPath: files.thumbPath,
       maskPath,
       engineNodeId: result.engineNodeId ?? null,
+      ...placement,
     });
+    if (so && done && result.engineNodeId) await this.hold(so, [{ nodeId: node.id, engineNodeId: result.engineNodeId }]);
     if (!done) {
       // The branch was deleted while this job ran.
       await this.images.remove([files.imagePath, files.thumbPath, maskPath]);
@@ -268,14 +326,42 @@ export class JobRunner {
     const parent = await this.db.node.findUnique({ where: { id: node.parentId! } });
     // The ancestry, root first: the engine rebuilds the parent from it when the parent's state is gone.
     const lineage: LineageNode[] = [];
+    // On a scale-out worker only this worker's engine records count (the others' live on other disks).
+    const held = this.opts.scaleOut?.held;
+    const engineIdOf = (n: NodeRow) => (held ? (held.get(n.id) ?? null) : n.engineNodeId);
+    if (this.current?.node.id === node.id && held && parent) this.parentHeld = held.has(parent.id);
     for (let n = parent; n && lineage.length <= 10_000; n = n.parentId ? await this.db.node.findUnique({ where: { id: n.parentId } }) : null) {
-      lineage.unshift({ nodeId: n.id, engineNodeId: n.engineNodeId, prompt: n.prompt, negativePrompt: n.negativePrompt, strategy: n.parentId ? (n.strategy as EditStrategy) : null, mask: await this.inputMask(n) });
+      lineage.unshift({ nodeId: n.id, engineNodeId: engineIdOf(n), prompt: n.prompt, negativePrompt: n.negativePrompt, strategy: n.parentId ? (n.strategy as EditStrategy) : null, mask: await this.inputMask(n) });
     }
     return this.backend.edit(
       runIdOf(job),
-      { ...req, parentNodeId: node.parentId!, parentPrompt: parent?.prompt ?? '', parentEngineNodeId: parent?.engineNodeId ?? null, strategy: node.strategy as EditStrategy, mask: await this.inputMask(node), lineage },
+      { ...req, parentNodeId: node.parentId!, parentPrompt: parent?.prompt ?? '', parentEngineNodeId: parent ? engineIdOf(parent) : null, strategy: node.strategy as EditStrategy, mask: await this.inputMask(node), lineage },
       onProgress,
     );
+  }
+
+  /** Whether the running edit's parent was held here when it started (scale-out). */
+  private parentHeld: boolean | null = null;
+
+  /** These nodes' engine state is on this worker now: remembered and announced for cache affinity. */
+  private async hold(so: ScaleOutWorker, nodes: readonly { nodeId: string; engineNodeId: string }[]): Promise<void> {
+    for (const n of nodes) so.held.set(n.nodeId, n.engineNodeId);
+    await so.registry.announce(so.workerId, nodes).catch((e) => log.warn(`job runner: cannot announce cached nodes: ${(e as Error).message}`));
+  }
+
+  /** Which worker ran the node, whether an edit found its parent's cache here, and why not. */
+  private placement(so: ScaleOutWorker, node: NodeRow, result: InferenceResult): Pick<JobOutcome, 'worker' | 'cacheHit' | 'fallbackReason'> {
+    if (!node.parentId) return { worker: so.workerId, cacheHit: null };
+    const hit = this.parentHeld === true;
+    this.parentHeld = null;
+    const a = this.current?.affinity;
+    const why = hit
+      ? null
+      : a
+        ? `ran on worker ${so.workerId}, not on ${a.worker} which holds the parent's cache (${a.reason === 'gone' ? 'that worker is gone' : `busy for ${Math.round(a.waitedMs)} ms`})`
+        : `ran on worker ${so.workerId}, which did not hold the parent's cache`;
+    const fallbackReason = [why, result.fallbackReason].filter((x) => x).join('; ') || null;
+    return { worker: so.workerId, cacheHit: hit, fallbackReason };
   }
 
   /**
