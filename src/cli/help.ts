@@ -25,6 +25,7 @@ Usage:
   fisedit tokenize    [--model DIR] --prompt TEXT             token ids as JSON
   fisedit eval        [--model DIR] [--limit N] [--sheet F.png]   held-out accuracy of a scene model
   fisedit serve       [--port 4000] [--data DIR] [--model DIR]   GraphQL service (npm start)
+  fisedit worker      --database-url postgres://… --redis-url redis://…   scale-out worker (docs/scaling.md)
   fisedit token create --user NAME [--data DIR]               create a user if needed, print an API token
   fisedit --help | --version
   fisedit COMMAND --help
