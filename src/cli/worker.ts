@@ -11,6 +11,7 @@
 //   --drain-ms N         FISEDIT_DRAIN_MS 60000 (SIGTERM: how long the running job may finish before it is handed back)
 import * as path from 'path';
 import { DataDirLockedError } from '../service/dataDirLock';
+import { checkWorkerId } from '../service/jobs/workerRegistry';
 import { createService } from '../service/service';
 import { parseDatabaseUrl } from '../db/databaseUrl';
 import type { CliIo } from './commands/io';
@@ -83,6 +84,14 @@ export async function runWorker(argv: string[], io: CliIo = defaultIo, hooks: Ru
     const affinityWaitMs = nonNegative(optionalInt(o['affinity-wait-ms'] ?? env.FISEDIT_AFFINITY_WAIT_MS, 'affinity-wait-ms'), 'affinity-wait-ms');
     const leaseMs = nonNegative(optionalInt(o['lease-ms'] ?? env.FISEDIT_LEASE_MS, 'lease-ms'), 'lease-ms', 300);
     const drainMs = nonNegative(optionalInt(o['drain-ms'] ?? env.FISEDIT_DRAIN_MS, 'drain-ms'), 'drain-ms') ?? 60_000;
+    const workerId = o['worker-id'] ?? env.FISEDIT_WORKER_ID;
+    if (workerId !== undefined) {
+      try {
+        checkWorkerId(workerId);
+      } catch (e) {
+        throw usageError(`--worker-id: ${(e as Error).message}`);
+      }
+    }
     const dataDir = path.resolve(o.data ?? env.FISEDIT_DATA ?? 'data');
     const modelDir = resolveModelDir(o.model ?? env.FISEDIT_MODEL);
     const images = imageStoreConfigFrom(o, env);
@@ -98,9 +107,9 @@ export async function runWorker(argv: string[], io: CliIo = defaultIo, hooks: Ru
         device,
         engineMode: engine,
         images,
-        scaleOut: { role: 'worker', workerId: o['worker-id'] ?? env.FISEDIT_WORKER_ID, affinityWaitMs, leaseMs },
+        scaleOut: { role: 'worker', workerId, affinityWaitMs, leaseMs },
       }).catch((e) => {
-        throw e instanceof DataDirLockedError || /worker id/.test((e as Error).message) ? new CliError(e instanceof DataDirLockedError ? EXIT.io : EXIT.usage, (e as Error).message) : e;
+        throw e instanceof DataDirLockedError ? new CliError(EXIT.io, e.message) : e;
       }),
     );
     const id = service.scaleOut?.workerId;
