@@ -9,7 +9,7 @@ import { createService } from '../../src/service/service';
 async function main(): Promise<void> {
   const { values: o } = parseArgs({
     args: process.argv.slice(2),
-    options: { port: { type: 'string' }, data: { type: 'string' }, model: { type: 'string' }, threads: { type: 'string' }, 'database-url': { type: 'string' }, 'redis-url': { type: 'string' }, ...IMAGE_STORE_OPTIONS },
+    options: { port: { type: 'string' }, engine: { type: 'string' }, data: { type: 'string' }, model: { type: 'string' }, threads: { type: 'string' }, 'database-url': { type: 'string' }, 'redis-url': { type: 'string' }, ...IMAGE_STORE_OPTIONS },
   });
   const service = await createService({
     dataDir: o.data!,

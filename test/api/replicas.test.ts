@@ -1,5 +1,5 @@
-// Issue 17 items 4 and 5 with real processes: two API replicas on one PostgreSQL database and one Redis
-// (replica A runs the jobs, replica B only serves), users on different replicas sharing a tree.
+// Issue 17 items 4 and 5 with real processes: two API replicas (fisedit serve --workers 0) and a worker
+// (fisedit worker) on one PostgreSQL database and one Redis, users on different replicas sharing a tree.
 //   - a client on either replica sees the events the other replica caused, in commit order, without gaps;
 //   - any replica serves any node's image (images in the database), and a URL one signed works on the other;
 //   - kill -9 a replica: its client reconnects to the other and replays what it missed (afterSeq).
@@ -21,25 +21,41 @@ interface Replica {
   wsUrl: string;
 }
 
-/** `fisedit serve` in its own process; apiOnly: one that runs no jobs (serve --workers 0 once serve has it). */
-function startReplica(databaseUrl: string, apiOnly: boolean, imageStore: string[]): Promise<Replica> {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fisedit-replica-'));
-  const args = ['--port', '0', '--data', dataDir, '--model', TINY_MODEL, '--threads', '1', '--database-url', databaseUrl, '--redis-url', REDIS_URL, ...imageStore];
-  const workersFlag = SERVE_HELP.includes('--workers');
-  const script = apiOnly && !workersFlag ? 'apiReplicaProcess.ts' : 'serveProcess.ts';
-  if (script === 'serveProcess.ts') args.push('--engine', 'thread', ...(apiOnly ? ['--workers', '0'] : []));
-  const proc = fork(path.join(__dirname, script), args, { execArgv: ['--require', require.resolve('tsx/cjs')], stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+// The scale-out roles (serve --workers 0: API only; fisedit worker: jobs only). Before serve had them,
+// replica A ran the jobs itself and B was an API-only test entry (apiReplicaProcess.ts).
+const SCALE_OUT_ROLES = SERVE_HELP.includes('--workers');
+
+function startProcess(script: string, args: string[], ready: RegExp): Promise<{ proc: ChildProcess; url: string }> {
+  const proc = fork(script, args, { execArgv: ['--require', require.resolve('tsx/cjs')], stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
   return new Promise((resolve, reject) => {
     let out = '';
     let err = '';
     proc.stdout!.on('data', (d) => {
       out += d;
-      const m = /FISEdit GraphQL API: (http:\/\/[^\s]+)\/graphql/.exec(out);
-      if (m) resolve({ proc, url: m[1], wsUrl: `${m[1].replace(/^http/, 'ws')}/graphql` });
+      const m = ready.exec(out);
+      if (m) resolve({ proc, url: m[1] ?? '' });
     });
     proc.stderr!.on('data', (d) => (err += d));
-    proc.on('exit', (code) => reject(new Error(`replica exited with ${code}: ${err.slice(-2000)}`)));
+    proc.on('exit', (code) => reject(new Error(`${path.basename(script)} ${args[0]} exited with ${code}: ${err.slice(-2000)}`)));
   });
+}
+
+const common = (databaseUrl: string, imageStore: string[]) => ['--data', fs.mkdtempSync(path.join(os.tmpdir(), 'fisedit-replica-')), '--model', TINY_MODEL, '--threads', '1', '--database-url', databaseUrl, '--redis-url', REDIS_URL, '--engine', 'thread', ...imageStore];
+
+/** An API replica; `runsJobs` only where serve has no scale-out roles yet. */
+async function startReplica(databaseUrl: string, runsJobs: boolean, imageStore: string[]): Promise<Replica> {
+  const args = ['--port', '0', ...common(databaseUrl, imageStore)];
+  const apiOnly = SCALE_OUT_ROLES ? ['--workers', '0'] : [];
+  const { proc, url } =
+    runsJobs || SCALE_OUT_ROLES
+      ? await startProcess(path.join(__dirname, 'serveProcess.ts'), [...args, ...apiOnly], /FISEdit GraphQL API: (http:\/\/[^\s]+)\/graphql/)
+      : await startProcess(path.join(__dirname, 'apiReplicaProcess.ts'), args, /FISEdit GraphQL API: (http:\/\/[^\s]+)\/graphql/);
+  return { proc, url, wsUrl: `${url.replace(/^http/, 'ws')}/graphql` };
+}
+
+/** `fisedit worker` (scale-out roles only). */
+async function startWorker(databaseUrl: string, imageStore: string[]): Promise<ChildProcess> {
+  return (await startProcess(path.join(__dirname, '../../src/cli/main.ts'), ['worker', ...common(databaseUrl, imageStore)], /fisedit worker (\S+): ready/)).proc;
 }
 
 const GENERATE = `mutation($input: GenerateInput!) { generate(input: $input) { id tree { id } } }`;
@@ -61,6 +77,7 @@ describeWithService(postgresProbe(), 'API replicas on one PostgreSQL', () => {
       let pg: TestDatabase;
       let a: Replica;
       let b: Replica;
+      let worker: ChildProcess | null = null;
       let alice: string;
       let bob: string;
       let treeId: string;
@@ -84,11 +101,12 @@ describeWithService(postgresProbe(), 'API replicas on one PostgreSQL', () => {
         bob = (await createToken(d.db, 'bob')).token;
         await d.close();
         const images = imageStore();
-        a = await startReplica(pg.url, false, images);
-        b = await startReplica(pg.url, true, images);
+        a = await startReplica(pg.url, true, images);
+        b = await startReplica(pg.url, false, images);
+        if (SCALE_OUT_ROLES) worker = await startWorker(pg.url, images);
       }, 180_000);
       afterAll(async () => {
-        for (const r of [a, b]) r?.proc.kill('SIGKILL');
+        for (const p of [a?.proc, b?.proc, worker]) p?.kill('SIGKILL');
         await pg?.destroy();
       });
 
@@ -119,6 +137,11 @@ describeWithService(postgresProbe(), 'API replicas on one PostgreSQL', () => {
         expect(states(onA)).toEqual(log);
         expect(states(onB)).toEqual(log);
         for (const id of [rootId, ...ids]) expect(log.filter((r) => r[2] === id).map((r) => r[1])).toEqual(['CREATED', 'STARTED', 'SUCCEEDED']);
+        if (SCALE_OUT_ROLES) {
+          // The replicas ran nothing: the worker did.
+          const { node } = await gqlOk(a.url, 'query($id: ID!) { node(id: $id) { stats { worker } } }', { id: rootId }, alice);
+          expect(node.stats.worker).toEqual(expect.any(String));
+        }
         onA.unsubscribe();
         onB.unsubscribe();
         await wsA.dispose();
