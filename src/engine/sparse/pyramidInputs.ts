@@ -8,12 +8,14 @@
 //   downHalo      [M'_l]    level l−1 pixels read from the cached downsampler input
 //   upsample      [N_l]     row of level l+1 holding each active pixel's coarse parent (nearest ×2)
 //   inactive      [h_l·w_l − N_l]  pixels whose self-attention K/V come from the cache
+//   overlay       [h_l·w_l]  row of concat(cached entry; new rows) holding each pixel of the child's full
+//                 entry: p itself where inactive, h_l·w_l + rank where active (device-resident caches)
 // ONNX Gather takes int32 indices, so no int64 conversion (or 2× memory) is paid per edit.
 
 import { PyramidLevel } from '../mask/pyramid';
 import { EngineTensor } from '../runtime/ortSession';
 
-export type PyramidInputKind = 'convNeighbors' | 'convHalo' | 'downNeighbors' | 'downHalo' | 'upsample' | 'inactive';
+export type PyramidInputKind = 'convNeighbors' | 'convHalo' | 'downNeighbors' | 'downHalo' | 'upsample' | 'inactive' | 'overlay';
 
 export function pyramidInputName(kind: PyramidInputKind, level: number): string {
   return `l${level}.${kind}`;
@@ -53,6 +55,7 @@ export function buildPyramidFeed(levels: readonly PyramidLevel[]): SparsePyramid
     tensors[pyramidInputName('convNeighbors', i)] = i32(l.conv.neighbors, [n, 9]);
     tensors[pyramidInputName('convHalo', i)] = i32(l.conv.halo, [l.conv.halo.length]);
     tensors[pyramidInputName('inactive', i)] = i32(l.inactive, [l.inactive.length]);
+    tensors[pyramidInputName('overlay', i)] = i32(overlayTable(l.width * l.height, l.active), [l.width * l.height]);
     if (i > 0) {
       if (!l.downsample) throw new SparseInputError(`level ${i} has no downsample table`);
       tensors[pyramidInputName('downNeighbors', i)] = i32(l.downsample.neighbors, [n, 9]);
@@ -64,4 +67,12 @@ export function buildPyramidFeed(levels: readonly PyramidLevel[]): SparsePyramid
     }
   });
   return { levels, height: levels[0].height, width: levels[0].width, activeCounts: levels.map((l) => l.active.length), tensors };
+}
+
+/** overlay[p] = p for inactive pixels, hw + k for the k-th active pixel (active ascending). */
+export function overlayTable(hw: number, active: Int32Array): Int32Array {
+  const t = new Int32Array(hw);
+  for (let p = 0; p < hw; p++) t[p] = p;
+  for (let k = 0; k < active.length; k++) t[active[k]] = hw + k;
+  return t;
 }

@@ -13,7 +13,7 @@ import { GraphBuilder, type GraphBuilderOptions } from '../graph/graphBuilder';
 import { OnnxDataType } from '../graph/onnxProto';
 import { UNetConfig } from '../model/configs';
 import { WeightMap } from '../model/tensor';
-import { CacheDType, CacheEntryKind, CacheEntrySpec, CacheManifestError, entryName, levelOfPath } from './cacheManifest';
+import { CacheDType, CacheEntryKind, CacheEntrySpec, CacheManifestError, entryName, isSparseInput, levelOfPath } from './cacheManifest';
 
 export interface RecordingGraphOptions {
   /** Element type of the cache outputs (default float16; float32 only for exactness tests). */
@@ -25,9 +25,17 @@ export interface RecordingGraphOptions {
   attentionMapLevels?: readonly number[];
   /** Text length L the manifest states for attention maps (default 77). */
   textLength?: number;
+  /**
+   * Also output every entry the sparse step reads a second time as "device:<entry name>" (an Identity):
+   * a session keeps those in device memory for later sparse steps, while the plain outputs come to the
+   * host for the on-disk cache (onnxruntime-node cannot read a device output back).
+   */
+  deviceCopies?: boolean;
   /** Builder options when this function creates the builder (runtime/deviceGraphs.ts graphOptionsFor). */
   graph?: GraphBuilderOptions;
 }
+
+export const DEVICE_COPY_PREFIX = 'device:';
 
 export interface RecordingUNetGraph {
   g: GraphBuilder;
@@ -52,6 +60,7 @@ export function buildRecordingUNetGraph(cfg: UNetConfig, weights: WeightMap, opt
     const last = kind === 'crossAttnProbs' ? 'sequence' : entryWidth;
     const dims = kind.startsWith('groupNorm') ? ['batch', entryWidth] : ['batch', `hw${spec.level}`, last];
     g.output(spec.name, out, dtype, dims);
+    if (opts.deviceCopies && isSparseInput(kind)) g.output(DEVICE_COPY_PREFIX + spec.name, out, dtype, dims); // output() adds the Identity
     manifest.push(spec);
   };
   const rows = (x: string): string => {

@@ -12,6 +12,7 @@
 import { ArchContext } from '../arch/archContext';
 import { GraphBuilder, type GraphBuilderOptions } from '../graph/graphBuilder';
 import { attention, linear } from '../graph/nn';
+import { isQuantizable, matMulInt8 } from '../graph/quantizedWeights';
 import { OnnxDataType } from '../graph/onnxProto';
 import { CacheDType, CacheEntryKind, CacheEntrySpec, entryName, isRowEntry } from './cacheManifest';
 import { pyramidInputName, PyramidInputKind } from './pyramidInputs';
@@ -27,6 +28,11 @@ export interface SparseBuildOptions {
   cacheDType?: CacheDType;
   /** Declare "delta:<name>" outputs for the child's cache (default true). */
   emitDeltas?: boolean;
+  /**
+   * Also declare "full:<entry name>" outputs: the child's whole row entry [B, h_l·w_l, C] (the parent's
+   * entry with the new rows laid over it), for caches that stay in device memory between edits.
+   */
+  emitFull?: boolean;
   /** Builder options when this function creates the builder (runtime/deviceGraphs.ts graphOptionsFor). */
   graph?: GraphBuilderOptions;
 }
@@ -47,6 +53,7 @@ export class SparseGraphError extends Error {
 
 export const CACHE_INPUT_PREFIX = 'cache:';
 export const DELTA_OUTPUT_PREFIX = 'delta:';
+export const FULL_OUTPUT_PREFIX = 'full:';
 
 export class SparseBuild {
   readonly manifest: CacheEntrySpec[] = [];
@@ -55,6 +62,7 @@ export class SparseBuild {
   readonly groupNormMode: 'cached' | 'exact';
   readonly cacheDType: CacheDType;
   private readonly emitDeltas: boolean;
+  private readonly emitFull: boolean;
   private readonly declared = new Map<string, string>();
   private batch?: string;
   private readonly zeroRows = new Map<number, string>();
@@ -63,6 +71,7 @@ export class SparseBuild {
     this.groupNormMode = opts.groupNorm ?? 'cached';
     this.cacheDType = opts.cacheDType ?? 'float16';
     this.emitDeltas = opts.emitDeltas ?? true;
+    this.emitFull = opts.emitFull ?? false;
   }
 
   /** int32 pyramid table input, declared on first use. */
@@ -71,7 +80,7 @@ export class SparseBuild {
     let v = this.declared.get(name);
     if (!v) {
       const n = `n${level}`; // active pixels at this level
-      const dims = kind === 'convNeighbors' || kind === 'downNeighbors' ? [n, 9] : kind === 'upsample' ? [n] : [`${kind}${level}`];
+      const dims = kind === 'convNeighbors' || kind === 'downNeighbors' ? [n, 9] : kind === 'upsample' ? [n] : kind === 'overlay' ? [`hw${level}`] : [`${kind}${level}`];
       v = this.g.input(name, 'int32', dims);
       this.declared.set(name, v);
       this.pyramidInputs.push(name);
@@ -100,11 +109,19 @@ export class SparseBuild {
 
   /** Declare the new rows x [B, N_l, C] of a row entry as output "delta:<name>". */
   delta(path: string, kind: CacheEntryKind, level: number, width: number, x: string): void {
-    if (!this.emitDeltas) return;
+    if (!this.emitDeltas && !this.emitFull) return;
     const name = entryName(path, kind);
     const out = this.cacheDType === 'float16' ? this.g.op('Cast', [x], { to: OnnxDataType.FLOAT16 }, { hint: 'delta_f16' }) : x;
-    this.g.output(DELTA_OUTPUT_PREFIX + name, out, this.cacheDType, ['batch', `n${level}`, width]);
-    this.deltas.push({ name, level, width });
+    if (this.emitDeltas) {
+      this.g.output(DELTA_OUTPUT_PREFIX + name, out, this.cacheDType, ['batch', `n${level}`, width]);
+      this.deltas.push({ name, level, width });
+    }
+    if (this.emitFull) {
+      // One Gather over concat(parent entry; new rows) by the level's overlay table: the child's entry.
+      const stacked = this.g.op('Concat', [this.cached(path, kind, level, width), out], { axis: 1 }, { hint: 'overlay_stack' });
+      const full = this.g.op('Gather', [stacked, this.table('overlay', level)], { axis: 1 }, { hint: 'overlay' });
+      this.g.output(FULL_OUTPUT_PREFIX + name, full, this.cacheDType, ['batch', `hw${level}`, width]);
+    }
   }
 
   /** The batch size [1] (int64) of a rows value; computed once per graph. */
@@ -161,8 +178,11 @@ export function sparseConv3x3(s: SparseBuild, ctx: ArchContext, x: string, name:
     const halo = s.toF32(g.op('Gather', [cacheRows, haloIdx], { axis: 1 }, { hint: 'halo' })); // [B,M,Cin]
     const stack = g.op('Concat', [x, halo, s.zeroRow(x, cin)], { axis: 1 }, { hint: 'stack' }); // [B,N+M+1,Cin]
     const cols = g.op('Reshape', [g.op('Gather', [stack, nbr], { axis: 1 }, { hint: 'im2col' }), g.constI64([0, 0, 9 * cin])]); // [B,N,9Cin]
-    const wt = g.op('Reshape', [g.op('Transpose', [g.weight(w)], { perm: [2, 3, 1, 0] }), g.constI64([9 * cin, cout])], {}, { hint: 'w_9c' });
-    return g.op('Add', [g.op('MatMul', [cols, wt], {}, { hint: 'conv_mm' }), g.weight(b)], {}, { hint: 'conv_bias' }); // [B,N,Cout]
+    // int8 weights: the taps (ky, kx, cin) are the rows matMulInt8 quantises, in the columns' order.
+    const y = g.weightFormat === 'int8' && isQuantizable(w)
+      ? matMulInt8(g, cols, w, 'conv')
+      : g.op('MatMul', [cols, g.op('Reshape', [g.op('Transpose', [g.weight(w)], { perm: [2, 3, 1, 0] }), g.constI64([9 * cin, cout])], {}, { hint: 'w_9c' })], {}, { hint: 'conv_mm' });
+    return g.op('Add', [y, g.weight(b)], {}, { hint: 'conv_bias' }); // [B,N,Cout]
   });
 }
 
