@@ -45,15 +45,25 @@ def write_safetensors(path, tensors, dtype, metadata=None):
 
 
 def export(ckpt_path, vae_path, out_dir, use_ema=True):
-    ck = torch.load(ckpt_path)
-    vae_ck = torch.load(vae_path)
+    ck = common.load_pt(ckpt_path)
     key = "ema" if use_ema else "model"
+    # The decoder is fine-tuned during UNet training (frozen encoder); prefer the checkpoint's copy.
+    if "vae" in ck:
+        vae_sd, vae_cfg = ck["vae"], ck["vae_config"]
+    else:
+        vae_ck = common.load_pt(vae_path)
+        vae_sd, vae_cfg = vae_ck["model"], vae_ck["config"]
+    info = export_weights(ck[key]["unet"], ck["unet_config"], ck[key]["text_encoder"], ck["text_config"],
+                          vae_sd, vae_cfg, out_dir)
+    return {"step": ck["step"], **info}
+
+
+def export_weights(unet_sd, unet_cfg, te_sd, te_cfg, vae_sd, vae_cfg, out_dir):
+    """State dicts + configs -> diffusers folder (also used by gpu/import_weights.py)."""
     parts = {
-        "unet": (ck[key]["unet"], ck["unet_config"], "diffusion_pytorch_model.safetensors"),
-        "text_encoder": (ck[key]["text_encoder"], ck["text_config"], "model.safetensors"),
-        # The decoder is fine-tuned during UNet training (frozen encoder); prefer the checkpoint's copy.
-        "vae": (ck["vae"], ck["vae_config"], "diffusion_pytorch_model.safetensors") if "vae" in ck
-        else (vae_ck["model"], vae_ck["config"], "diffusion_pytorch_model.safetensors"),
+        "unet": (unet_sd, unet_cfg, "diffusion_pytorch_model.safetensors"),
+        "text_encoder": (te_sd, te_cfg, "model.safetensors"),
+        "vae": (vae_sd, vae_cfg, "diffusion_pytorch_model.safetensors"),
     }
     total = sum(v.numel() * 4 for sd, _, _ in parts.values() for v in sd.values())
     dtype = "F16" if total > F16_ABOVE_BYTES else "F32"
@@ -72,7 +82,7 @@ def export(ckpt_path, vae_path, out_dir, use_ema=True):
     os.makedirs(d, exist_ok=True)
     common.write_json(os.path.join(d, "scheduler_config.json"), common.SCHEDULER_CONFIG)
     common.write_json(os.path.join(out_dir, "model_index.json"), MODEL_INDEX)
-    return {"step": ck["step"], "dtype": dtype, "bytes_f32": total}
+    return {"dtype": dtype, "bytes_f32": total}
 
 
 if __name__ == "__main__":

@@ -101,7 +101,7 @@ class CLIPTextTransformer(nn.Module):
 
     def forward(self, ids):
         L = ids.shape[1]
-        mask = torch.full((L, L), float("-inf")).triu(1)  # causal: query i sees keys j <= i
+        mask = torch.full((L, L), float("-inf"), device=ids.device).triu(1)  # causal: query i sees keys j <= i
         h = self.embeddings(ids)
         for layer in self.encoder.layers:
             h = layer(h, mask)
@@ -125,7 +125,7 @@ class CLIPTextModel(nn.Module):
 def timestep_embedding(t, dim, flip_sin_to_cos=True, freq_shift=0):
     """t float [B] -> [B, dim]; cos first when flip_sin_to_cos (sd-architecture §2.3)."""
     half = dim // 2
-    exponent = -math.log(10000) * torch.arange(half, dtype=torch.float32) / (half - freq_shift)
+    exponent = -math.log(10000) * torch.arange(half, dtype=torch.float32, device=t.device) / (half - freq_shift)
     arg = t.float()[:, None] * torch.exp(exponent)[None]
     emb = torch.cat([torch.sin(arg), torch.cos(arg)], dim=-1)
     if flip_sin_to_cos:
