@@ -4,7 +4,7 @@
 //
 //   npx tsx bench/edit/run.ts [--model DIR] [--steps N] [--areas 0.02,0.05,…] [--reps N] [--threads N]
 //                             [--size PX] [--out FILE.json] [--no-chart] [--no-latent] [--plain-crop] [--cache-mib N]
-//                             [--dense-first]
+//                             [--dense-first] [--weights fp32|int8] [--graph-cache DIR] [--scheduler NAME]
 //
 // --dense-first (for 512 px on 24 GB): every dense regeneration runs first, then the engine's UNet is
 // freed before the edit sessions load, so the dense baseline's 3.4 GB session and arena are not held
@@ -26,6 +26,9 @@ import { DiffusionEngine } from '../../src/engine/pipeline/engine';
 import type { GenerateResult } from '../../src/engine/pipeline/generate';
 import { NodeStore } from '../../src/engine/state/nodeStore';
 import { defaultCaptureSteps } from '../../src/engine/pipeline/editMask';
+import { WEIGHT_FORMATS, type WeightFormat } from '../../src/engine/graph/graphBuilder';
+import { GraphCache } from '../../src/engine/runtime/graphCache';
+import { isSchedulerName, type SchedulerName } from '../../src/engine/scheduler';
 import { discMask } from './masks';
 import { amdahl, AreaResult, formatTable, stat, writeChart } from './report';
 import { outsideChanged } from './outsideChanged';
@@ -48,11 +51,17 @@ interface Options {
   cacheBytes: number;
   /** Run every dense regeneration before loading the edit sessions (--dense-first). */
   denseFirst: boolean;
+  /** UNet weights of every session, the dense baseline's too (--weights fp32|int8). */
+  weights: WeightFormat;
+  /** Optimised graphs kept here between runs (--graph-cache DIR): a rerun skips ORT's optimisation. */
+  graphCache: GraphCache | undefined;
+  /** --scheduler (default: the model's). */
+  scheduler: SchedulerName | undefined;
 }
 
 function parseArgs(argv: string[]): Options {
   const dflt = fs.existsSync(path.join(ROOT, 'models/default/unet/config.json')) ? path.join(ROOT, 'models/default') : path.join(ROOT, 'test/fixtures/models/sd-narrow');
-  const o: Options = { model: dflt, steps: 20, areas: [0.02, 0.05, 0.1, 0.25, 0.5], reps: 3, threads: 2, size: undefined, out: path.join(ROOT, 'bench/results/edit.json'), chart: true, latent: true, decoderContext: true, cacheBytes: Infinity, denseFirst: false };
+  const o: Options = { model: dflt, steps: 20, areas: [0.02, 0.05, 0.1, 0.25, 0.5], reps: 3, threads: 2, size: undefined, out: path.join(ROOT, 'bench/results/edit.json'), chart: true, latent: true, decoderContext: true, cacheBytes: Infinity, denseFirst: false, weights: 'fp32', graphCache: undefined, scheduler: undefined };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -80,6 +89,16 @@ function parseArgs(argv: string[]): Options {
     }
     else if (a === '--plain-crop') o.decoderContext = false;
     else if (a === '--cache-mib') o.cacheBytes = posInt(value()) * 2 ** 20;
+    else if (a === '--weights') {
+      const v = value();
+      if (!(WEIGHT_FORMATS as readonly string[]).includes(v)) throw new Error(`bench/edit: --weights is one of ${WEIGHT_FORMATS.join(', ')}`);
+      o.weights = v as WeightFormat;
+    } else if (a === '--graph-cache') o.graphCache = new GraphCache({ dir: path.resolve(value()), log: (m) => process.stderr.write(`${m}\n`) });
+    else if (a === '--scheduler') {
+      const v = value();
+      if (!isSchedulerName(v)) throw new Error(`bench/edit: unknown --scheduler ${v}`);
+      o.scheduler = v;
+    }
     else throw new Error(`bench/edit: unknown argument ${a}`);
   }
   if (o.areas.some((v) => !(v > 0 && v <= 1))) throw new Error('bench/edit: --areas are fractions in (0, 1]');
@@ -92,10 +111,11 @@ async function main(): Promise<void> {
   const o = parseArgs(process.argv.slice(2));
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fisedit-bench-edit-'));
   const t0 = performance.now();
-  let engine = await DiffusionEngine.load(o.model, { intraOpNumThreads: o.threads });
+  const engineOpts = { intraOpNumThreads: o.threads, weights: o.weights, sessionOptions: { graphCache: o.graphCache } };
+  let engine = await DiffusionEngine.load(o.model, engineOpts);
   const prompt = 'a red circle on the left, a blue square on the right';
   const editPrompt = 'a green circle on the left, a blue square on the right';
-  const req = { seed: 42, steps: o.steps, width: o.size, height: o.size };
+  const req = { seed: 42, steps: o.steps, width: o.size, height: o.size, scheduler: o.scheduler };
   // --dense-first: the dense regenerations of every area (after one warm-up), then an engine without a UNet.
   const early = new Map<number, GenerateResult[]>();
   let denseFirstMs = 0;
@@ -110,9 +130,9 @@ async function main(): Promise<void> {
     }
     denseFirstMs = performance.now() - td;
     await engine.dispose();
-    engine = await DiffusionEngine.load(o.model, { intraOpNumThreads: o.threads, components: ['textEncoder', 'vae'] });
+    engine = await DiffusionEngine.load(o.model, { ...engineOpts, components: ['textEncoder', 'vae'] });
   }
-  const parts = await loadEditComponents(o.model, { intraOpNumThreads: o.threads, decoder: o.decoderContext });
+  const parts = await loadEditComponents(o.model, { intraOpNumThreads: o.threads, decoder: o.decoderContext, weights: o.weights, graphCache: o.graphCache });
   const loadMs = performance.now() - t0 - denseFirstMs;
   try {
     const store = await NodeStore.open(path.join(tmp, 'state'), { create: true });
@@ -217,7 +237,7 @@ async function main(): Promise<void> {
     // 4. report
     const k = 0;
     const ceiling = amdahl({ E: 0, d: 1, V: 0, N: o.steps, k: latent ? (latent.captureSteps as number) : defaultCaptureSteps(o.steps), phi: 0 });
-    console.log(`\nedit vs dense regeneration — ${path.basename(o.model)}, ${root.width}×${root.height} (latent ${w}×${h}), ${o.steps} ${root.scheduler} steps, CFG, user masks (k = 0), ${o.reps} reps, median, ${os.cpus().length} cores, ${o.threads} threads`);
+    console.log(`\nedit vs dense regeneration — ${path.basename(o.model)}, ${root.width}×${root.height} (latent ${w}×${h}), ${o.steps} ${root.scheduler} steps, ${o.weights} weights, CFG, user masks (k = 0), ${o.reps} reps, median, ${os.cpus().length} cores, ${o.threads} threads`);
     console.log(formatTable(rows, k));
     console.log(`peak resident memory ${(process.resourceUsage().maxRSS / 2 ** 20).toFixed(2)} GiB${Number.isFinite(o.cacheBytes) ? `, cache budget ${(o.cacheBytes / 2 ** 20).toFixed(0)} MiB (the rest spilled to disk)` : ''}`);
     console.log(`root cache ${(rootRun.cacheBytes / 2 ** 20).toFixed(2)} MiB (${(rootRun.cacheBytes / o.steps / 2 ** 20).toFixed(2)} MiB per step); outside-region pixels changed: ${Math.max(...rows.map((r) => r.outsideChangedPixels))} (must be 0)`);
@@ -231,6 +251,7 @@ async function main(): Promise<void> {
       image: { width: root.width, height: root.height, latent: [C, h, w] },
       steps: o.steps,
       scheduler: root.scheduler,
+      weights: o.weights,
       reps: o.reps,
       denseFirst: o.denseFirst,
       loadMs,

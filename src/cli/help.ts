@@ -3,6 +3,7 @@ import { GENERATE_DEFAULTS, MAX_GUIDANCE, MAX_STEPS } from '../engine/pipeline/g
 import { SCHEDULER_NAMES } from '../engine/scheduler';
 import { DEVICE_HELP } from './device';
 import { GRAPH_CACHE_HELP } from './graphCacheOption';
+import { WEIGHTS_HELP } from './weightsOption';
 
 export const EXIT_CODES_HELP = `Exit codes:
   0    success
@@ -57,7 +58,7 @@ export const GENERATE_HELP = `Usage: fisedit generate [--model DIR] --prompt TEX
       --variant NAME       load *.NAME.safetensors weight files (e.g. fp16) instead of the default ones
       --json               print one JSON object (settings, timings ms per phase, totalMs) to stdout
       --threads N          onnxruntime threads (default: all cores)
-${GRAPH_CACHE_HELP}${DEVICE_HELP}      --progress MODE      bar | lines | none on stderr (default: bar on a terminal, else none);
+${WEIGHTS_HELP}${GRAPH_CACHE_HELP}${DEVICE_HELP}      --progress MODE      bar | lines | none on stderr (default: bar on a terminal, else none);
                            lines prints "step k/N" per step
   -q, --quiet              same as --progress none
   -h, --help
@@ -118,7 +119,7 @@ elsewhere (FISEdit). Outside the mask the image is the parent's, bit for bit.
                            (SPARSE | BOX | FULL) with decodeMacFraction or decodeBox, timings (ms
                            per phase), totalMs (without model loading and writing)
       --threads N          onnxruntime threads (default: all cores)
-${GRAPH_CACHE_HELP}${DEVICE_HELP}      --progress MODE      bar | lines | none on stderr (default: bar on a terminal, else none)
+${WEIGHTS_HELP}${GRAPH_CACHE_HELP}${DEVICE_HELP}      --progress MODE      bar | lines | none on stderr (default: bar on a terminal, else none)
   -q, --quiet              same as --progress none
   -h, --help
 

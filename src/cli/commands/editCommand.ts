@@ -22,6 +22,7 @@ import { loadStateContext, openStateStore } from './stateContext';
 import { abortOnSigint } from '../sigintAbort';
 import { DEVICE_OPTION, parseDevice, requireDevice } from '../device';
 import { GRAPH_CACHE_OPTION, graphCacheFor } from '../graphCacheOption';
+import { parseWeights, WEIGHTS_OPTION } from '../weightsOption';
 
 const SPEC = {
   model: { type: 'string', short: 'm' },
@@ -42,6 +43,7 @@ const SPEC = {
   threads: { type: 'string' },
   ...DEVICE_OPTION,
   ...GRAPH_CACHE_OPTION,
+  ...WEIGHTS_OPTION,
   progress: { type: 'string' },
   quiet: { type: 'boolean', short: 'q' },
   help: { type: 'boolean', short: 'h' },
@@ -116,18 +118,22 @@ export async function editCommand(argv: string[], io: CliIo): Promise<number> {
   const modelDir = parentModelDir(parent, o.model);
   const out = path.resolve(o.out ?? `fisedit-edit-of-${parent.id}.png`);
   const graphs = graphCacheFor(o['graph-cache'], store.dir, io.stderr, 'edit');
+  // An edit's sparse steps read its parent's activations: it runs the weights the parent was made with.
+  const parentWeights = parent.weights ?? 'fp32';
+  const weights = parseWeights(o.weights, 'edit', parentWeights);
+  if (weights !== parentWeights) throw new CliError(EXIT.usage, `edit: node ${parent.id} was made with --weights ${parentWeights}; its edits run the same weights (drop --weights or pass ${parentWeights})`);
 
   // 2. model, recording/sparse UNet, cache
   const loadStart = performance.now();
   await requireDevice(device, 'edit');
-  const engine = await inPhase(EXIT.model, () => DiffusionEngine.load(modelDir, { intraOpNumThreads: threads, sessionOptions: { device, graphCache: graphs?.cache }, components: RECORDING_ENGINE_COMPONENTS }));
+  const engine = await inPhase(EXIT.model, () => DiffusionEngine.load(modelDir, { intraOpNumThreads: threads, sessionOptions: { device, graphCache: graphs?.cache }, weights, components: RECORDING_ENGINE_COMPONENTS }));
   if (engine.info.name !== parent.model) {
     await engine.dispose();
     throw new CliError(EXIT.usage, `edit: node ${parent.id} was made with model "${parent.model}", but --model loads "${engine.info.name}" (${modelDir}); pass the parent's model folder`);
   }
   let ctx;
   try {
-    ctx = await loadStateContext(engine, store, { threads, sparse: true, graphCache: graphs?.cache });
+    ctx = await loadStateContext(engine, store, { threads, sparse: true, graphCache: graphs?.cache, weights });
   } catch (e) {
     await engine.dispose();
     throw e;
@@ -174,6 +180,7 @@ export async function editCommand(argv: string[], io: CliIo): Promise<number> {
         negative: r.node.negativePrompt,
         model: engine.info.name,
         device: engine.device,
+        weights,
         maskedFraction: round4(r.maskedFraction),
         maskedFractionPerLevel: r.maskedFractionPerLevel.map((l) => ({ level: l.level, width: l.width, height: l.height, fraction: round4(l.fraction) })),
         denseSteps: r.denseSteps,

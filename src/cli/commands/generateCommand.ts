@@ -21,6 +21,7 @@ import { loadStateContext, openStateStore } from './stateContext';
 import { abortOnSigint } from '../sigintAbort';
 import { DEVICE_OPTION, parseDevice, requireDevice } from '../device';
 import { GRAPH_CACHE_OPTION, graphCacheFor } from '../graphCacheOption';
+import { parseWeights, WEIGHTS_OPTION } from '../weightsOption';
 
 const SPEC = {
   model: { type: 'string', short: 'm' },
@@ -40,6 +41,7 @@ const SPEC = {
   threads: { type: 'string' },
   ...DEVICE_OPTION,
   ...GRAPH_CACHE_OPTION,
+  ...WEIGHTS_OPTION,
   variant: { type: 'string' },
   progress: { type: 'string' },
   quiet: { type: 'boolean', short: 'q' },
@@ -117,13 +119,14 @@ export async function generateCommand(argv: string[], io: CliIo): Promise<number
   const out = path.resolve(o.out ?? `fisedit-${settings.seed ?? 'init'}.png`);
   const store = o.state === undefined ? null : await openStateStore(o.state, 'generate', true);
   const graphs = graphCacheFor(o['graph-cache'], store?.dir, io.stderr, 'generate');
+  const weights = parseWeights(o.weights, 'generate');
 
   // 2. model
   const loadStart = performance.now();
   await requireDevice(device, 'generate');
-  const engine = await inPhase(EXIT.model, () => DiffusionEngine.load(modelDir, { intraOpNumThreads: threads, sessionOptions: { device, graphCache: graphs?.cache }, variant: typeof o.variant === 'string' ? o.variant : undefined, components: store ? RECORDING_ENGINE_COMPONENTS : undefined }));
+  const engine = await inPhase(EXIT.model, () => DiffusionEngine.load(modelDir, { intraOpNumThreads: threads, sessionOptions: { device, graphCache: graphs?.cache }, weights, variant: typeof o.variant === 'string' ? o.variant : undefined, components: store ? RECORDING_ENGINE_COMPONENTS : undefined }));
   // --state: the recording UNet and the cache beside the store (loading them counts as model loading)
-  const ctx = store ? await loadStateContext(engine, store, { threads, sparse: false, graphCache: graphs?.cache }).catch(async (e) => {
+  const ctx = store ? await loadStateContext(engine, store, { threads, sparse: false, graphCache: graphs?.cache, weights }).catch(async (e) => {
     await engine.dispose();
     throw e;
   }) : null;
@@ -199,6 +202,7 @@ export async function generateCommand(argv: string[], io: CliIo): Promise<number
         promptTruncated: result.promptTruncated,
         negativeTruncated: result.negativeTruncated,
         saveLatents,
+        weights,
         graphCache: graphs?.use ?? null,
         timings: {
           loadModel: round1(loadMs),

@@ -92,7 +92,15 @@ export interface GraphBuilderOptions {
    * node, default) or 'matmul' (MatMul/Softmax written out). runtime/deviceGraphs.ts picks it per device.
    */
   attention?: 'mha' | 'matmul';
+  /**
+   * How the large weight matrices of Linear layers and convolutions are stored: 'fp32' (default) or
+   * 'int8', block-quantised (graph/quantizedWeights.ts): a quarter of the bytes a step streams.
+   */
+  weights?: WeightFormat;
 }
+
+export type WeightFormat = 'fp32' | 'int8';
+export const WEIGHT_FORMATS: readonly WeightFormat[] = ['fp32', 'int8'];
 
 interface Initializer {
   name: string;
@@ -120,6 +128,7 @@ export class GraphBuilder {
   private readonly f16Mode: 'cast' | 'widen';
   private readonly transposeMode: 'ort' | 'js';
   readonly attention: 'mha' | 'matmul';
+  readonly weightFormat: WeightFormat;
   private readonly nodes: NodeSpec[] = [];
   private readonly inits: Initializer[] = [];
   private readonly inputs: ValueInfoSpec[] = [];
@@ -136,6 +145,7 @@ export class GraphBuilder {
     this.f16Mode = opts.f16Weights ?? 'cast';
     this.transposeMode = opts.weightTranspose ?? 'ort';
     this.attention = opts.attention ?? 'mha';
+    this.weightFormat = opts.weights ?? 'fp32';
   }
 
   /** Unique value name derived from a hint. */
@@ -174,6 +184,11 @@ export class GraphBuilder {
       v = name;
     }
     this.outputs.push({ name: v, elemType: ONNX_TYPE[dtype], dims });
+  }
+
+  /** Names of the outputs declared so far, in order. */
+  outputNames(): string[] {
+    return this.outputs.map((o) => o.name);
   }
 
   /** Add one node with a single output; returns the output name. */
@@ -343,7 +358,7 @@ export class GraphBuilder {
 }
 
 /** F16/BF16/F32 weight bytes → fresh float32 bytes. */
-function widenToF32(w: WeightTensor): Uint8Array {
+export function widenToF32(w: WeightTensor): Uint8Array {
   const n = numel(w.shape);
   const out = new Float32Array(n);
   if (w.dtype === 'F32') {

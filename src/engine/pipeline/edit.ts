@@ -92,6 +92,11 @@ async function checkInputs(ctx: StateContext, request: EditRequest): Promise<Che
   if (C !== info.latentChannels || h * f !== parent.height || w * f !== parent.width) {
     throw new EditInputError('parentId', `node ${parent.id} has latents [${C}, ${h}, ${w}] for ${parent.width}×${parent.height}, which model "${info.name}" cannot produce`);
   }
+  // Its sparse steps read the parent's activations, which are those of the parent's weights.
+  const weights = ctx.unet?.weights ?? 'fp32';
+  if ((parent.weights ?? 'fp32') !== weights) {
+    throw new EditInputError('parentId', `node ${parent.id} was made with ${parent.weights ?? 'fp32'} weights and this engine runs ${weights}; edit it with the weights it was made with`);
+  }
   const negative = request.negativePrompt ?? parent.negativePrompt;
   if (typeof negative !== 'string') throw new EditInputError('negativePrompt', 'must be a string');
   if (parent.guidance <= 1 && negative !== '') throw new EditInputError('negativePrompt', `has no effect: node ${parent.id} runs without classifier-free guidance (guidance ${parent.guidance})`);
@@ -240,7 +245,7 @@ async function chooseByCost(run: EditRun, plan: StepPlan, levels: PyramidLevel[]
   const { parent, channels: C, height: h, width: w } = input;
   // Costs differ per device: DiffusionEngine says which it runs on (plain DiffusionModels: the CPU).
   const device = (ctx.models as { device?: string }).device ?? 'cpu';
-  const key = stepCostKey(ctx.models.info, parent.width, parent.height, run.batch, device);
+  const key = stepCostKey(ctx.models.info, parent.width, parent.height, run.batch, device, ctx.unet?.weights ?? 'fp32');
   plan.costs = { book, key };
   let costs = book.get(key);
   if (!costs && plan.mode === 'SPARSE') {

@@ -73,6 +73,7 @@ export async function commitEdit(ctx: StateContext, b: EditBase, o: EditOutcome)
         parentId: parent.id,
         model: parent.model,
         modelDir: models.info.dir,
+        ...(unet?.weights && unet.weights !== 'fp32' ? { weights: unet.weights } : {}),
         prompt: b.prompt,
         negativePrompt: parent.guidance > 1 ? b.negative : '',
         seed: parent.seed,

@@ -20,12 +20,15 @@ import { gatherActiveRows } from '../sparse/activeRows';
 import type { UNetCall } from './denoiseLoop';
 import { RegionDecoder } from './regionDecoder';
 import type { DiffusionModels } from './models';
+import type { WeightFormat } from '../graph/graphBuilder';
 import type { GraphCache } from '../runtime/graphCache';
 import type { EngineDevice, OrtModelSession } from '../runtime/ortSession';
 
 export interface EditUNet {
   /** The session that serves dense steps for DiffusionEngine.adoptUNet: a plain UNet where the model is small, else the recording graph. */
   readonly denseSession?: OrtModelSession | null;
+  /** UNet weight storage of its graphs (absent: fp32). */
+  readonly weights?: WeightFormat;
   /** What recordStep records (names, kinds, levels). */
   readonly manifest: readonly CacheEntrySpec[];
   recordStep(sample: Float32Array, height: number, width: number, timestep: number, text: Float32Array): Promise<RecordedStep>;
@@ -54,12 +57,14 @@ export interface EditUNetLoadOptions {
   sessions?: { recording?: boolean; sparse?: boolean };
   /** Optimised graphs kept on disk (runtime/graphCache.ts); without it every session is optimised anew. */
   graphCache?: GraphCache;
+  /** UNet weight storage (default 'fp32'; 'int8': graph/quantizedWeights.ts). */
+  weights?: WeightFormat;
 }
 
 /** The recording + sparse UNet of a model folder (both sessions built and loaded once). */
 export async function loadEditUNet(modelDir: string, opts: EditUNetLoadOptions = {}): Promise<EditUNet> {
   const folder = loadModelFolder(modelDir, { variant: opts.variant });
-  return SparseUNetRunner.create(folder.unet.config, folder.unet.weights, { intraOpNumThreads: opts.intraOpNumThreads, sessionOptions: { device: opts.device, graphCache: opts.graphCache }, sessions: opts.sessions });
+  return SparseUNetRunner.create(folder.unet.config, folder.unet.weights, { intraOpNumThreads: opts.intraOpNumThreads, sessionOptions: { device: opts.device, graphCache: opts.graphCache }, sessions: opts.sessions, weights: opts.weights });
 }
 
 /** What an edit pipeline loads beside the engine: the recording/sparse UNet and the region decoder. */
@@ -72,7 +77,7 @@ export interface EditComponents {
 /** loadEditUNet plus the RegionDecoder, from one read of the folder. */
 export async function loadEditComponents(modelDir: string, opts: EditUNetLoadOptions & { decoder?: boolean } = {}): Promise<EditComponents> {
   const folder = loadModelFolder(modelDir, { variant: opts.variant });
-  const unet = await SparseUNetRunner.create(folder.unet.config, folder.unet.weights, { intraOpNumThreads: opts.intraOpNumThreads, sessionOptions: { device: opts.device, graphCache: opts.graphCache }, sessions: opts.sessions });
+  const unet = await SparseUNetRunner.create(folder.unet.config, folder.unet.weights, { intraOpNumThreads: opts.intraOpNumThreads, sessionOptions: { device: opts.device, graphCache: opts.graphCache }, sessions: opts.sessions, weights: opts.weights });
   try {
     const decoder = opts.decoder === false ? null : await RegionDecoder.create(folder.vae.config, folder.vae.weights, { intraOpNumThreads: opts.intraOpNumThreads, device: opts.device, graphCache: opts.graphCache });
     return { unet, decoder };

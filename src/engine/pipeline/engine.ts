@@ -4,6 +4,7 @@
 import { buildClipTextGraph } from '../arch/clipText';
 import { buildUNetGraph } from '../arch/unet';
 import { buildVaeDecoderGraph } from '../arch/vaeDecoder';
+import type { WeightFormat } from '../graph/graphBuilder';
 import { loadModelFolder, type LoadModelFolderOptions } from '../model/modelFolder';
 import { createSession, float32Tensor, int64Tensor, type DeviceTensor, type EngineDevice, type OrtModelSession, type SessionOptions } from '../runtime/ortSession';
 import { graphOptionsFor } from '../runtime/deviceGraphs';
@@ -22,6 +23,8 @@ export interface EngineLoadOptions extends LoadModelFolderOptions {
   /** Sessions to create (default all three); e.g. ['textEncoder'] for encode-text. The folder is always checked whole. */
   components?: readonly EngineComponent[];
   sessionOptions?: Omit<SessionOptions, 'intraOpNumThreads'>;
+  /** UNet weight storage (default 'fp32'; 'int8': graph/quantizedWeights.ts). The text encoder and VAE stay fp32. */
+  weights?: WeightFormat;
 }
 
 /**
@@ -94,7 +97,8 @@ export class DiffusionEngine implements DiffusionModels {
       if (keep) clip.g.output(TEXT_ON_DEVICE, 'last_hidden_state', 'float32', ['batch', info.textLength, info.textHiddenSize]);
       textSession = await createSession(clip.g.build(), { ...sessionOpts, deviceOutputs: keep ? [TEXT_ON_DEVICE] : [] });
     }
-    const unetSession = want.has('unet') ? await createSession(buildUNetGraph(unet.config, unet.weights, { graph }).g.build(), sessionOpts) : null;
+    const unetGraph = { ...graph, weights: opts.weights ?? 'fp32' };
+    const unetSession = want.has('unet') ? await createSession(buildUNetGraph(unet.config, unet.weights, { graph: unetGraph }).g.build(), sessionOpts) : null;
     const vaeSession = want.has('vae') ? await createSession(buildVaeDecoderGraph(vae.config, vae.weights, { graph }).g.build(), sessionOpts) : null;
     return new DiffusionEngine(info, folder.schedulerConfig, tokenizer, textSession, unetSession, vaeSession, performance.now() - t0, sessionOpts.device ?? 'cpu');
   }

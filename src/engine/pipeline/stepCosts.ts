@@ -67,9 +67,10 @@ export function chooseEditSteps(costs: StepCosts, fraction: number): StepChoice 
 }
 
 /** Which measurements a table entry belongs to. */
-export function stepCostKey(info: ModelInfo, width: number, height: number, batch: number, device = 'cpu'): string {
+export function stepCostKey(info: ModelInfo, width: number, height: number, batch: number, device = 'cpu', weights = 'fp32'): string {
   const cpu = os.cpus()[0]?.model ?? 'unknown cpu';
-  return `${info.name}|${info.variant ?? ''}|${width}x${height}|b${batch}|${device}|${os.hostname()}|${cpu}`;
+  // int8 weights change both step costs (graph/quantizedWeights.ts); fp32 keys stay as they were.
+  return `${info.name}|${info.variant ?? ''}|${width}x${height}|b${batch}|${device}|${os.hostname()}|${cpu}${weights === 'fp32' ? '' : `|${weights}`}`;
 }
 
 /** Weight of a new observation against the stored value (exponential moving average). */

@@ -73,6 +73,7 @@ function cpuSignature(): string {
 
 // Weight buffers are hashed once per process: the recording and sparse UNet graphs reference the same
 // 3.4 GB safetensors region (2 s of sha256 each at SD width).
+const HASH_CHUNK = 2 ** 30;
 const bufferDigests = new WeakMap<ArrayBufferLike, Map<string, string>>();
 
 function digestBytes(data: Uint8Array): string {
@@ -80,7 +81,10 @@ function digestBytes(data: Uint8Array): string {
   const range = `${data.byteOffset}:${data.byteLength}`;
   const hit = byRange.get(range);
   if (hit) return hit;
-  const digest = crypto.createHash('sha256').update(data).digest('hex');
+  const h = crypto.createHash('sha256');
+  // update() refuses more than 2 GiB at once (the SD-width UNet's weights are 3.4 GB).
+  for (let at = 0; at < data.byteLength; at += HASH_CHUNK) h.update(data.subarray(at, Math.min(data.byteLength, at + HASH_CHUNK)));
+  const digest = h.digest('hex');
   // Only large buffers are remembered (model weights, never rewritten); small ones are cheap to rehash.
   if (data.byteLength >= 16 * 2 ** 20) {
     byRange.set(range, digest);

@@ -10,6 +10,7 @@
 // Uint16Arrays, the cache stores them, and the sparse step takes them back as fp16 inputs.
 
 import { buildUNetGraph } from '../arch/unet';
+import type { WeightFormat } from '../graph/graphBuilder';
 import { UNetConfig } from '../model/configs';
 import { WeightMap } from '../model/tensor';
 import { PyramidLevel } from '../mask/pyramid';
@@ -37,6 +38,8 @@ export interface SparseUNetRunnerOptions<D extends CacheDType = 'float16'> {
    * steps, by default beside a recording session whose weights are at most PLAIN_DENSE_MAX_BYTES).
    */
   sessions?: { recording?: boolean; sparse?: boolean; dense?: boolean };
+  /** Weight storage of every UNet graph (default 'fp32'; 'int8': graph/quantizedWeights.ts). */
+  weights?: WeightFormat;
 }
 
 export interface RecordedCacheEntry<D extends CacheDType = 'float16'> {
@@ -90,6 +93,8 @@ export class SparseUNetRunner<D extends CacheDType = 'float16'> {
     private recording: OrtModelSession | null,
     private readonly sparse: OrtModelSession | null,
     private readonly plainDense: OrtModelSession | null = null,
+    /** How the UNet weights are stored in every graph (SparseUNetRunnerOptions.weights). */
+    readonly weights: WeightFormat = 'fp32',
   ) {}
 
   /** Builds and loads both graphs. The weights may be dropped afterwards (the sessions copy them). */
@@ -98,7 +103,7 @@ export class SparseUNetRunner<D extends CacheDType = 'float16'> {
     const sessionOpts: SessionOptions = { ...opts.sessionOptions, intraOpNumThreads: opts.intraOpNumThreads };
     const want = { recording: opts.sessions?.recording ?? true, sparse: opts.sessions?.sparse ?? true };
     // One graph serialised at a time keeps peak memory at one model copy plus the sessions.
-    const graph = graphOptionsFor(sessionOpts.device);
+    const graph = { ...graphOptionsFor(sessionOpts.device), weights: opts.weights ?? 'fp32' };
     const rec = buildRecordingUNetGraph(cfg, weights, { cacheDType, graph });
     const recording = want.recording ? await createSession(rec.g.build(), sessionOpts) : null;
     let sparse: OrtModelSession | null = null;
@@ -116,7 +121,7 @@ export class SparseUNetRunner<D extends CacheDType = 'float16'> {
     for (const t of weights.values()) weightBytes += t.data.byteLength;
     const wantDense = want.recording && (opts.sessions?.dense ?? weightBytes <= PLAIN_DENSE_MAX_BYTES);
     const dense = wantDense ? await createSession(buildUNetGraph(cfg, weights, { graph }).g.build(), sessionOpts) : null;
-    return new SparseUNetRunner(cfg, cacheDType, rec.manifest, recording, sparse, dense);
+    return new SparseUNetRunner(cfg, cacheDType, rec.manifest, recording, sparse, dense, graph.weights);
   }
 
   /** The session that serves dense steps (DiffusionEngine.adoptUNet): the plain UNet when kept, else the recording one; null when neither was created. */

@@ -4,6 +4,7 @@
 // never half-used.
 
 import { isSchedulerName, type SchedulerName } from '../scheduler';
+import { WEIGHT_FORMATS, type WeightFormat } from '../graph/graphBuilder';
 
 export const NODE_RECORD_FORMAT = 1;
 
@@ -44,6 +45,8 @@ export interface NodeRecord {
   model: string;
   /** Absolute model folder the node was made with; absent in records written before it was recorded. */
   modelDir?: string;
+  /** UNet weight storage it was made with when not fp32 ('int8': graph/quantizedWeights.ts); its edits use the same. */
+  weights?: WeightFormat;
   prompt: string;
   negativePrompt: string;
   /** Decimal string (64-bit seeds do not fit a JSON number); null when the noise came from a file (noise.npy). */
@@ -156,6 +159,7 @@ export function parseNodeRecord(text: string, file: string): NodeRecord {
     createdAt: field<string>(file, o, 'createdAt', isStr, 'an ISO date string'),
     model: field<string>(file, o, 'model', isStr, 'a string'),
     ...(o.modelDir === undefined ? {} : { modelDir: field<string>(file, o, 'modelDir', isStr, 'a string') }),
+    ...(o.weights === undefined ? {} : { weights: field<WeightFormat>(file, o, 'weights', (v): v is WeightFormat => (WEIGHT_FORMATS as readonly unknown[]).includes(v), `one of ${WEIGHT_FORMATS.join(', ')}`) }),
     prompt: field<string>(file, o, 'prompt', isStr, 'a string'),
     negativePrompt: field<string>(file, o, 'negativePrompt', isStr, 'a string'),
     seed: field<string | null>(file, o, 'seed', (x) => x === null || (typeof x === 'string' && /^\d+$/.test(x)), 'a decimal string or null'),
