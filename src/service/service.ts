@@ -27,7 +27,7 @@ import { InferenceBackend, ModelInfo } from './inference/backend';
 import { EngineStateBudget, StateBudgetLimits, stateLimitsFromEnv } from './inference/stateBudget';
 import { WorkerInferenceBackend, WorkerMode } from './inference/workerBackend';
 import { PrismaJobQueue, RecoveryReport } from './jobs/jobQueue';
-import { CONTROL_TOPIC, JobRunner, type CancelRequest, type ScaleOutWorker } from './jobs/jobRunner';
+import { CONTROL_TOPIC, FORGET_TOPIC, JobRunner, type CancelRequest, type ForgetRequest, type ScaleOutWorker } from './jobs/jobRunner';
 import { LeasedJobSource, RedisJobQueue } from './jobs/redisDispatch';
 import { checkWorkerId, WorkerRegistry } from './jobs/workerRegistry';
 import { TreeService } from './trees/treeService';
@@ -232,7 +232,7 @@ export async function createService(opts: ServiceOptions): Promise<Service> {
     }
     const trees = new TreeService(database.db, queue, runner, bus, images, model, loadTokenizer(opts.modelDir), opts.maxQueuedPerUser, new Set(opts.priorityUsers ?? priorityUsersFromEnv()));
     const signer = new UrlSigner(await loadSigningKey(database.db, dataDir));
-    if (runJobs) runner.start(await pubsub.subscribe<CancelRequest>(CONTROL_TOPIC));
+    if (runJobs) runner.start(await pubsub.subscribe<CancelRequest>(CONTROL_TOPIC), worker ? await pubsub.subscribe<ForgetRequest>(FORGET_TOPIC) : undefined);
     // Measure (and bring within budget) what earlier runs left, without delaying the start.
     if (runJobs) stateBudget.enforce().catch((e) => log.error(`engine state budget: ${(e as Error).message}`));
     let closed = false;

@@ -71,6 +71,7 @@ export class JobRunner {
   private stopping = false;
   private readonly finishWaiters = new Map<string, (() => void)[]>();
   private control: Subscription<CancelRequest> | null = null;
+  private forgets: Subscription<ForgetRequest> | null = null;
   /** Measured step times per kind of job: the ETA of progress events. */
   private readonly eta = new EtaModel();
 
@@ -88,7 +89,7 @@ export class JobRunner {
    * Starts taking jobs. With `control`, cancel requests published by other API processes (shared Redis)
    * reach the job running here too.
    */
-  start(control?: Subscription<CancelRequest>): void {
+  start(control?: Subscription<CancelRequest>, forgets?: Subscription<ForgetRequest>): void {
     if (this.running) return;
     this.running = true;
     this.stopping = false;
@@ -97,6 +98,12 @@ export class JobRunner {
       this.control = control;
       void (async () => {
         for await (const req of control) this.cancel(req.nodeId);
+      })();
+    }
+    if (forgets) {
+      this.forgets = forgets;
+      void (async () => {
+        for await (const req of forgets) await this.forgetHeld(req.nodeIds).catch((e) => log.warn(`job runner: forgetting nodes: ${(e as Error).message}`));
       })();
     }
   }
@@ -144,9 +151,27 @@ export class JobRunner {
     if (node.status === 'FAILED' || node.status === 'CANCELLED' || node.status === 'SUCCEEDED') await this.finish(node, node.status);
   }
 
-  /** Frees the engine state of deleted nodes. */
-  forget(engineNodeIds: string[]): void {
-    this.backend.forget(engineNodeIds);
+  /**
+   * Frees the engine state of deleted nodes: here, or in scale-out on every worker that holds them (their
+   * engine ids differ per worker), told over FORGET_TOPIC.
+   */
+  forget(nodes: readonly { nodeId: string; engineNodeId: string | null }[]): void {
+    if (this.opts.dispatch) {
+      if (nodes.length > 0) void this.bus.pubsub.publish(FORGET_TOPIC, { nodeIds: nodes.map((n) => n.nodeId) } satisfies ForgetRequest).catch((e) => log.warn(`job runner: cannot tell the workers to forget nodes: ${(e as Error).message}`));
+      return;
+    }
+    this.backend.forget(nodes.filter((n) => n.engineNodeId).map((n) => n.engineNodeId!));
+  }
+
+  /** A scale-out worker forgets the deleted nodes it holds: their engine state and its announcements. */
+  private async forgetHeld(nodeIds: readonly string[]): Promise<void> {
+    const so = this.opts.scaleOut;
+    if (!so) return;
+    const mine = nodeIds.filter((id) => so.held.has(id));
+    if (mine.length === 0) return;
+    this.backend.forget(mine.map((id) => so.held.get(id)!));
+    for (const id of mine) so.held.delete(id);
+    await so.registry.withdraw(so.workerId, mine);
   }
 
   cancel(nodeId: string): boolean {
@@ -182,6 +207,8 @@ export class JobRunner {
     this.kick();
     this.control?.close();
     this.control = null;
+    this.forgets?.close();
+    this.forgets = null;
     await this.loop;
     this.loop = null;
   }
@@ -444,6 +471,12 @@ export interface CancelRequest {
   nodeId: string;
 }
 export const CONTROL_TOPIC = 'job-control';
+
+/** Published on FORGET_TOPIC when nodes are deleted in scale-out: every worker frees those it holds. */
+export interface ForgetRequest {
+  nodeIds: string[];
+}
+export const FORGET_TOPIC = 'engine-forget';
 
 export function runIdOf(job: Job): string {
   return `job-${job.id}-attempt-${job.attempts}`;

@@ -359,7 +359,7 @@ export class TreeService {
     else await this.db.node.delete({ where: { id: nodeId } }); // cascades to descendants and their jobs
     for (const n of all) if (subtree.has(n.id)) await this.images.remove([n.imagePath, n.thumbPath, n.maskPath, n.inputMaskPath]);
     // The engine's node store (DATA/engine-state) frees these nodes' latents and activations.
-    this.runner.forget(all.filter((n) => subtree.has(n.id) && n.engineNodeId).map((n) => n.engineNodeId!));
+    this.runner.forget(all.filter((n) => subtree.has(n.id)).map((n) => ({ nodeId: n.id, engineNodeId: n.engineNodeId })));
     if (!isRoot) await this.db.tree.update({ where: { id: node.treeId }, data: { updatedAt: new Date() } });
     if (deleted) await this.bus.publishTree(deleted);
     else await this.bus.tree('DELETED', node, { deletedNodeIds: [...subtree] });
