@@ -177,7 +177,7 @@ def bf16_probe():
 if use_bf16:
     use_bf16 = bf16_probe()
 start_step = step  # warm-up restarts with every launch (a fresh optimiser after --init-from needs it)
-print(f"arch {args.arch} on {dev} (bf16 {use_bf16}, batch {args.batch}, {workers} data workers): "
+print(f"torch {torch.__version__}, numpy {np.__version__}; arch {args.arch} on {dev} (bf16 {use_bf16}, batch {args.batch}, {workers} data workers): "
       f"unet {sum(p.numel() for p in unet.parameters())} params, text encoder {sum(p.numel() for p in te.parameters())}, "
       f"vae scaling_factor {sf}", flush=True)
 betas = torch.linspace(0.00085 ** 0.5, 0.012 ** 0.5, 1000, dtype=torch.float32) ** 2

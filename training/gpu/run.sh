@@ -32,7 +32,7 @@ mkdir -p "$OUT" training/runs
 rm -f "$OUT"/curve_v1.csv "$OUT"/curve_v2.csv "$OUT"/weights_gpu_v1.part* "$OUT"/weights_gpu_v2.part*
 PY=${PY:-python3}
 export PYTHONUNBUFFERED=1 OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=2
-{ date -u; nvidia-smi -L 2>&1; $PY -c "import torch, numpy; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'numpy', numpy.__version__)"; } > "$OUT/log_v1.txt" 2>&1
+{ date -u; nvidia-smi -L 2>&1; } > "$OUT/log_v1.txt" 2>&1
 cp "$OUT/log_v1.txt" "$OUT/log_v2.txt"
 
 # The torch scene renderer against scenes.render on this device (seconds, on the CPU cores beside the training).
@@ -42,11 +42,11 @@ render_pid=$!
 COMMON=(--device auto --batch "$BATCH" --seconds "$SECS" --eval-every-s "$EVAL" --eval-n "$EVAL_N" --no-export
         --loss-curve "" --out "$OUT" --dec-every 0 --ckpt-min 100000 --workers "$WORKERS" --threads 2)
 pids=()
-start() {  # name, then train.py arguments
+start() {  # name, then train.py arguments; both runs start at once
   local name=$1; shift
   rm -rf "training/runs/gpu_$name"
-  $PY training/vae_from_folder.py --from models/default --run "gpu_$name" >> "$OUT/log_$name.txt" 2>&1 || return 1
-  $PY training/train.py --run "gpu_$name" --curve "$OUT/curve_$name.csv" "${COMMON[@]}" "$@" >> "$OUT/log_$name.txt" 2>&1 &
+  ( $PY training/vae_from_folder.py --from models/default --run "gpu_$name" &&
+    exec $PY training/train.py --run "gpu_$name" --curve "$OUT/curve_$name.csv" "${COMMON[@]}" "$@" ) >> "$OUT/log_$name.txt" 2>&1 &
   pids+=($!)
 }
 [ "$ONLY" != v2 ] && start v1 --arch v1 --init-from models/default --lr 3e-4 --warmup 100 --eval-at-start
