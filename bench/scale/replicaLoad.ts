@@ -8,8 +8,9 @@
 //      log: subscriptions per second until every one has its replay
 //   4. fan-out: E events published once on the tree's Redis channel (as another replica would), delivered
 //      to all S subscribers: deliveries per second and publish → delivery latency
-// The load generator shares the machine's cores with the replica (2 cores here), so the figures are a
-// floor for a replica with its own cores. Prints a table and writes bench/results/scale-replica.json.
+// The load generator shares the machine's cores with the replica (2 cores here), so the rates are a
+// floor for a replica with its own cores; the replica process's own CPU time per request (from
+// /proc/<pid>/stat, the engine child excluded) is the figure that carries over: requests per core-second. Prints a table and writes bench/results/scale-replica.json.
 //
 //   npx tsx bench/scale/replicaLoad.ts [--seconds 5] [--concurrency 16] [--subscribers 400] [--events 100]
 import * as fs from 'fs';
@@ -36,11 +37,25 @@ const SOCKETS_PER_USER = 20; // … and per user
 const NODE_QUERY = 'query($id: ID!) { node(id: $id) { id status prompt seed steps image { url thumbnailUrl } stats { mode wallMs maskedFraction } parent { id } children { id } } }';
 const TREE_EVENTS = 'subscription($t: ID!, $after: Int) { treeEvents(treeId: $t, afterSeq: $after) { type seq at node { id status } } }';
 
+type Loop = Awaited<ReturnType<typeof closedLoop>> & { cpuMsPerRequest: number };
 interface StoreResult {
   store: string;
-  nodeReads: Awaited<ReturnType<typeof closedLoop>>;
-  imageGets: Awaited<ReturnType<typeof closedLoop>>;
+  nodeReads: Loop;
+  imageGets: Loop;
   imageBytes: number;
+}
+
+/** CPU time (user + system) the process has used, ms (Linux /proc). */
+function cpuMs(pid: number): number {
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime, stime in clock ticks (USER_HZ 100)
+}
+
+/** closedLoop, plus the replica's CPU ms per request. */
+async function measured(pid: number, fn: () => Promise<Awaited<ReturnType<typeof closedLoop>>>): Promise<Awaited<ReturnType<typeof closedLoop>> & { cpuMsPerRequest: number }> {
+  const c0 = cpuMs(pid);
+  const r = await fn();
+  return { ...r, cpuMsPerRequest: (cpuMs(pid) - c0) / r.n };
 }
 
 async function seedTree(url: string, token: string): Promise<{ treeId: string; nodeIds: string[] }> {
@@ -59,7 +74,7 @@ function socket(wsUrl: string, token: string): Client {
   return createClient({ url: wsUrl, webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${token}` }, retryAttempts: 0, lazy: false });
 }
 
-async function subscriptions(url: string, dbUrl: string, treeId: string): Promise<Record<string, number>> {
+async function subscriptions(url: string, dbUrl: string, treeId: string, pid: number): Promise<Record<string, number>> {
   const wsUrl = `${url.replace(/^http/, 'ws')}/graphql`;
   const db = await openDatabase({ url: dbUrl });
   const sockets: Client[] = [];
@@ -88,6 +103,7 @@ async function subscriptions(url: string, dbUrl: string, treeId: string): Promis
   let allLive!: () => void;
   const liveDone = new Promise<void>((r) => (allLive = r));
   const t0 = performance.now();
+  const c0 = cpuMs(pid);
   for (let s = 0; s < SUBSCRIBERS; s++) {
     sockets[Math.floor(s / SUBS_PER_SOCKET)].subscribe(
       { query: TREE_EVENTS, variables: { t: treeId, after: 0 } },
@@ -109,6 +125,7 @@ async function subscriptions(url: string, dbUrl: string, treeId: string): Promis
   }
   await replayDone;
   const stormMs = performance.now() - t0;
+  const c1 = cpuMs(pid);
 
   // 4. fan-out: events published on the tree's channel as another replica publishes them (PROGRESSED:
   // unnumbered, so the replica forwards them without reading the log).
@@ -123,6 +140,7 @@ async function subscriptions(url: string, dbUrl: string, treeId: string): Promis
   await liveDone;
   clearTimeout(timeout);
   const fanMs = performance.now() - p0;
+  const c2 = cpuMs(pid);
   const lat: number[] = [];
   for (const xs of liveAt) xs.forEach((t, i) => lat.push(t - sentAt[i]));
   redis.disconnect();
@@ -133,10 +151,12 @@ async function subscriptions(url: string, dbUrl: string, treeId: string): Promis
     replayEventsEach: lastSeq,
     stormMs,
     subscriptionsPerS: SUBSCRIBERS / (stormMs / 1000),
+    cpuMsPerSubscription: (c1 - c0) / SUBSCRIBERS,
     events: EVENTS,
     delivered: liveTotal,
     fanOutMs: fanMs,
     deliveriesPerS: liveTotal / (fanMs / 1000),
+    cpuMsPerDelivery: (c2 - c1) / Math.max(1, liveTotal),
     latencyP50Ms: pct(lat, 50),
     latencyP99Ms: pct(lat, 99),
   };
@@ -159,15 +179,18 @@ async function main(): Promise<void> {
       const { treeId, nodeIds } = await seedTree(serve.url, token);
       let i = 0;
       await closedLoop(1, 4, async () => void (await gql(serve.url, token, NODE_QUERY, { id: nodeIds[i++ % nodeIds.length] }))); // warm-up
-      const nodeReads = await closedLoop(SECONDS, CONCURRENCY, async () => void (await gql(serve.url, token, NODE_QUERY, { id: nodeIds[i++ % nodeIds.length] })));
+      const pid = serve.proc.pid!;
+      const nodeReads = await measured(pid, () => closedLoop(SECONDS, CONCURRENCY, async () => void (await gql(serve.url, token, NODE_QUERY, { id: nodeIds[i++ % nodeIds.length] }))));
       let imageBytes = 0;
-      const imageGets = await closedLoop(SECONDS, CONCURRENCY, async () => {
-        const r = await fetch(`${serve.url}/images/${nodeIds[i++ % nodeIds.length]}/image.png`, { headers: { authorization: `Bearer ${token}` } });
-        if (r.status !== 200) throw new Error(`image GET ${r.status}`);
-        imageBytes = (await r.arrayBuffer()).byteLength;
-      });
+      const imageGets = await measured(pid, () =>
+        closedLoop(SECONDS, CONCURRENCY, async () => {
+          const r = await fetch(`${serve.url}/images/${nodeIds[i++ % nodeIds.length]}/image.png`, { headers: { authorization: `Bearer ${token}` } });
+          if (r.status !== 200) throw new Error(`image GET ${r.status}`);
+          imageBytes = (await r.arrayBuffer()).byteLength;
+        }),
+      );
       results.push({ store, nodeReads, imageGets, imageBytes });
-      if (!subs) subs = await subscriptions(serve.url, db.url, treeId);
+      if (!subs) subs = await subscriptions(serve.url, db.url, treeId, pid);
     } finally {
       await serve.stop();
       await db.drop();
@@ -175,14 +198,14 @@ async function main(): Promise<void> {
   }
 
   const f = (x: number, d = 0) => x.toFixed(d);
-  console.log(`\nOne API replica (fisedit serve, PostgreSQL + Redis, tiny model), ${os.cpus().length} cores shared with the load generator; ${CONCURRENCY} closed loops, ${SECONDS} s each\n`);
-  console.log('| image store | node reads/s | p50 / p99 ms | image GETs/s | p50 / p99 ms | image bytes |');
-  console.log('|---|---|---|---|---|---|');
-  for (const r of results) console.log(`| ${r.store} | ${f(r.nodeReads.rps)} | ${f(r.nodeReads.p50, 1)} / ${f(r.nodeReads.p99, 1)} | ${f(r.imageGets.rps)} | ${f(r.imageGets.p50, 1)} / ${f(r.imageGets.p99, 1)} | ${r.imageBytes} |`);
+  console.log(`\nOne API replica (fisedit serve, PostgreSQL + Redis, tiny model), ${os.cpus().length} cores shared with the load generator (load average ${os.loadavg()[0].toFixed(1)}); ${CONCURRENCY} closed loops, ${SECONDS} s each\n`);
+  console.log('| image store | node reads/s | p50 / p99 ms | replica CPU ms / read | image GETs/s | p50 / p99 ms | replica CPU ms / GET | image bytes |');
+  console.log('|---|---|---|---|---|---|---|---|');
+  for (const r of results) console.log(`| ${r.store} | ${f(r.nodeReads.rps)} | ${f(r.nodeReads.p50, 1)} / ${f(r.nodeReads.p99, 1)} | ${f(r.nodeReads.cpuMsPerRequest, 2)} | ${f(r.imageGets.rps)} | ${f(r.imageGets.p50, 1)} / ${f(r.imageGets.p99, 1)} | ${f(r.imageGets.cpuMsPerRequest, 2)} | ${r.imageBytes} |`);
   if (subs) {
     console.log(`\nSubscriptions (${subs.subscribers} on ${subs.sockets} sockets, one tree):`);
-    console.log(`  reconnect storm: ${subs.subscribers} treeEvents(afterSeq 0) replaying ${subs.replayEventsEach} events each in ${f(subs.stormMs)} ms = ${f(subs.subscriptionsPerS)} subscriptions/s`);
-    console.log(`  fan-out: ${subs.events} events × ${subs.subscribers} = ${subs.delivered} deliveries in ${f(subs.fanOutMs)} ms = ${f(subs.deliveriesPerS)} deliveries/s; publish → delivery p50 ${f(subs.latencyP50Ms, 1)} ms, p99 ${f(subs.latencyP99Ms, 1)} ms`);
+    console.log(`  reconnect storm: ${subs.subscribers} treeEvents(afterSeq 0) replaying ${subs.replayEventsEach} events each in ${f(subs.stormMs)} ms = ${f(subs.subscriptionsPerS)} subscriptions/s; replica CPU ${f(subs.cpuMsPerSubscription, 2)} ms per subscription`);
+    console.log(`  fan-out: ${subs.events} events × ${subs.subscribers} = ${subs.delivered} deliveries in ${f(subs.fanOutMs)} ms = ${f(subs.deliveriesPerS)} deliveries/s; publish → delivery p50 ${f(subs.latencyP50Ms, 1)} ms, p99 ${f(subs.latencyP99Ms, 1)} ms; replica CPU ${f(subs.cpuMsPerDelivery * 1000, 1)} µs per delivery`);
   }
   const out = path.join(ROOT, 'bench/results/scale-replica.json');
   fs.writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), machine: { cores: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version, loadAverage: os.loadavg() }, seconds: SECONDS, concurrency: CONCURRENCY, stores: results, subscriptions: subs }, null, 2) + '\n');
