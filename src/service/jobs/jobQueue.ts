@@ -41,6 +41,14 @@ export interface JobOutcome {
   cacheHit?: boolean | null;
 }
 
+/**
+ * The job's row is still the run that `job` describes: RUNNING, the same attempt, the same worker. A run
+ * whose worker lost its lease (and whose job another worker took over) records nothing.
+ */
+function stillMine(job: Job) {
+  return { id: job.id, status: 'RUNNING' as const, attempts: job.attempts, worker: job.worker };
+}
+
 /** A job handed back to the queue is no longer leased, released to the Redis queue or routed anywhere. */
 const UNLEASED = { worker: null, dispatchedAt: null, routedTo: null } as const;
 
@@ -198,9 +206,10 @@ export class PrismaJobQueue {
   async succeed(job: Job, outcome: JobOutcome): Promise<NodeRow | null> {
     const now = new Date();
     return this.db.$transaction(async (tx) => {
+      const j = await tx.job.updateMany({ where: stillMine(job), data: { status: 'SUCCEEDED', finishedAt: now, error: null } });
+      if (j.count === 0) return null;
       const r = await tx.node.updateMany({ where: { id: job.nodeId }, data: { status: 'SUCCEEDED', finishedAt: now, error: null, ...outcome } });
       if (r.count === 0) return null;
-      await tx.job.updateMany({ where: { id: job.id }, data: { status: 'SUCCEEDED', finishedAt: now, error: null } });
       return tx.node.findUnique({ where: { id: job.nodeId } });
     });
   }
@@ -211,9 +220,10 @@ export class PrismaJobQueue {
     const now = new Date();
     return this.db.$transaction(async (tx) => {
       const status = requeue ? 'QUEUED' : 'FAILED';
+      const j = await tx.job.updateMany({ where: stillMine(job), data: { status, error, finishedAt: requeue ? null : now, ...(requeue ? { queuedAt: now, ...UNLEASED } : {}) } });
+      if (j.count === 0) return null;
       const r = await tx.node.updateMany({ where: { id: job.nodeId }, data: { status, error: requeue ? null : error, finishedAt: requeue ? null : now } });
       if (r.count === 0) return null;
-      await tx.job.updateMany({ where: { id: job.id }, data: { status, error, finishedAt: requeue ? null : now, ...(requeue ? { queuedAt: now, ...UNLEASED } : {}) } });
       return tx.node.findUnique({ where: { id: job.nodeId } });
     });
   }
@@ -256,7 +266,7 @@ export class PrismaJobQueue {
   /** A RUNNING job handed back without counting the attempt (graceful shutdown). */
   async handBack(job: Job): Promise<void> {
     await this.db.$transaction(async (tx) => {
-      const r = await tx.job.updateMany({ where: { id: job.id, status: 'RUNNING' }, data: { status: 'QUEUED', attempts: { decrement: 1 }, startedAt: null, ...UNLEASED } });
+      const r = await tx.job.updateMany({ where: stillMine(job), data: { status: 'QUEUED', attempts: { decrement: 1 }, startedAt: null, ...UNLEASED } });
       if (r.count === 1) await tx.node.updateMany({ where: { id: job.nodeId }, data: { status: 'QUEUED', startedAt: null } });
     });
   }

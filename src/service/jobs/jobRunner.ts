@@ -327,8 +327,9 @@ export class JobRunner {
     });
     if (so && done && result.engineNodeId) await this.hold(so, [{ nodeId: node.id, engineNodeId: result.engineNodeId }]);
     if (!done) {
-      // The branch was deleted while this job ran.
-      await this.images.remove([files.imagePath, files.thumbPath, maskPath]);
+      // The branch was deleted while this job ran; or (scale-out) this worker lost its lease and another
+      // worker runs the job now: then the files are that run's too and stay.
+      if ((await this.db.node.count({ where: { id: node.id } })) === 0) await this.images.remove([files.imagePath, files.thumbPath, maskPath]);
       return;
     }
     await this.finish(done, 'SUCCEEDED');

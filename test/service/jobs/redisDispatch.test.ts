@@ -137,6 +137,29 @@ describeWithService(probe, 'scale-out queue: release, fairness and cache affinit
     expect(g?.affinity).toMatchObject({ worker: 'w-holder', reason: 'gone' });
   });
 
+  it('lets one worker take over a dead worker’s job, once, and discards what the dead worker records later', async () => {
+    const erin = await user('erin');
+    const n = await node(erin);
+    const row = await db.db.job.findUniqueOrThrow({ where: { nodeId: n.id } });
+    const alive = new Set(['w-dead']);
+    const isAlive = async (w: string) => alive.has(w);
+    const first = await jobs.claimLeased(row.id, 'w-dead', isAlive);
+    expect(first).toMatchObject({ job: { status: 'RUNNING', worker: 'w-dead', attempts: 1 } });
+    // While its worker lives, nobody else takes it.
+    expect(await jobs.claimLeased(row.id, 'w-b', isAlive)).toBe('HELD');
+    alive.delete('w-dead');
+    const [b, c] = await Promise.all([jobs.claimLeased(row.id, 'w-b', isAlive), jobs.claimLeased(row.id, 'w-c', isAlive)]);
+    const winners = [b, c].filter((x) => x && typeof x === 'object' && 'job' in x) as { job: { worker: string; attempts: number } }[];
+    expect(winners).toHaveLength(1);
+    expect(winners[0].job.attempts).toBe(2);
+    const outcome = { statsMode: 'DENSE' as const, wallMs: 1, denseEstimateMs: null, speedup: null, maskedFraction: null, imagePath: 'x.png', thumbPath: 'x.webp', maskPath: null };
+    // The dead worker's late result is not recorded; the winner's is.
+    expect(await jobs.succeed((first as { job: never }).job, { ...outcome, worker: 'w-dead' })).toBeNull();
+    expect(await jobs.succeed(winners[0].job as never, { ...outcome, worker: winners[0].job.worker })).toMatchObject({ status: 'SUCCEEDED', worker: winners[0].job.worker });
+    // A third lease on the finished job finds nothing to run.
+    expect(await jobs.claimLeased(row.id, 'w-d', isAlive)).toBeNull();
+  });
+
   it('drops a released job whose row was cancelled meanwhile', async () => {
     const dave = await user('dave');
     const n = await node(dave);
