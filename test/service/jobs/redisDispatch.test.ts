@@ -8,7 +8,7 @@
 import { randomBytes } from 'crypto';
 import Redis from 'ioredis';
 import type { Database } from '../../../src/db/client';
-import { PrismaJobQueue } from '../../../src/service/jobs/jobQueue';
+import { ClaimedJob, PrismaJobQueue } from '../../../src/service/jobs/jobQueue';
 import { LeasedJob, LeasedJobSource, RedisJobQueue } from '../../../src/service/jobs/redisDispatch';
 import { WorkerRegistry } from '../../../src/service/jobs/workerRegistry';
 import { describeWithService, postgresProbe, REDIS_URL, redisProbe } from '../../helpers/services';
@@ -149,13 +149,13 @@ describeWithService(probe, 'scale-out queue: release, fairness and cache affinit
     expect(await jobs.claimLeased(row.id, 'w-b', isAlive)).toBe('HELD');
     alive.delete('w-dead');
     const [b, c] = await Promise.all([jobs.claimLeased(row.id, 'w-b', isAlive), jobs.claimLeased(row.id, 'w-c', isAlive)]);
-    const winners = [b, c].filter((x) => x && typeof x === 'object' && 'job' in x) as { job: { worker: string; attempts: number } }[];
+    const winners = [b, c].filter((x): x is ClaimedJob => !!x && typeof x === 'object' && 'job' in x);
     expect(winners).toHaveLength(1);
     expect(winners[0].job.attempts).toBe(2);
     const outcome = { statsMode: 'DENSE' as const, wallMs: 1, denseEstimateMs: null, speedup: null, maskedFraction: null, imagePath: 'x.png', thumbPath: 'x.webp', maskPath: null };
     // The dead worker's late result is not recorded; the winner's is.
-    expect(await jobs.succeed((first as { job: never }).job, { ...outcome, worker: 'w-dead' })).toBeNull();
-    expect(await jobs.succeed(winners[0].job as never, { ...outcome, worker: winners[0].job.worker })).toMatchObject({ status: 'SUCCEEDED', worker: winners[0].job.worker });
+    expect(await jobs.succeed((first as ClaimedJob).job, { ...outcome, worker: 'w-dead' })).toBeNull();
+    expect(await jobs.succeed(winners[0].job, { ...outcome, worker: winners[0].job.worker })).toMatchObject({ status: 'SUCCEEDED', worker: winners[0].job.worker });
     // A third lease on the finished job finds nothing to run.
     expect(await jobs.claimLeased(row.id, 'w-d', isAlive)).toBeNull();
   });
