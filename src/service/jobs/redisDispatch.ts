@@ -36,7 +36,7 @@ export interface DispatchData {
 
 export interface RedisQueueOptions {
   redisUrl: string;
-  /** How long an edit waits in the queue of the worker holding its parent's cache before any worker may take it, ms (default 10 s). */
+  /** How long an edit waits in the queue of the worker holding its parent's cache before any worker may take it, ms (default 10 s; 0: no affinity). */
   affinityWaitMs?: number;
   /** A running job's lease: a worker that does not renew it within this is dead, ms (default 30 s; renewed every third). */
   leaseMs?: number;
@@ -164,7 +164,8 @@ export class RedisJobQueue {
     const outstanding = await this.db.job.findMany({ where: { status: 'QUEUED', dispatchedAt: { not: null } }, select: { priority: true, routedTo: true, node: { select: { createdById: true } } } });
     const taken = new Set(outstanding.map((o) => slot(o.node.createdById, o.priority, o.routedTo)));
     for (const c of candidates) {
-      const target = c.node.parentId ? ((await this.registry.holders(c.node.parentId))[0] ?? null) : null;
+      // affinityWaitMs 0 turns affinity off: every job goes to the shared queue (bench/scale compares the two).
+      const target = c.node.parentId && this.affinityWaitMs > 0 ? ((await this.registry.holders(c.node.parentId))[0] ?? null) : null;
       const s = slot(c.node.createdById, c.priority, target);
       if (taken.has(s)) continue;
       const at = new Date();
