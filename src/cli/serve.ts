@@ -2,7 +2,7 @@
 // Settings come from flags, then environment variables, then defaults:
 //   --port N            PORT            4000
 //   --host ADDR         FISEDIT_HOST    127.0.0.1 (use 0.0.0.0 to accept remote clients)
-//   --data DIR          FISEDIT_DATA    ./data (SQLite database, images, URL-signing key)
+//   --data DIR          FISEDIT_DATA    ./data (SQLite database, images unless --images-dir/--image-store say otherwise)
 //   --model DIR         FISEDIT_MODEL   the bundled model (models/default)
 //   --database-url URL  DATABASE_URL    file:<data>/fisedit.db; postgres://… for PostgreSQL
 //   --redis-url URL     REDIS_URL       none (in-process events); redis://… to share events between processes
