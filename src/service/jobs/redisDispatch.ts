@@ -215,8 +215,20 @@ export class LeasedJobSource {
     await this.own.startStalledCheckTimer();
     await this.shared.startStalledCheckTimer();
     const watchOthers = async () => {
-      for (const id of await this.dispatch.registry.allWorkers()) {
-        if (id === this.workerId || this.watchers.has(id)) continue;
+      const ids = (await this.dispatch.registry.allWorkers()).filter((id) => id !== this.workerId);
+      const live = await this.dispatch.registry.alive(ids);
+      for (const id of ids) {
+        if (!live.has(id)) {
+          // A worker that is gone and left nothing in its queue needs no watching (pod names come and go).
+          const c = await this.dispatch.queue(workerQueueName(id)).getJobCounts('active', 'waiting', 'prioritized', 'delayed');
+          if (Object.values(c).every((n) => n === 0)) {
+            await this.dispatch.registry.forgetWorker(id);
+            await this.watchers.get(id)?.close().catch(() => undefined);
+            this.watchers.delete(id);
+            continue;
+          }
+        }
+        if (this.watchers.has(id)) continue;
         const w = new Worker(workerQueueName(id), null, { connection: this.dispatch.redis, prefix: this.dispatch.prefix, autorun: false, lockDuration: this.dispatch.leaseMs, stalledInterval: this.dispatch.leaseMs, maxStalledCount: 1 });
         w.on('error', () => undefined);
         this.watchers.set(id, w);

@@ -53,6 +53,11 @@ export class WorkerRegistry {
     await this.redis.del(this.k('worker', workerId));
   }
 
+  /** Drops a gone worker from the set of watched workers (its announcements stay for a restart under its id). */
+  async forgetWorker(workerId: string): Promise<void> {
+    await this.redis.srem(this.k('workers'), workerId);
+  }
+
   async allWorkers(): Promise<string[]> {
     return this.redis.smembers(this.k('workers'));
   }

@@ -279,8 +279,9 @@ export class TreeService {
       created = await this.db.$transaction(async (tx) => {
         await tx.job.create({ data: { nodeId: node.id, priority } });
         // The edit runs after its parent: a parent still waiting at a lower priority is raised to the
-        // edit's, so the edit is not held back by it.
-        await tx.job.updateMany({ where: { nodeId: parent.id, status: 'QUEUED', priority: { lt: priority } }, data: { priority } });
+        // edit's, so the edit is not held back by it (scale-out: and released to the Redis queue again at
+        // that priority; its older copy there finds the job taken and is dropped).
+        await tx.job.updateMany({ where: { nodeId: parent.id, status: 'QUEUED', priority: { lt: priority } }, data: { priority, dispatchedAt: null, routedTo: null } });
         return inputMaskPath ? tx.node.update({ where: { id: node.id }, data: { inputMaskPath } }) : tx.node.findUniqueOrThrow({ where: { id: node.id } });
       });
     } catch (e) {
