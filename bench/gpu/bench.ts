@@ -50,6 +50,8 @@ interface Options {
   quick: boolean;
   /** Write the model folder and exit (run.sh does this while the torch anchor runs). */
   prepareOnly: boolean;
+  /** Device memory for the edits' device tier (bytes; 0: off). */
+  deviceTierBytes: number;
 }
 
 function parseArgs(argv: string[]): Options {
@@ -70,6 +72,7 @@ function parseArgs(argv: string[]): Options {
     out: process.env.OUT ? path.join(process.env.OUT, 'gpu-bench.json') : null,
     quick,
     prepareOnly: argv.includes('--prepare-only'),
+    deviceTierBytes: 48 * 2 ** 30,
   };
   const list = (v: string) => v.split(',').filter(Boolean);
   const devices = (v: string) =>
@@ -100,6 +103,7 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--threads') o.threads = num(a, v);
     else if (a === '--budget-s') o.budgetS = num(a, v);
     else if (a === '--out') o.out = path.resolve(v);
+    else if (a === '--device-tier-gib') o.deviceTierBytes = Math.round(Number(v) * 2 ** 30);
     else throw new Error(`bench/gpu: unknown argument ${a}`);
   }
   return o;
@@ -147,8 +151,12 @@ interface SparseRow {
   activeFraction: number;
   macRatio: number;
   denseStep: Stat;
+  /** Parent entries assembled on the host and uploaded each step (the path without a device tier). */
   sparseStep: Stat;
   speedup: number;
+  /** Parent entries fed from device memory (the device tier), where the device keeps them. */
+  sparseStepDevice?: Stat;
+  speedupDevice?: number;
 }
 interface E2ERow {
   device: EngineDevice;
@@ -159,6 +167,9 @@ interface E2ERow {
   edit: Stat;
   speedup: number;
   outsideChangedPixels: number;
+  /** Sparse steps of the timed edits fed from the device tier / from the host cache. */
+  deviceTierHits?: number;
+  deviceTierMisses?: number;
 }
 
 async function denseStep(folder: ModelFolder, device: EngineDevice, latent: number, o: Options): Promise<{ sessionMs: number; step: Stat }> {
@@ -199,9 +210,12 @@ async function sparseSteps(folder: ModelFolder, device: EngineDevice, latent: nu
   const sessionOptions = { device };
   const recorder = await SparseUNetRunner.create(cfg, weights, { sessions: { sparse: false }, intraOpNumThreads: o.threads, sessionOptions });
   const rec = await recorder.recordStep(sample, latent, latent, t, text);
-  await recorder.release();
   const read = (n: string) => rec.entries.get(n)!.data;
-  const runner = await SparseUNetRunner.create(cfg, weights, { sessions: { recording: false }, intraOpNumThreads: o.threads, sessionOptions });
+  const onDevice = [...rec.entries.values()].some((e) => e.device);
+  const readDevice = (n: string) => rec.entries.get(n)!.device ?? rec.entries.get(n)!.data;
+  // The recording session stays until its entries' device copies are freed (DeviceTensor: freeing one
+  // after its session is gone crashes the process).
+  const runner = await SparseUNetRunner.create(cfg, weights, { sessions: { recording: false }, intraOpNumThreads: o.threads, sessionOptions, deviceTierBytes: o.deviceTierBytes });
   const rows: SparseRow[] = [];
   const denseMacs = unetMacs(cfg, latent, latent).total;
   try {
@@ -211,20 +225,28 @@ async function sparseSteps(folder: ModelFolder, device: EngineDevice, latent: nu
       const pyr = buildMaskPyramid(discMask(latent, latent, target), { levels: cfg.blockOutChannels.length, dilation: 0 });
       const rows0 = Float32Array.from({ length: B * pyr[0].active.length * cfg.inChannels }, rnd);
       const feed = runner.preparePyramid(pyr);
-      await runner.sparseStep(feed, rows0, t, text, read); // warm-up
-      const times: number[] = [];
-      for (let r = 0; r < o.reps; r++) {
-        const a = performance.now();
-        await runner.sparseStep(feed, rows0, t, text, read);
-        times.push(performance.now() - a);
-      }
-      const s = stats(times);
+      // The child's device entries each step makes are freed at once (an edit would keep them).
+      const time = async (from: typeof read | typeof readDevice) => {
+        (await runner.sparseStep(feed, rows0, t, text, from)).device?.release(); // warm-up
+        const times: number[] = [];
+        for (let r = 0; r < o.reps; r++) {
+          const a = performance.now();
+          const out = await runner.sparseStep(feed, rows0, t, text, from);
+          times.push(performance.now() - a);
+          out.device?.release();
+        }
+        return stats(times);
+      };
+      const s = await time(read);
+      const sd = onDevice ? await time(readDevice) : undefined;
       const macRatio = unetMacs(cfg, latent, latent, { activeCounts: pyr.map((l) => l.active.length) }).total / denseMacs;
-      rows.push({ device, target, activeFraction: pyr[0].fraction, macRatio, denseStep: denseStat, sparseStep: s, speedup: denseStat.median / s.median });
-      log(`sparse ${device} ${(100 * target).toFixed(0)} %: ${s.median.toFixed(1)} ms vs dense ${denseStat.median.toFixed(1)} ms (${(denseStat.median / s.median).toFixed(2)}x, MAC ratio ${(1 / macRatio).toFixed(2)}x)`);
+      rows.push({ device, target, activeFraction: pyr[0].fraction, macRatio, denseStep: denseStat, sparseStep: s, speedup: denseStat.median / s.median, sparseStepDevice: sd, speedupDevice: sd ? denseStat.median / sd.median : undefined });
+      log(`sparse ${device} ${(100 * target).toFixed(0)} %: ${s.median.toFixed(1)} ms from the host${sd ? `, ${sd.median.toFixed(1)} ms from device memory` : ''} vs dense ${denseStat.median.toFixed(1)} ms (${(denseStat.median / s.median).toFixed(2)}x${sd ? ` / ${(denseStat.median / sd.median).toFixed(2)}x` : ''}, MAC ratio ${(1 / macRatio).toFixed(2)}x)`);
     }
   } finally {
+    for (const e of rec.entries.values()) e.device?.release(); // before the session that made them
     await runner.release();
+    await recorder.release();
   }
   return rows;
 }
@@ -232,7 +254,7 @@ async function sparseSteps(folder: ModelFolder, device: EngineDevice, latent: nu
 async function endToEnd(device: EngineDevice, size: number, o: Options, budget: Budget, denseStepMs: number | undefined): Promise<E2ERow[]> {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fisedit-gpu-e2e-'));
   const engine = await DiffusionEngine.load(o.model, { intraOpNumThreads: o.threads, sessionOptions: { device } });
-  const parts = await loadEditComponents(o.model, { intraOpNumThreads: o.threads, device });
+  const parts = await loadEditComponents(o.model, { intraOpNumThreads: o.threads, device, deviceTierBytes: o.deviceTierBytes });
   const rows: E2ERow[] = [];
   try {
     const store = await NodeStore.open(path.join(tmp, 'state'), { create: true });
@@ -245,16 +267,21 @@ async function endToEnd(device: EngineDevice, size: number, o: Options, budget: 
     const root = (await generateNode(ctx, { prompt, ...req })).record;
     const [, h, w] = root.latentShape;
     const parentRgb = (await store.readImage(root)).rgb;
-    await parts.unet.releaseRecording?.();
+    // Without a device tier nothing more is recorded: free the recording session (3.4 GB at SD width).
+    // With one it stays, as in the service: releasing it would drop the root's device entries.
+    if (!(parts.unet as SparseUNetRunner).deviceTier) await parts.unet.releaseRecording?.();
     const dense = () => engine.generate({ prompt: editPrompt, ...req });
     const edit = async (target: number) => {
       const e = await editNode(ctx, { parentId: root.id, prompt: editPrompt, mask: discMask(w, h, target), denseAboveFraction: 1 });
       await ctx.cache!.deleteNode(e.node.id);
+      parts.unet.dropDevice?.(e.node.id);
       return e;
     };
     await dense(); // warm-up of the dense path
     await edit(o.e2eFractions[0]); // and of the sparse one
+    const tier = (parts.unet as SparseUNetRunner).deviceTier;
     for (const target of o.e2eFractions) {
+      const before = tier?.stats;
       const need = denseStepMs ? (3 * o.reps * o.steps * denseStepMs) / 1000 : 30;
       if (!budget.allows(`edit e2e ${device} ${(100 * target).toFixed(0)} %`, need)) break;
       const denseMs: number[] = [];
@@ -274,7 +301,9 @@ async function endToEnd(device: EngineDevice, size: number, o: Options, budget: 
       const d = stats(denseMs);
       const e = stats(editMs);
       const l = last as EditResult | null;
-      rows.push({ device, target, maskFraction: l?.maskedFraction ?? target, mode: l?.mode ?? '?', dense: d, edit: e, speedup: d.median / e.median, outsideChangedPixels: outside });
+      const after = tier?.stats;
+      const tierCounts = before && after ? { deviceTierHits: after.hits - before.hits, deviceTierMisses: after.misses - before.misses } : {};
+      rows.push({ device, target, maskFraction: l?.maskedFraction ?? target, mode: l?.mode ?? '?', dense: d, edit: e, speedup: d.median / e.median, outsideChangedPixels: outside, ...tierCounts });
       log(`e2e ${device} ${(100 * target).toFixed(0)} %: dense ${d.median.toFixed(0)} ms, edit ${e.median.toFixed(0)} ms (${(d.median / e.median).toFixed(2)}x)`);
     }
   } finally {
@@ -377,7 +406,8 @@ async function main(): Promise<void> {
   const e2eSize = o.sparseSize;
   for (const device of o.e2eDevices.filter((d) => devices.includes(d))) {
     const step = dense.find((r) => r.device === device && r.size === e2eSize)?.step.median;
-    if (!budget.allows(`edit e2e ${device} (load + root)`, step ? (4 * o.steps * step) / 1000 + 30 : 60)) continue;
+    // Five sessions to load (≈ 10 s each at SD width on an H200), a recorded root, warm-ups.
+    if (!budget.allows(`edit e2e ${device} (load + root)`, step ? (4 * o.steps * step) / 1000 + 60 : 90)) continue;
     e2e.push(...(await endToEnd(device, e2eSize, o, budget, step)));
   }
   result.e2e = e2e;
@@ -389,16 +419,17 @@ async function main(): Promise<void> {
   console.log(`\n1. dense UNet step\nsize   | ${shown.map((d) => d.padStart(10)).join(' | ')}`);
   for (const size of o.sizes) console.log(`${String(size).padEnd(6)} | ${shown.map((d) => fmt(dense.find((r) => r.device === d && r.size === size)?.step.median).padStart(10)).join(' | ')}`);
   console.log(`\n2. sparse step at ${o.sparseSize} px (ms, speedup over the same device's dense step; MAC ratio = ideal)`);
-  console.log(`area  | active | MAC ratio | ${shown.map((d) => `${d} ms  x`.padStart(16)).join(' | ')}`);
+  console.log('(host: the parent\'s entries assembled on the host and uploaded each step; device: fed from device memory)');
+  console.log(`area  | active | MAC ratio | ${shown.map((d) => `${d} host ms  x | device ms  x`.padStart(30)).join(' | ')}`);
   for (const target of o.fractions) {
     const rs = shown.map((d) => sparse.find((r) => r.device === d && r.target === target));
     const any = rs.find(Boolean);
     if (!any) continue;
-    console.log(`${(100 * target).toFixed(0).padStart(4)}% | ${(100 * any.activeFraction).toFixed(1).padStart(5)}% | ${(1 / any.macRatio).toFixed(2).padStart(8)}x | ${rs.map((r) => `${fmt(r?.sparseStep.median).padStart(9)} ${fmt(r?.speedup, 2).padStart(5)}x`).join(' | ')}`);
+    console.log(`${(100 * target).toFixed(0).padStart(4)}% | ${(100 * any.activeFraction).toFixed(1).padStart(5)}% | ${(1 / any.macRatio).toFixed(2).padStart(8)}x | ${rs.map((r) => `${fmt(r?.sparseStep.median).padStart(9)} ${fmt(r?.speedup, 2).padStart(5)}x | ${fmt(r?.sparseStepDevice?.median).padStart(9)} ${fmt(r?.speedupDevice, 2).padStart(5)}x`).join(' | ')}`);
   }
   console.log(`\n3. edit end to end vs dense regeneration, ${e2eSize} px, ${o.steps} steps (median ms)`);
-  console.log('device | area | mode   | dense ms | edit ms | speedup | outside px changed');
-  for (const r of e2e) console.log(`${r.device.padEnd(6)} | ${(100 * r.target).toFixed(0).padStart(3)}% | ${r.mode.padEnd(6)} | ${fmt(r.dense.median, 0).padStart(8)} | ${fmt(r.edit.median, 0).padStart(7)} | ${r.speedup.toFixed(2).padStart(6)}x | ${r.outsideChangedPixels}`);
+  console.log('device | area | mode   | dense ms | edit ms | speedup | outside px changed | steps from device / host');
+  for (const r of e2e) console.log(`${r.device.padEnd(6)} | ${(100 * r.target).toFixed(0).padStart(3)}% | ${r.mode.padEnd(6)} | ${fmt(r.dense.median, 0).padStart(8)} | ${fmt(r.edit.median, 0).padStart(7)} | ${r.speedup.toFixed(2).padStart(6)}x | ${String(r.outsideChangedPixels).padStart(18)} | ${r.deviceTierHits ?? '—'} / ${r.deviceTierMisses ?? '—'}`);
   if (budget.skipped.length) console.log(`\nskipped for the time budget (${o.budgetS} s): ${budget.skipped.join('; ')}`);
   if (Object.keys(unavailable).length) console.log(`unavailable devices: ${Object.entries(unavailable).map(([d, m]) => `${d}: ${m}`).join('; ')}`);
   console.log(`bench total ${budget.elapsedS().toFixed(1)} s`);

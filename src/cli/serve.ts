@@ -43,6 +43,8 @@ Environment: PORT, FISEDIT_HOST, FISEDIT_DATA, FISEDIT_MODEL, DATABASE_URL, REDI
 FISEDIT_THREADS, FISEDIT_DEVICE, FISEDIT_PRIORITY_USERS. Jobs run by priority, users taking turns at equal priority;
 only the users named by --priority-users may queue above priority 0. Engine state on disk (bytes): FISEDIT_STATE_BYTES
 (20 GiB), FISEDIT_STATE_USER_BYTES (5 GiB per user), FISEDIT_MIN_FREE_BYTES (1 GiB kept free); cold caches are evicted.
+Activation caches in memory (bytes): FISEDIT_CACHE_BYTES (host, 2 GiB), FISEDIT_DEVICE_CACHE_BYTES (WebGPU device
+memory for recent nodes, 6 GiB; 0: off).
 One server runs jobs per data dir (DATA/runner.lock); a second exits with code 4.
 Scale-out (docs/scaling.md): --workers 0 serves the API only (GraphQL, subscriptions, images) and hands jobs to the
 Redis queue (--redis-url, with --database-url postgres://…), where \`fisedit worker\` processes run them; an edit waits

@@ -33,7 +33,7 @@ Leases: the running job's lease is renewed every third of --lease-ms (30000); a 
 that and another worker re-runs the job, once. SIGINT/SIGTERM drain: no new job is taken, the running one may
 finish within --drain-ms (60000), else it is stopped and handed back to the queue.
 Environment: FISEDIT_DATA, FISEDIT_MODEL, DATABASE_URL, REDIS_URL, FISEDIT_WORKER_ID, FISEDIT_DEVICE, FISEDIT_THREADS,
-FISEDIT_AFFINITY_WAIT_MS, FISEDIT_LEASE_MS, FISEDIT_DRAIN_MS.
+FISEDIT_AFFINITY_WAIT_MS, FISEDIT_LEASE_MS, FISEDIT_DRAIN_MS, FISEDIT_CACHE_BYTES, FISEDIT_DEVICE_CACHE_BYTES.
 ${IMAGE_STORE_HELP}
 `;
 

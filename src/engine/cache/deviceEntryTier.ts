@@ -6,7 +6,8 @@
 //
 // The host cache (activationCache.ts) stays the record; this tier only mirrors steps written there, so
 // losing it (eviction, a restart, another process) costs speed, never a result. Nodes are evicted
-// whole, least recently used first, past `maxBytes`; a step that would not fit even alone is not kept. A child reuses its parent's GroupNorm statistics,
+// whole, least recently used first, past `maxBytes`, except the node the last sparse step read (an
+// edit's parent outranks the edit); a step that still does not fit is not kept. A child reuses its parent's GroupNorm statistics,
 // so one tensor can belong to several nodes: tensors are counted and released when the last node that
 // holds them goes.
 
@@ -32,6 +33,8 @@ export class DeviceEntryTier {
   private readonly nodes = new Map<string, Map<number, Map<string, DeviceTensor>>>();
   private readonly refs = new Map<DeviceTensor, number>();
   private bytes = 0;
+  /** The node the last sparse step read: an edit's parent is never evicted to make room for the edit. */
+  private lastRead: string | null = null;
   private hits = 0;
   private misses = 0;
 
@@ -67,6 +70,7 @@ export class DeviceEntryTier {
       return null;
     }
     this.hits++;
+    this.lastRead = node;
     this.touch(node);
     return entries;
   }
@@ -80,6 +84,7 @@ export class DeviceEntryTier {
     const steps = this.nodes.get(node);
     if (!steps) return;
     this.nodes.delete(node);
+    if (this.lastRead === node) this.lastRead = null;
     for (const entries of steps.values()) for (const t of entries.values()) this.unref(t);
   }
 
@@ -97,11 +102,11 @@ export class DeviceEntryTier {
     this.nodes.set(node, steps);
   }
 
-  /** Evict least recently used nodes until within `limit`; the node being written is kept. */
+  /** Evict least recently used nodes until within `limit`; the node being written and the one being read stay. */
   private evictBeyond(limit: number, keep: string): void {
     for (const node of [...this.nodes.keys()]) {
       if (this.bytes <= limit) return;
-      if (node !== keep) this.drop(node);
+      if (node !== keep && node !== this.lastRead) this.drop(node);
     }
   }
 

@@ -343,9 +343,12 @@ async function denoiseRest(run: EditRun, plan: StepPlan, mask: BinaryMask, level
   const sparse: UNetCall | null =
     plan.mode === 'SPARSE'
       ? timed(
-          sparseUNetCall(unet!, unet!.preparePyramid(levels), cache!, parent.id, run.text, C, async (i, deltas) => {
-            if (!own.complete) return;
-            const b = await putSparseStep(cache!, childId, i, unet!, deltas);
+          sparseUNetCall(unet!, unet!.preparePyramid(levels), cache!, parent.id, run.text, C, async (i, deltas, device) => {
+            if (!own.complete) {
+              device?.release();
+              return;
+            }
+            const b = await putSparseStep(cache!, childId, i, unet!, deltas, device);
             if (b === null) own.complete = false;
             else own.bytes += b;
           }),

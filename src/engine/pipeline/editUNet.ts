@@ -15,14 +15,14 @@ import type { CacheMiss } from '../cache/cacheTypes';
 import type { PyramidLevel } from '../mask/pyramid';
 import type { CacheEntrySpec } from '../sparse/cacheManifest';
 import type { SparsePyramidFeed } from '../sparse/pyramidInputs';
-import { SparseUNetRunner, type DeltaRows, type RecordedCacheEntry, type RecordedStep, type SparseStepResult } from '../sparse/sparseUNetRunner';
+import { SparseUNetRunner, type ChildDeviceStep, type DeltaRows, type RecordedCacheEntry, type RecordedStep, type SparseStepResult } from '../sparse/sparseUNetRunner';
 import { gatherActiveRows } from '../sparse/activeRows';
 import type { UNetCall } from './denoiseLoop';
 import { RegionDecoder } from './regionDecoder';
 import type { DiffusionModels } from './models';
 import type { WeightFormat } from '../graph/graphBuilder';
 import type { GraphCache } from '../runtime/graphCache';
-import type { EngineDevice, OrtModelSession } from '../runtime/ortSession';
+import type { DeviceTensor, EngineDevice, OrtModelSession } from '../runtime/ortSession';
 
 export interface EditUNet {
   /** The session that serves dense steps for DiffusionEngine.adoptUNet: a plain UNet where the model is small, else the recording graph. */
@@ -39,10 +39,16 @@ export interface EditUNet {
     sampleRows: Float32Array,
     timestep: number,
     text: Float32Array,
-    readCached: (name: string) => Uint16Array | Promise<Uint16Array>,
+    readCached: (name: string) => Uint16Array | DeviceTensor | Promise<Uint16Array | DeviceTensor>,
   ): Promise<SparseStepResult>;
   /** Cache entries sparseStep reads from the parent (a subset of the manifest). */
   readonly cacheReads: readonly string[];
+  /** The parent's entries of a step in device memory (every cacheRead), or null: then the host cache serves them. */
+  deviceStep?(node: string, step: number): Map<string, DeviceTensor> | null;
+  /** Keep a step's device entries for later sparse steps (recordStep's and sparseStep's `device`). */
+  keepOnDevice?(node: string, step: number, entries: ReadonlyMap<string, DeviceTensor>): void;
+  /** Forget a node's device entries (its cache was deleted). */
+  dropDevice?(node: string): void;
   /** Free the recording session only (nothing more will be recorded); sparse steps go on. */
   releaseRecording?(): Promise<void>;
   /** False once the recording session is gone (or was never created): recordStep would fail. */
@@ -57,6 +63,8 @@ export interface EditUNetLoadOptions {
   sessions?: { recording?: boolean; sparse?: boolean };
   /** Optimised graphs kept on disk (runtime/graphCache.ts); without it every session is optimised anew. */
   graphCache?: GraphCache;
+  /** Device memory for recorded entries on WebGPU (SparseUNetRunnerOptions.deviceTierBytes; 0: off). */
+  deviceTierBytes?: number;
   /** UNet weight storage (default 'fp32'; 'int8': graph/quantizedWeights.ts). */
   weights?: WeightFormat;
 }
@@ -64,7 +72,7 @@ export interface EditUNetLoadOptions {
 /** The recording + sparse UNet of a model folder (both sessions built and loaded once). */
 export async function loadEditUNet(modelDir: string, opts: EditUNetLoadOptions = {}): Promise<EditUNet> {
   const folder = loadModelFolder(modelDir, { variant: opts.variant });
-  return SparseUNetRunner.create(folder.unet.config, folder.unet.weights, { intraOpNumThreads: opts.intraOpNumThreads, sessionOptions: { device: opts.device, graphCache: opts.graphCache }, sessions: opts.sessions, weights: opts.weights });
+  return SparseUNetRunner.create(folder.unet.config, folder.unet.weights, { intraOpNumThreads: opts.intraOpNumThreads, sessionOptions: { device: opts.device, graphCache: opts.graphCache }, sessions: opts.sessions, weights: opts.weights, deviceTierBytes: opts.deviceTierBytes });
 }
 
 /** What an edit pipeline loads beside the engine: the recording/sparse UNet and the region decoder. */
@@ -77,7 +85,7 @@ export interface EditComponents {
 /** loadEditUNet plus the RegionDecoder, from one read of the folder. */
 export async function loadEditComponents(modelDir: string, opts: EditUNetLoadOptions & { decoder?: boolean } = {}): Promise<EditComponents> {
   const folder = loadModelFolder(modelDir, { variant: opts.variant });
-  const unet = await SparseUNetRunner.create(folder.unet.config, folder.unet.weights, { intraOpNumThreads: opts.intraOpNumThreads, sessionOptions: { device: opts.device, graphCache: opts.graphCache }, sessions: opts.sessions, weights: opts.weights });
+  const unet = await SparseUNetRunner.create(folder.unet.config, folder.unet.weights, { intraOpNumThreads: opts.intraOpNumThreads, sessionOptions: { device: opts.device, graphCache: opts.graphCache }, sessions: opts.sessions, weights: opts.weights, deviceTierBytes: opts.deviceTierBytes });
   try {
     const decoder = opts.decoder === false ? null : await RegionDecoder.create(folder.vae.config, folder.vae.weights, { intraOpNumThreads: opts.intraOpNumThreads, device: opts.device, graphCache: opts.graphCache });
     return { unet, decoder };
@@ -103,6 +111,9 @@ export async function putRecordedStep(cache: ActivationCache, node: string, step
     await cache.putFull(node, step, spec.name, { shape: e.shape, rowAxis: isRowSpec(spec) ? 1 : 0, data: e.data });
     bytes += e.data.byteLength;
   }
+  // After the host cache holds the step: the device tier only mirrors what the record has.
+  const onDevice = new Map([...entries].filter(([, e]) => e.device).map(([name, e]) => [name, e.device!]));
+  if (onDevice.size) unet.keepOnDevice?.(node, step, onDevice);
   return bytes;
 }
 
@@ -111,14 +122,21 @@ export async function putRecordedStep(cache: ActivationCache, node: string, step
  * GroupNorm statistics stay the parent's (the sparse step used them). Returns the bytes added, or
  * null when a row entry has no delta (the child's cache would then be incomplete).
  */
-export async function putSparseStep(cache: ActivationCache, node: string, step: number, unet: EditUNet, deltas: Map<string, DeltaRows>): Promise<number | null> {
+export async function putSparseStep(cache: ActivationCache, node: string, step: number, unet: EditUNet, deltas: Map<string, DeltaRows>, device?: ChildDeviceStep): Promise<number | null> {
   let bytes = 0;
   for (const spec of unet.manifest) {
     if (!isRowSpec(spec)) continue;
     const d = deltas.get(spec.name);
-    if (!d) return null;
+    if (!d) {
+      device?.release();
+      return null;
+    }
     await cache.putDelta(node, step, spec.name, { shape: d.shape, rowAxis: 1, rows: d.rows, data: d.data });
     bytes += d.data.byteLength + 4 * d.rows.length;
+  }
+  if (device) {
+    if (unet.keepOnDevice) unet.keepOnDevice(node, step, device.entries);
+    else device.release();
   }
   return bytes;
 }
@@ -163,20 +181,23 @@ export function sparseUNetCall(
   parentId: string,
   text: Float32Array,
   channels: number,
-  onDeltas: (step: number, deltas: Map<string, DeltaRows>) => Promise<void>,
+  onDeltas: (step: number, deltas: Map<string, DeltaRows>, device?: ChildDeviceStep) => Promise<void>,
 ): UNetCall {
   const active = feed.levels[0].active;
   const pixels = feed.height * feed.width;
   return async (input) => {
-    const read = await readStepEntries(cache, parentId, input.step, unet.cacheReads);
+    // The device tier first (no host assembly, no upload); the host cache when it lacks the step.
+    const onDevice = unet.deviceStep?.(parentId, input.step) ?? null;
+    const read = onDevice ? ({ ok: true, entries: onDevice } as const) : await readStepEntries(cache, parentId, input.step, unet.cacheReads);
     if (!read.ok) return { kind: 'miss', miss: read.miss };
     const rows = repeatBatch(gatherActiveRows(input.scaled, 1, channels, pixels, active), input.batch);
+    const entries: ReadonlyMap<string, Uint16Array | DeviceTensor> = read.entries;
     const step = await unet.sparseStep(feed, rows, input.timestep, text, (name) => {
-      const data = read.entries.get(name);
+      const data = entries.get(name);
       if (!data) throw new Error(`sparse step read cache entry "${name}", which is not in the runner's cacheReads`);
       return data;
     });
-    await onDeltas(input.step, step.deltas);
+    await onDeltas(input.step, step.deltas, step.device);
     return { kind: 'rows', noise: step.noise, active };
   };
 }

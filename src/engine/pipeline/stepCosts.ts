@@ -205,7 +205,7 @@ export async function calibrateStepCosts(
       const [y0, x0] = [Math.max(0, (h - side) >> 1), Math.max(0, (w - side) >> 1)];
       for (let y = y0; y < Math.min(h, y0 + side); y++) for (let xx = x0; xx < Math.min(w, x0 + side); xx++) mask.data[y * w + xx] = 1;
       const levels = buildMaskPyramid(mask, { levels: parts.levels, dilation: 0 });
-      const call = sparseUNetCall(unet, unet.preparePyramid(levels), cache, root, text, C, async (i, deltas) => void (await putSparseStep(cache, child, i, unet, deltas)));
+      const call = sparseUNetCall(unet, unet.preparePyramid(levels), cache, root, text, C, async (i, deltas, device) => void (await putSparseStep(cache, child, i, unet, deltas, device)));
       const ms = await timeStep(async () => {
         const out = await call(input);
         if (out.kind === 'miss') throw new Error(`step-cost calibration: ${out.miss.message}`);
@@ -216,5 +216,7 @@ export async function calibrateStepCosts(
   } finally {
     await cache.deleteNode(child).catch(() => undefined);
     await cache.deleteNode(root).catch(() => undefined);
+    unet.dropDevice?.(child);
+    unet.dropDevice?.(root);
   }
 }

@@ -159,6 +159,8 @@ export type GraphSource = 'built' | 'cache-hit' | 'cache-write';
  * A tensor in device memory (a WebGPU buffer) between run() calls. onnxruntime-node 1.30 cannot read it
  * back (Tensor.getData() on a gpu-buffer aborts the process), so a graph that needs the values on the
  * host as well outputs them twice (see DiffusionEngine's text encoder). release() frees the buffer.
+ * Release it BEFORE the session that made it: onnxruntime-node 1.30 frees the buffer through that
+ * session's allocator, so a release afterwards crashes the process (it can still be fed meanwhile).
  */
 export class DeviceTensor {
   private released = false;

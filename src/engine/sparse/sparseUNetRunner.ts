@@ -15,11 +15,12 @@ import { UNetConfig } from '../model/configs';
 import { WeightMap } from '../model/tensor';
 import { PyramidLevel } from '../mask/pyramid';
 import { graphOptionsFor } from '../runtime/deviceGraphs';
-import { createSession, EngineTensor, float32Tensor, OrtModelSession, SessionOptions } from '../runtime/ortSession';
+import { DeviceEntryTier } from '../cache/deviceEntryTier';
+import { createSession, DeviceTensor, EngineTensor, float32Tensor, OrtModelSession, SessionOptions } from '../runtime/ortSession';
 import { CacheDType, CacheEntrySpec, entryShape, isRowEntry } from './cacheManifest';
 import { buildPyramidFeed, SparseInputError, SparsePyramidFeed } from './pyramidInputs';
-import { buildRecordingUNetGraph } from './recordingUNet';
-import { CACHE_INPUT_PREFIX, DELTA_OUTPUT_PREFIX, SparseGraphError } from './sparseLayers';
+import { buildRecordingUNetGraph, DEVICE_COPY_PREFIX } from './recordingUNet';
+import { CACHE_INPUT_PREFIX, DELTA_OUTPUT_PREFIX, FULL_OUTPUT_PREFIX, SparseGraphError } from './sparseLayers';
 import { buildSparseUNetGraph } from './sparseUNet';
 
 /** Element array of a cache entry: fp16 bits (default) or float32 (exactness tests). */
@@ -38,14 +39,24 @@ export interface SparseUNetRunnerOptions<D extends CacheDType = 'float16'> {
    * steps, by default beside a recording session whose weights are at most PLAIN_DENSE_MAX_BYTES).
    */
   sessions?: { recording?: boolean; sparse?: boolean; dense?: boolean };
+  /**
+   * Bytes of recorded entries kept in device memory for later sparse steps (cache/deviceEntryTier.ts);
+   * WebGPU only, default DEFAULT_DEVICE_TIER_BYTES; 0 turns the tier off.
+   */
+  deviceTierBytes?: number;
   /** Weight storage of every UNet graph (default 'fp32'; 'int8': graph/quantizedWeights.ts). */
   weights?: WeightFormat;
 }
+
+/** Default device tier: one SD-1.5 node at 512 px and 20 steps, with room to spare on a 16 GB card. */
+export const DEFAULT_DEVICE_TIER_BYTES = 6 * 2 ** 30;
 
 export interface RecordedCacheEntry<D extends CacheDType = 'float16'> {
   /** [B, h_l·w_l, C] (row entries, rowAxis 1) or [B, G] (GroupNorm statistics). */
   shape: number[];
   data: CacheArray<D>;
+  /** The same entry in device memory, for the device tier (entries the sparse step reads, on WebGPU). */
+  device?: DeviceTensor;
 }
 
 export interface RecordedStep<D extends CacheDType = 'float16'> {
@@ -69,10 +80,21 @@ export interface SparseStepResult<D extends CacheDType = 'float16'> {
   noise: Float32Array;
   /** The child's recomputed rows of every row entry, by entry name (putDelta input). */
   deltas: Map<string, DeltaRows<D>>;
+  /** With a device tier: the child's whole step in device memory (keepOnDevice input). */
+  device?: ChildDeviceStep;
+}
+
+/**
+ * A child's step in device memory: its new whole row entries (owned) and the parent's GroupNorm
+ * statistics it reused (shared with the parent). release() frees only what the child owns.
+ */
+export interface ChildDeviceStep {
+  entries: Map<string, DeviceTensor>;
+  release(): void;
 }
 
 /** The parent's entry of the step being run: full rows [B, h_l·w_l, C] or statistics [B, G]. May be async (cache reads). */
-export type ReadCachedEntry<D extends CacheDType = 'float16'> = (name: string) => CacheArray<D> | Promise<CacheArray<D>>;
+export type ReadCachedEntry<D extends CacheDType = 'float16'> = (name: string) => CacheArray<D> | DeviceTensor | Promise<CacheArray<D> | DeviceTensor>;
 
 /**
  * Up to this many weight bytes a plain dense UNet session is kept beside the recording one. The recording
@@ -95,6 +117,8 @@ export class SparseUNetRunner<D extends CacheDType = 'float16'> {
     private readonly plainDense: OrtModelSession | null = null,
     /** How the UNet weights are stored in every graph (SparseUNetRunnerOptions.weights). */
     readonly weights: WeightFormat = 'fp32',
+    /** Entries kept in device memory between steps and edits; null off WebGPU or when turned off. */
+    readonly deviceTier: DeviceEntryTier | null = null,
   ) {}
 
   /** Builds and loads both graphs. The weights may be dropped afterwards (the sessions copy them). */
@@ -104,24 +128,27 @@ export class SparseUNetRunner<D extends CacheDType = 'float16'> {
     const want = { recording: opts.sessions?.recording ?? true, sparse: opts.sessions?.sparse ?? true };
     // One graph serialised at a time keeps peak memory at one model copy plus the sessions.
     const graph = { ...graphOptionsFor(sessionOpts.device), weights: opts.weights ?? 'fp32' };
-    const rec = buildRecordingUNetGraph(cfg, weights, { cacheDType, graph });
-    const recording = want.recording ? await createSession(rec.g.build(), sessionOpts) : null;
+    const tierBytes = sessionOpts.device === 'webgpu' ? (opts.deviceTierBytes ?? DEFAULT_DEVICE_TIER_BYTES) : 0;
+    const rec = buildRecordingUNetGraph(cfg, weights, { cacheDType, graph, deviceCopies: tierBytes > 0 });
+    const copies = rec.g.outputNames().filter((n) => n.startsWith(DEVICE_COPY_PREFIX));
+    const recording = want.recording ? await createSession(rec.g.build(), { ...sessionOpts, deviceOutputs: copies }) : null;
     let sparse: OrtModelSession | null = null;
     if (want.sparse) {
-      const sp = buildSparseUNetGraph(cfg, weights, { cacheDType, groupNorm: opts.groupNorm, graph });
+      const sp = buildSparseUNetGraph(cfg, weights, { cacheDType, groupNorm: opts.groupNorm, graph, emitFull: tierBytes > 0 });
       const recorded = new Set(rec.manifest.map((e) => e.name));
       const missing = sp.manifest.filter((e) => !recorded.has(e.name)).map((e) => e.name);
       if (missing.length) throw new SparseGraphError(`the sparse graph reads entries the recording graph does not write: ${missing.join(', ')}`);
       // No memory arena (nor memory pattern, which pre-plans a block per input shape): an arena keeps the
       // high-water mark of the largest edit it ever ran (at 512 px a 50 % mask left 1.6 GB more held than a
       // 10 % one); without both a 10–50 % step is as fast here (bench/sparse/memory.ts).
-      sparse = await createSession(sp.g.build(), { enableCpuMemArena: false, enableMemPattern: false, ...sessionOpts });
+      const full = sp.g.outputNames().filter((n) => n.startsWith(FULL_OUTPUT_PREFIX));
+      sparse = await createSession(sp.g.build(), { enableCpuMemArena: false, enableMemPattern: false, ...sessionOpts, deviceOutputs: full });
     }
     let weightBytes = 0;
     for (const t of weights.values()) weightBytes += t.data.byteLength;
     const wantDense = want.recording && (opts.sessions?.dense ?? weightBytes <= PLAIN_DENSE_MAX_BYTES);
     const dense = wantDense ? await createSession(buildUNetGraph(cfg, weights, { graph }).g.build(), sessionOpts) : null;
-    return new SparseUNetRunner(cfg, cacheDType, rec.manifest, recording, sparse, dense, graph.weights);
+    return new SparseUNetRunner(cfg, cacheDType, rec.manifest, recording, sparse, dense, graph.weights, tierBytes > 0 ? new DeviceEntryTier(tierBytes) : null);
   }
 
   /** The session that serves dense steps (DiffusionEngine.adoptUNet): the plain UNet when kept, else the recording one; null when neither was created. */
@@ -141,7 +168,7 @@ export class SparseUNetRunner<D extends CacheDType = 'float16'> {
   async recordStep(sample: Float32Array, height: number, width: number, timestep: number, text: Float32Array): Promise<RecordedStep<D>> {
     const session = this.live(this.recording, 'recording');
     const batch = this.batchOf('recordStep sample', sample.length, this.config.inChannels * height * width);
-    const out = await session.run({
+    const { host: out, device } = await session.runWithDevice({
       sample: float32Tensor(sample, [batch, this.config.inChannels, height, width]),
       timestep: float32Tensor(new Float32Array(batch).fill(timestep), [batch]),
       encoder_hidden_states: this.textTensor(text, batch),
@@ -150,7 +177,7 @@ export class SparseUNetRunner<D extends CacheDType = 'float16'> {
     for (const e of this.manifest) {
       const t = out[e.name];
       if (!t) throw new SparseGraphError(`recording output ${e.name} is missing`);
-      entries.set(e.name, { shape: t.dims, data: t.data as CacheArray<D> });
+      entries.set(e.name, { shape: t.dims, data: t.data as CacheArray<D>, device: device[DEVICE_COPY_PREFIX + e.name] });
     }
     return { noise: out.noise_pred.data as Float32Array, entries };
   }
@@ -171,13 +198,14 @@ export class SparseUNetRunner<D extends CacheDType = 'float16'> {
     const cin = this.config.inChannels;
     const n0 = feed.activeCounts[0];
     const batch = this.batchOf('sparseStep sampleRows', sampleRows.length, n0 * cin);
-    const feeds: Record<string, EngineTensor> = {
+    const feeds: Record<string, EngineTensor | DeviceTensor> = {
       sample_rows: float32Tensor(sampleRows, [batch, n0, cin]),
       timestep: float32Tensor(new Float32Array(batch).fill(timestep), [batch]),
       encoder_hidden_states: this.textTensor(text, batch),
     };
     const byName = new Map(this.manifest.map((e) => [e.name, e]));
     const reads: Promise<void>[] = [];
+    const fedOnDevice = new Map<string, DeviceTensor>();
     for (const input of session.inputNames) {
       if (input in feeds) continue;
       const table = feed.tensors[input];
@@ -192,13 +220,31 @@ export class SparseUNetRunner<D extends CacheDType = 'float16'> {
       const dims = entryShape(spec, batch, feed.height, feed.width);
       reads.push(
         Promise.resolve(readCached(name)).then((data) => {
-          feeds[input] = this.cacheTensor(name, data, dims);
+          if (data instanceof DeviceTensor) {
+            if (data.dims.join() !== dims.join()) throw new SparseInputError(`cache entry ${name} in device memory is [${data.dims.join(', ')}], expected [${dims.join(', ')}]`);
+            fedOnDevice.set(name, data);
+            feeds[input] = data;
+          } else feeds[input] = this.cacheTensor(name, data, dims);
         }),
       );
     }
     await Promise.all(reads);
-    const out = await session.run(feeds);
+    // Every output is fetched, the child's whole entries too even when they will be dropped: onnxruntime-node
+    // 1.30 cannot fetch a subset of a session's outputs once some stay in device memory ("Output count
+    // mismatch", or a crash of the process in larger graphs).
+    const { host: out, device } = await session.runWithDevice(feeds);
     const deltas = new Map<string, DeltaRows<D>>();
+    let childOnDevice: ChildDeviceStep | undefined;
+    const owned = Object.entries(device).filter(([k]) => k.startsWith(FULL_OUTPUT_PREFIX)).map(([k, t]) => [k.slice(FULL_OUTPUT_PREFIX.length), t] as const);
+    const releaseOwned = () => owned.forEach(([, t]) => t.release());
+    if (owned.length) {
+      // The child's step: its whole row entries, and the statistics it reused (the parent's) where
+      // those were fed from device memory; without them the tier cannot serve the child's steps.
+      const entries = new Map<string, DeviceTensor>(owned);
+      for (const name of this.cacheReads) if (!entries.has(name) && fedOnDevice.has(name)) entries.set(name, fedOnDevice.get(name)!);
+      if (this.cacheReads.every((n) => entries.has(n))) childOnDevice = { entries, release: releaseOwned };
+      else releaseOwned();
+    }
     for (const [key, t] of Object.entries(out)) {
       if (!key.startsWith(DELTA_OUTPUT_PREFIX)) continue;
       const name = key.slice(DELTA_OUTPUT_PREFIX.length);
@@ -206,7 +252,25 @@ export class SparseUNetRunner<D extends CacheDType = 'float16'> {
       if (!isRowEntry(spec.kind)) continue;
       deltas.set(name, { shape: entryShape(spec, batch, feed.height, feed.width), rows: feed.levels[spec.level].active, data: t.data as CacheArray<D> });
     }
-    return { noise: out.noise_rows.data as Float32Array, deltas };
+    return { noise: out.noise_rows.data as Float32Array, deltas, device: childOnDevice };
+  }
+
+  /** The device tier's entries of `node` at `step` covering every cache read, or null (then read the host cache). */
+  deviceStep(node: string, step: number): Map<string, DeviceTensor> | null {
+    return this.deviceTier?.get(node, step, this.cacheReads) ?? null;
+  }
+
+  /** Keep a step of `node` in the device tier (the tier then owns the tensors; without a tier they are freed). */
+  keepOnDevice(node: string, step: number, entries: ReadonlyMap<string, DeviceTensor>): void {
+    if (!this.deviceTier) {
+      for (const t of entries.values()) t.release();
+      return;
+    }
+    this.deviceTier.put(node, step, entries);
+  }
+
+  dropDevice(node: string): void {
+    this.deviceTier?.drop(node);
   }
 
   /** Cache entries the sparse step reads (its graph's cache inputs), in graph order; [] without a sparse session. */
@@ -225,6 +289,8 @@ export class SparseUNetRunner<D extends CacheDType = 'float16'> {
    * will be recorded; recordStep then fails as if it had not been created. Sparse steps go on.
    */
   async releaseRecording(): Promise<void> {
+    // The tier's entries include the recording session's outputs, which must be freed before it is.
+    this.deviceTier?.release();
     const r = this.recording;
     this.recording = null;
     await r?.release();
@@ -233,6 +299,7 @@ export class SparseUNetRunner<D extends CacheDType = 'float16'> {
   async release(): Promise<void> {
     if (this.released) return;
     this.released = true;
+    this.deviceTier?.release();
     await Promise.all([this.recording?.release(), this.sparse?.release(), this.plainDense?.release()]);
   }
 

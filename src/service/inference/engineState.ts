@@ -22,10 +22,23 @@ import type { DenseCostModel } from './denseCost';
 /** Default resident activation-cache bytes when the service gives none (2 GiB). */
 export const DEFAULT_ENGINE_CACHE_BYTES = 2 * 2 ** 30;
 
+/**
+ * FISEDIT_DEVICE_CACHE_BYTES: device memory (WebGPU) for recent nodes' activations, so edits of them
+ * skip the host→device upload of their parent's cache (default DEFAULT_DEVICE_TIER_BYTES, 0: off).
+ */
+export function deviceCacheBytesFromEnv(env: NodeJS.ProcessEnv = process.env): number | undefined {
+  const v = env.FISEDIT_DEVICE_CACHE_BYTES;
+  if (v === undefined || v.trim() === '') return undefined;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`FISEDIT_DEVICE_CACHE_BYTES must be a non-negative integer number of bytes (got ${JSON.stringify(v)})`);
+  return n;
+}
+
 /** Open (creating when missing) the node store, its activation cache, the recording/sparse UNet and the region decoder. */
-export async function openEngineState(engine: DiffusionEngine, stateDir: string, opts: { cacheBytes?: number; intraOpNumThreads?: number }): Promise<StateContext> {
+export async function openEngineState(engine: DiffusionEngine, stateDir: string, opts: { cacheBytes?: number; intraOpNumThreads?: number; deviceCacheBytes?: number }): Promise<StateContext> {
   const store = await NodeStore.open(stateDir, { create: true });
-  const parts = await loadEditComponents(engine.info.dir, { variant: engine.info.variant ?? undefined, intraOpNumThreads: opts.intraOpNumThreads, device: engine.device, sessions: { recording: true, sparse: true } });
+  const deviceTierBytes = opts.deviceCacheBytes ?? deviceCacheBytesFromEnv();
+  const parts = await loadEditComponents(engine.info.dir, { variant: engine.info.variant ?? undefined, intraOpNumThreads: opts.intraOpNumThreads, device: engine.device, sessions: { recording: true, sparse: true }, deviceTierBytes });
   const { unet, decoder } = parts;
   try {
     const cache = await store.openCache(opts.cacheBytes ?? DEFAULT_ENGINE_CACHE_BYTES);
@@ -45,6 +58,7 @@ export async function openEngineState(engine: DiffusionEngine, stateDir: string,
 export async function forgetNodes(ctx: StateContext, engineNodeIds: readonly string[]): Promise<string[]> {
   const deleted = ctx.store.delete(engineNodeIds);
   if (ctx.cache) for (const id of engineNodeIds) await ctx.cache.deleteNode(id);
+  for (const id of engineNodeIds) ctx.unet?.dropDevice?.(id);
   return deleted;
 }
 
@@ -57,6 +71,7 @@ export async function evictCaches(ctx: StateContext, engineNodeIds: readonly str
   const dropped: string[] = [];
   if (!ctx.cache) return dropped;
   for (const id of engineNodeIds) if (ctx.cache.hasNode(id)) dropped.push(...(await ctx.cache.deleteNode(id)));
+  for (const id of dropped) ctx.unet?.dropDevice?.(id);
   return dropped;
 }
 

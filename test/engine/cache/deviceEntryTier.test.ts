@@ -4,9 +4,9 @@
 import { DeviceEntryTier, deviceTensorBytes } from '../../../src/engine/cache/deviceEntryTier';
 import type { DeviceTensor } from '../../../src/engine/runtime/ortSession';
 
-function fake(elements: number): DeviceTensor & { released: number } {
-  const t = { dims: [1, elements], dtype: 'float16', released: 0, release() { t.released++; } };
-  return t as unknown as DeviceTensor & { released: number };
+function fake(elements: number): DeviceTensor & { freed: number } {
+  const t = { dims: [1, elements], dtype: 'float16', freed: 0, release() { t.freed++; } };
+  return t as unknown as DeviceTensor & { freed: number };
 }
 const step = (entries: Record<string, DeviceTensor>) => new Map(Object.entries(entries));
 
@@ -44,8 +44,8 @@ describe('DeviceEntryTier', () => {
     const d = fake(5);
     tier.put('d', 0, step({ x: d })); // 110 > 100: b (least recent) goes
     expect(tier.has('b')).toBe(false);
-    expect(b.released).toBe(1);
-    expect(a.map((t) => t.released)).toEqual([0, 0]);
+    expect(b.freed).toBe(1);
+    expect(a.map((t) => t.freed)).toEqual([0, 0]);
     expect(tier.stats.bytes).toBe(40 + 40 + 10);
   });
 
@@ -56,11 +56,24 @@ describe('DeviceEntryTier', () => {
     tier.put('child', 0, step({ mean: stats, k: fake(10) }));
     expect(tier.stats.bytes).toBe(8 + 20 + 20);
     tier.drop('parent');
-    expect(stats.released).toBe(0);
+    expect(stats.freed).toBe(0);
     expect(tier.get('child', 0, ['mean', 'k'])).not.toBeNull();
     tier.drop('child');
-    expect(stats.released).toBe(1);
+    expect(stats.freed).toBe(1);
     expect(tier.stats.bytes).toBe(0);
+  });
+
+  test('an edit never evicts the parent it is reading: its own step is dropped instead', () => {
+    const tier = new DeviceEntryTier(60);
+    tier.put('parent', 0, step({ k: fake(20) }));
+    tier.put('parent', 1, step({ k: fake(5) }));
+    expect(tier.get('parent', 0, ['k'])).not.toBeNull();
+    const child = fake(20);
+    tier.put('child', 0, step({ k: child })); // 50 + 40 > 60, and the parent is the node being read
+    expect(tier.has('parent')).toBe(true);
+    expect(tier.has('child')).toBe(false);
+    expect(child.freed).toBe(1);
+    expect(tier.stats.bytes).toBe(50);
   });
 
   test('a step that does not fit even alone is not kept (the host cache serves it)', () => {
@@ -69,8 +82,8 @@ describe('DeviceEntryTier', () => {
     tier.put('a', 0, step({ x: small }));
     const big = fake(100);
     tier.put('b', 0, step({ x: big }));
-    expect(big.released).toBe(1);
-    expect(small.released).toBe(1); // evicted while making room, before the step was found too large
+    expect(big.freed).toBe(1);
+    expect(small.freed).toBe(1); // evicted while making room, before the step was found too large
     expect(tier.has('b')).toBe(false);
     expect(tier.stats.bytes).toBe(0);
   });
@@ -81,10 +94,10 @@ describe('DeviceEntryTier', () => {
     tier.put('a', 0, step({ x: old }));
     const fresh = fake(10);
     tier.put('a', 0, step({ x: fresh }));
-    expect(old.released).toBe(1);
+    expect(old.freed).toBe(1);
     expect(tier.stats.bytes).toBe(20);
     tier.release();
-    expect(fresh.released).toBe(1);
+    expect(fresh.freed).toBe(1);
     expect(tier.stats).toMatchObject({ nodes: 0, bytes: 0 });
   });
 });
