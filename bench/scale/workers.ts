@@ -3,18 +3,17 @@
 //   1. throughput of a mixed generate/edit load with 1 and with 2 workers: R roots submitted at once,
 //      and as each root succeeds E edits of it; jobs per second from the first submit to the last
 //      success, and the 2-worker/1-worker ratio;
-//   2. edit latency with cache affinity on (the default wait) and off (--affinity-wait-ms 0: an edit
-//      leaves its holder's queue for the shared one at once), 2 workers kept busy by another user's
+//   2. edit latency with cache affinity on (the default wait) and off (--affinity-wait-ms 0: every job
+//      goes to the shared queue, whichever worker is free takes it), 2 workers kept busy by another user's
 //      generations (two at a time, 3× the steps): edits submitted one at a time, each of the node the
 //      previous edit made (its cache is on the worker that ran it); submit → SUCCEEDED, and the share that
-//      ran on the worker holding the parent's cache (stats.cacheHit). On idle workers both settings send
-//      every edit to its holder; under load "on" waits for the holder, "off" runs wherever a worker is free
-//      and rebuilds the parent there.
+//      ran on the worker holding the parent's cache (stats.cacheHit). Under load "on" waits for the holder,
+//      "off" runs wherever a worker is free and rebuilds the parent there when that is not the holder.
 // Each worker runs its engine on one thread; the machine's cores are shared with the API replica and
 // this load generator, so the 2-worker ratio is bounded by the cores (2 here). Prints a table and writes
 // bench/results/scale-workers.json.
 //
-//   npx tsx bench/scale/workers.ts [--roots 6] [--edits 3] [--steps 8] [--chain 10]
+//   npx tsx bench/scale/workers.ts [--roots 6] [--edits 3] [--steps 8] [--chain 10] [--rounds 2]
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -23,7 +22,10 @@ import { openDatabase } from '../../src/db/client';
 import { createToken } from '../../src/service/auth/tokens';
 import { freshDatabase, FiseditProcess, gql, pct, REDIS_URL, ROOT, SERVE_READY, startFisedit, tempDir, TINY_MODEL } from './processes';
 
-const { values: args } = parseArgs({ options: { roots: { type: 'string' }, edits: { type: 'string' }, steps: { type: 'string' }, chain: { type: 'string' } } });
+const { values: args } = parseArgs({ options: { roots: { type: 'string' }, edits: { type: 'string' }, steps: { type: 'string' }, chain: { type: 'string' }, rounds: { type: 'string' } } });
+// Rounds alternate the settings (1, 2, 1, 2 workers; on, off, on, off), so a shift in the shared
+// machine's load falls on both sides of a ratio.
+const ROUNDS = Number(args.rounds ?? 2);
 const ROOTS = Number(args.roots ?? 6);
 const EDITS = Number(args.edits ?? 3);
 const STEPS = Number(args.steps ?? 8);
@@ -155,19 +157,22 @@ async function editLatency(affinity: boolean): Promise<Record<string, unknown>> 
 }
 
 async function main(): Promise<void> {
-  const throughput = [await mixedLoad(1), await mixedLoad(2)];
-  const latency = [await editLatency(true), await editLatency(false)];
+  const throughput: Record<string, any>[] = [];
+  const latency: Record<string, any>[] = [];
+  for (let r = 0; r < ROUNDS; r++) for (const w of [1, 2]) throughput.push({ round: r + 1, ...(await mixedLoad(w)) });
+  for (let r = 0; r < ROUNDS; r++) for (const on of [true, false]) latency.push({ round: r + 1, ...(await editLatency(on)) });
   const f = (x: unknown, d = 2) => (typeof x === 'number' ? x.toFixed(d) : String(x));
-  console.log(`\nMixed load: ${ROOTS} roots + ${EDITS} edits each, ${STEPS} steps, tiny model, one engine thread per worker, ${os.cpus().length} cores (load average ${os.loadavg()[0].toFixed(1)})\n`);
-  console.log('| workers | jobs | wall s | jobs/s | ratio | jobs per worker | edits on the cache holder |');
-  console.log('|---|---|---|---|---|---|---|');
-  for (const t of throughput) console.log(`| ${t.workers} | ${t.jobs} | ${f(t.wallS, 1)} | ${f(t.jobsPerS)} | ${f((t.jobsPerS as number) / (throughput[0].jobsPerS as number))}× | ${JSON.stringify(t.byWorker)} | ${t.editCacheHits} / ${t.edits} |`);
+  const ratios = Array.from({ length: ROUNDS }, (_, r) => throughput[2 * r + 1].jobsPerS / throughput[2 * r].jobsPerS);
+  console.log(`\nMixed load: ${ROUNDS} rounds of ${ROOTS} roots + ${EDITS} edits each, ${STEPS} steps, tiny model, one engine thread per worker, ${os.cpus().length} cores (load average ${os.loadavg()[0].toFixed(1)})\n`);
+  console.log('| round | workers | jobs | wall s | jobs/s | 2 workers / 1 | jobs per worker | edits on the cache holder |');
+  console.log('|---|---|---|---|---|---|---|---|');
+  for (const t of throughput) console.log(`| ${t.round} | ${t.workers} | ${t.jobs} | ${f(t.wallS, 1)} | ${f(t.jobsPerS)} | ${t.workers === 2 ? f(ratios[t.round - 1]) + '×' : ''} | ${JSON.stringify(t.byWorker)} | ${t.editCacheHits} / ${t.edits} |`);
   console.log(`\nEdit latency, 2 workers busy with another user's generations (${STEPS * 3} steps, two at a time), ${CHAIN} chained edits one at a time (submit → SUCCEEDED)\n`);
-  console.log('| affinity | p50 ms | p90 ms | mean ms | on the cache holder |');
-  console.log('|---|---|---|---|---|');
-  for (const l of latency) console.log(`| ${l.affinity ? 'on (default wait)' : 'off (--affinity-wait-ms 0)'} | ${f(l.p50Ms, 0)} | ${f(l.p90Ms, 0)} | ${f(l.meanMs, 0)} | ${f((l.cacheHitShare as number) * 100, 0)} % |`);
+  console.log('| round | affinity | p50 ms | p90 ms | mean ms | on the cache holder |');
+  console.log('|---|---|---|---|---|---|');
+  for (const l of latency) console.log(`| ${l.round} | ${l.affinity ? 'on (default wait)' : 'off (--affinity-wait-ms 0)'} | ${f(l.p50Ms, 0)} | ${f(l.p90Ms, 0)} | ${f(l.meanMs, 0)} | ${f(l.cacheHitShare * 100, 0)} % |`);
   const out = path.join(ROOT, 'bench/results/scale-workers.json');
-  fs.writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), machine: { cores: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version, loadAverage: os.loadavg() }, roots: ROOTS, editsPerRoot: EDITS, steps: STEPS, throughput, latency }, null, 2) + '\n');
+  fs.writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), machine: { cores: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version, loadAverage: os.loadavg() }, roots: ROOTS, editsPerRoot: EDITS, steps: STEPS, rounds: ROUNDS, throughput, throughputRatios: ratios, latency }, null, 2) + '\n');
   console.log(`\nwrote ${path.relative(ROOT, out)}`);
 }
 
