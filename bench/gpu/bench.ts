@@ -32,6 +32,7 @@ import { NodeStore } from '../../src/engine/state/nodeStore';
 import { discMask } from '../edit/masks';
 import { RandomModelPreset, writeRandomModelFolder } from './randomModel';
 import { outsideChanged } from '../edit/outsideChanged';
+import { measureAttentionForms, printAttentionForms, SD_CASES, SMALL_CASES, type AttentionFormRow } from './attentionForms';
 
 interface Options {
   model: string;
@@ -52,6 +53,8 @@ interface Options {
   prepareOnly: boolean;
   /** Device memory for the edits' device tier (bytes; 0: off). */
   deviceTierBytes: number;
+  /** Phase 0: both attention forms at SD's shapes on each GPU device (accuracy and time). */
+  attention: boolean;
 }
 
 function parseArgs(argv: string[]): Options {
@@ -73,6 +76,7 @@ function parseArgs(argv: string[]): Options {
     quick,
     prepareOnly: argv.includes('--prepare-only'),
     deviceTierBytes: 48 * 2 ** 30,
+    attention: argv.includes('--attention') || (!quick && !argv.includes('--skip-attention')),
   };
   const list = (v: string) => v.split(',').filter(Boolean);
   const devices = (v: string) =>
@@ -87,7 +91,7 @@ function parseArgs(argv: string[]): Options {
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
-    if (a === '--quick' || a === '--prepare-only') continue;
+    if (a === '--quick' || a === '--prepare-only' || a === '--skip-attention' || a === '--attention') continue;
     const v = argv[++i];
     if (v === undefined) throw new Error(`bench/gpu: ${a} needs a value`);
     if (a === '--model') o.model = path.resolve(v);
@@ -361,6 +365,19 @@ async function main(): Promise<void> {
   const cfg = folder.unet.config;
   log(`loaded in ${((performance.now() - t) / 1000).toFixed(1)} s; UNet channels [${cfg.blockOutChannels}]`);
   result.model = { dir: o.model, preset: o.preset, unetChannels: cfg.blockOutChannels, writeS: made.reused ? null : writeS, loadS: (performance.now() - t) / 1000 };
+
+  // 0. attention forms at SD's shapes: is the fused kernel right (and faster) on this GPU?
+  if (o.attention) {
+    const rows: AttentionFormRow[] = [];
+    for (const device of devices.filter((d) => d !== 'cpu')) {
+      if (!budget.allows(`attention forms ${device}`, 40)) continue;
+      // --quick (lavapipe): the small cases only; a [2, 8, 4096, 4096] score matrix is minutes on the CPU.
+      rows.push(...(await measureAttentionForms(device, o.quick ? SMALL_CASES.slice(2, 5) : [...SMALL_CASES.slice(3, 4), ...SD_CASES], o.reps)));
+    }
+    result.attention = rows;
+    if (rows.length) printAttentionForms(rows);
+    save();
+  }
 
   // 1. dense step per size and device
   const dense: DenseRow[] = [];

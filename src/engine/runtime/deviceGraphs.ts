@@ -14,6 +14,14 @@
 import type { GraphBuilderOptions } from '../graph/graphBuilder';
 import type { EngineDevice } from './ortSession';
 
-export function graphOptionsFor(device: EngineDevice = 'cpu'): GraphBuilderOptions {
-  return device === 'webgpu' ? { attention: 'matmul' } : {};
+//
+// On an NVIDIA H200 the written-out form makes the 512 px dense step 11x PyTorch's (4096-token attention),
+// so FISEDIT_WEBGPU_ATTENTION=mha lets a GPU that computes the fused kernel right use it;
+// bench/gpu/attentionForms.ts (a phase of bench/gpu) says whether it does, and how much faster it is.
+
+export function graphOptionsFor(device: EngineDevice = 'cpu', env: NodeJS.ProcessEnv = process.env): GraphBuilderOptions {
+  if (device !== 'webgpu') return {};
+  const form = env.FISEDIT_WEBGPU_ATTENTION?.trim() || 'matmul';
+  if (form !== 'matmul' && form !== 'mha') throw new Error(`FISEDIT_WEBGPU_ATTENTION must be mha or matmul (got ${JSON.stringify(form)})`);
+  return { attention: form };
 }

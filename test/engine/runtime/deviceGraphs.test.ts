@@ -1,0 +1,17 @@
+// Which attention form each device's graphs use (runtime/deviceGraphs.ts), and the WebGPU override.
+import { graphOptionsFor } from '../../../src/engine/runtime/deviceGraphs';
+
+describe('graphOptionsFor', () => {
+  test('CPU and CUDA keep the fused MultiHeadAttention (builder default); WebGPU writes attention out', () => {
+    expect(graphOptionsFor('cpu', {})).toEqual({});
+    expect(graphOptionsFor('cuda', {})).toEqual({});
+    expect(graphOptionsFor('webgpu', {})).toEqual({ attention: 'matmul' });
+  });
+
+  test('FISEDIT_WEBGPU_ATTENTION picks the WebGPU form; anything else is refused, naming the variable', () => {
+    expect(graphOptionsFor('webgpu', { FISEDIT_WEBGPU_ATTENTION: 'mha' })).toEqual({ attention: 'mha' });
+    expect(graphOptionsFor('webgpu', { FISEDIT_WEBGPU_ATTENTION: ' matmul ' })).toEqual({ attention: 'matmul' });
+    expect(graphOptionsFor('cpu', { FISEDIT_WEBGPU_ATTENTION: 'mha' })).toEqual({});
+    expect(() => graphOptionsFor('webgpu', { FISEDIT_WEBGPU_ATTENTION: 'flash' })).toThrow(/FISEDIT_WEBGPU_ATTENTION must be mha or matmul/);
+  });
+});
