@@ -9,7 +9,6 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import sharp from 'sharp';
-import { SERVE_HELP } from '../../src/cli/serve';
 import { createToken } from '../../src/service/auth/tokens';
 import { describeWithService, postgresProbe, REDIS_URL, redisProbe } from '../helpers/services';
 import { postgresTestDatabase, TestDatabase } from '../helpers/testDatabases';
@@ -20,10 +19,6 @@ interface Replica {
   url: string;
   wsUrl: string;
 }
-
-// The scale-out roles (serve --workers 0: API only; fisedit worker: jobs only). Before serve had them,
-// replica A ran the jobs itself and B was an API-only test entry (apiReplicaProcess.ts).
-const SCALE_OUT_ROLES = SERVE_HELP.includes('--workers');
 
 function startProcess(script: string, args: string[], ready: RegExp): Promise<{ proc: ChildProcess; url: string }> {
   const proc = fork(script, args, { execArgv: ['--require', require.resolve('tsx/cjs')], stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
@@ -42,18 +37,13 @@ function startProcess(script: string, args: string[], ready: RegExp): Promise<{ 
 
 const common = (databaseUrl: string, imageStore: string[]) => ['--data', fs.mkdtempSync(path.join(os.tmpdir(), 'fisedit-replica-')), '--model', TINY_MODEL, '--threads', '1', '--database-url', databaseUrl, '--redis-url', REDIS_URL, '--engine', 'thread', ...imageStore];
 
-/** An API replica; `runsJobs` only where serve has no scale-out roles yet. */
-async function startReplica(databaseUrl: string, runsJobs: boolean, imageStore: string[]): Promise<Replica> {
-  const args = ['--port', '0', ...common(databaseUrl, imageStore)];
-  const apiOnly = SCALE_OUT_ROLES ? ['--workers', '0'] : [];
-  const { proc, url } =
-    runsJobs || SCALE_OUT_ROLES
-      ? await startProcess(path.join(__dirname, 'serveProcess.ts'), [...args, ...apiOnly], /FISEdit GraphQL API: (http:\/\/[^\s]+)\/graphql/)
-      : await startProcess(path.join(__dirname, 'apiReplicaProcess.ts'), args, /FISEdit GraphQL API: (http:\/\/[^\s]+)\/graphql/);
+/** An API replica: fisedit serve --workers 0 (GraphQL, subscriptions, images; runs no jobs). */
+async function startReplica(databaseUrl: string, imageStore: string[]): Promise<Replica> {
+  const { proc, url } = await startProcess(path.join(__dirname, '../../src/cli/main.ts'), ['serve', '--workers', '0', '--port', '0', ...common(databaseUrl, imageStore)], /FISEdit GraphQL API: (http:\/\/[^\s]+)\/graphql/);
   return { proc, url, wsUrl: `${url.replace(/^http/, 'ws')}/graphql` };
 }
 
-/** `fisedit worker` (scale-out roles only). */
+/** fisedit worker: runs the jobs the replicas queue. */
 async function startWorker(databaseUrl: string, imageStore: string[]): Promise<ChildProcess> {
   return (await startProcess(path.join(__dirname, '../../src/cli/main.ts'), ['worker', ...common(databaseUrl, imageStore)], /fisedit worker (\S+): ready/)).proc;
 }
@@ -77,7 +67,7 @@ describeWithService(postgresProbe(), 'API replicas on one PostgreSQL', () => {
       let pg: TestDatabase;
       let a: Replica;
       let b: Replica;
-      let worker: ChildProcess | null = null;
+      let worker: ChildProcess;
       let alice: string;
       let bob: string;
       let treeId: string;
@@ -101,9 +91,9 @@ describeWithService(postgresProbe(), 'API replicas on one PostgreSQL', () => {
         bob = (await createToken(d.db, 'bob')).token;
         await d.close();
         const images = imageStore();
-        a = await startReplica(pg.url, true, images);
-        b = await startReplica(pg.url, false, images);
-        if (SCALE_OUT_ROLES) worker = await startWorker(pg.url, images);
+        a = await startReplica(pg.url, images);
+        b = await startReplica(pg.url, images);
+        worker = await startWorker(pg.url, images);
       }, 180_000);
       afterAll(async () => {
         for (const p of [a?.proc, b?.proc, worker]) p?.kill('SIGKILL');
@@ -137,11 +127,9 @@ describeWithService(postgresProbe(), 'API replicas on one PostgreSQL', () => {
         expect(states(onA)).toEqual(log);
         expect(states(onB)).toEqual(log);
         for (const id of [rootId, ...ids]) expect(log.filter((r) => r[2] === id).map((r) => r[1])).toEqual(['CREATED', 'STARTED', 'SUCCEEDED']);
-        if (SCALE_OUT_ROLES) {
-          // The replicas ran nothing: the worker did.
-          const { node } = await gqlOk(a.url, 'query($id: ID!) { node(id: $id) { stats { worker } } }', { id: rootId }, alice);
-          expect(node.stats.worker).toEqual(expect.any(String));
-        }
+        // The replicas ran nothing: the worker did.
+        const { node } = await gqlOk(a.url, 'query($id: ID!) { node(id: $id) { stats { worker } } }', { id: rootId }, alice);
+        expect(node.stats.worker).toEqual(expect.any(String));
         onA.unsubscribe();
         onB.unsubscribe();
         await wsA.dispose();
