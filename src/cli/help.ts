@@ -65,10 +65,11 @@ ${WEIGHTS_HELP}${GRAPH_CACHE_HELP}${DEVICE_HELP}      --progress MODE      bar |
 
 ${EXIT_CODES_HELP}`;
 
-export const ENCODE_TEXT_HELP = `Usage: fisedit encode-text [--model DIR] --prompt TEXT --out FILE.npy [--json]
+export const ENCODE_TEXT_HELP = `Usage: fisedit encode-text [--model DIR] --prompt TEXT --out FILE.npy [--json] [--device NAME]
 
 Writes the text encoder's last_hidden_state for one prompt as float32 .npy [1, 77, D].
 
+${DEVICE_HELP}
 ${EXIT_CODES_HELP}`;
 
 export const TOKENIZE_HELP = `Usage: fisedit tokenize [--model DIR] --prompt TEXT

@@ -22,6 +22,7 @@ describeNoCuda('--device cuda without the CUDA provider libraries', () => {
   test.each([
     ['generate', ['generate', '--model', MODEL, '--prompt', 'x', '--seed', '1', '--steps', '1', '--device', 'cuda']],
     ['eval', ['eval', '--model', MODEL, '--limit', '1', '--steps', '1', '--device', 'cuda']],
+    ['encode-text', ['encode-text', '--model', MODEL, '--prompt', 'x', '--device', 'cuda', '--out', path.join(tmp, 'never.npy')]],
   ])('%s exits 3 before loading the model, saying how to install them', async (_name, args) => {
     const out = path.join(tmp, 'never.png');
     const r = await fisedit([...args, ...(args[0] === 'generate' ? ['--out', out] : [])]);
@@ -74,5 +75,11 @@ test('generate --json reports the device (cpu by default); --help documents --de
   const r = await fisedit(['generate', '--model', MODEL, '--prompt', 'x', '--seed', '1', '--steps', '1', '--out', path.join(tmp, 'd.png'), '--json']);
   expect(r.code).toBe(0);
   expect(JSON.parse(r.stdout).device).toBe('cpu');
-  for (const cmd of ['generate', 'edit']) expect((await fisedit([cmd, '--help'])).stdout).toMatch(/--device NAME[\s\S]*FISEDIT_DEVICE/);
+  for (const cmd of ['generate', 'edit', 'encode-text']) expect((await fisedit([cmd, '--help'])).stdout).toMatch(/--device NAME[\s\S]*FISEDIT_DEVICE/);
+});
+
+test('encode-text --json reports the device it ran on', async () => {
+  const r = await fisedit(['encode-text', '--model', MODEL, '--prompt', 'a red circle', '--out', path.join(tmp, 't.npy'), '--json', '--device', 'cpu']);
+  expect(r.code).toBe(0);
+  expect(JSON.parse(r.stdout)).toMatchObject({ device: 'cpu', shape: [1, 77, 32] });
 });

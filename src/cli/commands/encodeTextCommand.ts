@@ -2,6 +2,7 @@
 import * as path from 'node:path';
 import { writeNpy } from '../../engine/io/npy';
 import { DiffusionEngine } from '../../engine/pipeline/engine';
+import { DEVICE_OPTION, parseDevice, requireDevice } from '../device';
 import { EXIT, inPhase } from '../exitCodes';
 import { ENCODE_TEXT_HELP } from '../help';
 import { resolveModelDir } from '../modelDir';
@@ -14,6 +15,7 @@ const SPEC = {
   out: { type: 'string', short: 'o' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
+  ...DEVICE_OPTION,
 } as const;
 
 export async function encodeTextCommand(argv: string[], io: CliIo): Promise<number> {
@@ -24,13 +26,15 @@ export async function encodeTextCommand(argv: string[], io: CliIo): Promise<numb
   }
   const prompt = requireString(o.prompt, 'prompt', 'encode-text');
   const out = path.resolve(requireString(o.out, 'out', 'encode-text'));
+  const device = parseDevice(o.device, 'encode-text');
   const modelDir = resolveModelDir(o.model);
-  const engine = await inPhase(EXIT.model, () => DiffusionEngine.load(modelDir, { components: ['textEncoder'] }));
+  await requireDevice(device, 'encode-text');
+  const engine = await inPhase(EXIT.model, () => DiffusionEngine.load(modelDir, { components: ['textEncoder'], sessionOptions: { device } }));
   try {
     const { encoded, hidden } = await inPhase(EXIT.inference, () => engine.encodePrompt(prompt));
     const shape = [1, engine.info.textLength, engine.info.textHiddenSize];
     await inPhase(EXIT.io, () => writeNpy(out, { dtype: 'float32', shape, data: hidden }));
-    if (o.json) io.stdout.write(`${JSON.stringify({ out, shape, truncated: encoded.truncated, model: engine.info.name })}\n`);
+    if (o.json) io.stdout.write(`${JSON.stringify({ out, shape, truncated: encoded.truncated, model: engine.info.name, device: engine.device })}\n`);
     else io.stdout.write(`${out}: float32 [${shape.join(', ')}]${encoded.truncated ? ' (prompt truncated)' : ''}\n`);
     return EXIT.ok;
   } finally {
