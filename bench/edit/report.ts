@@ -41,6 +41,8 @@ export interface AreaResult {
   /** Share of the full decode's MACs a sparse decode ran. */
   decodeMacFraction?: number | null;
   editTimings: Record<string, number>;
+  /** Wall time between the edit's step callbacks (first: from the call to the first step's end). */
+  editStepMs?: number[];
   /** Amdahl bound for the k used (see amdahl()). */
   bound: number;
   /** Bytes the child node adds to the cache. */

@@ -33,6 +33,9 @@ export interface EngineLoadOptions extends LoadModelFolderOptions {
  */
 const TEXT_ON_DEVICE = 'last_hidden_state_on_device';
 
+/** Text-encoder rows kept by encodeText (236 KB each at SD width): a parent's and a child's prompts and negatives. */
+const TEXT_MEMO_ROWS = 8;
+
 export class EngineStateError extends Error {
   constructor(reason: string) {
     super(`engine: ${reason}`);
@@ -47,6 +50,8 @@ export class DiffusionEngine implements DiffusionModels {
   private ownsUNet = true;
   /** The last encodeText result and its device copy (webgpu); predictNoise feeds the copy when given that array. */
   private textOnDevice: { host: Float32Array; device: DeviceTensor } | null = null;
+  /** Text-encoder rows by their ids (encodeRows), least recently used first. */
+  private readonly textMemo = new Map<string, Float32Array>();
 
   private constructor(
     readonly info: ModelInfo,
@@ -115,14 +120,43 @@ export class DiffusionEngine implements DiffusionModels {
       if (row.length !== L) throw new RangeError(`encodeText: each id row must have ${L} ids (got ${row.length})`);
       flat.push(...row);
     }
+    if (!session.deviceOutputs.includes(TEXT_ON_DEVICE)) return this.encodeRows(session, ids);
     const feeds = { input_ids: int64Tensor(flat, [ids.length, L]) };
-    if (!session.deviceOutputs.includes(TEXT_ON_DEVICE)) return (await session.run(feeds, ['last_hidden_state'])).last_hidden_state.data as Float32Array; // [B, L, D]
     const out = await session.runWithDevice(feeds, ['last_hidden_state', TEXT_ON_DEVICE]);
     const host = out.host.last_hidden_state.data as Float32Array;
     // Callers pass this same array to every step and never write to it; one run's embeddings at a time.
     this.textOnDevice?.device.release();
     this.textOnDevice = { host, device: out.device[TEXT_ON_DEVICE] };
     return host;
+  }
+
+  /**
+   * [B, L, D] with the rows seen lately taken from a memo: an edit encodes its parent's negative prompt
+   * again, and a regeneration its own (full CLIP at SD width: ~90 ms a row on 2 cores, ~10 % of an
+   * 8-step edit). Each row is computed alone in the text encoder (no batch interaction), so a memo hit is
+   * the same bits as running it in the batch (test/engine/pipeline/textMemo.test.ts).
+   */
+  private async encodeRows(session: OrtModelSession, ids: number[][]): Promise<Float32Array> {
+    const L = this.info.textLength;
+    const D = this.info.textHiddenSize;
+    const keys = ids.map((row) => row.join(','));
+    const todo = [...new Set(keys.filter((k) => !this.textMemo.has(k)))];
+    if (todo.length) {
+      const rows = todo.map((k) => keys.indexOf(k));
+      const flat = rows.flatMap((r) => ids[r]);
+      const out = (await session.run({ input_ids: int64Tensor(flat, [rows.length, L]) }, ['last_hidden_state'])).last_hidden_state.data as Float32Array;
+      todo.forEach((k, i) => this.textMemo.set(k, out.slice(i * L * D, (i + 1) * L * D)));
+    }
+    const result = new Float32Array(ids.length * L * D);
+    keys.forEach((k, i) => {
+      const row = this.textMemo.get(k)!;
+      result.set(row, i * L * D);
+      // Most recently used last; the oldest go first.
+      this.textMemo.delete(k);
+      this.textMemo.set(k, row);
+    });
+    while (this.textMemo.size > TEXT_MEMO_ROWS) this.textMemo.delete(this.textMemo.keys().next().value!);
+    return result;
   }
 
   async predictNoise(sample: Float32Array, batch: number, height: number, width: number, timestep: number, text: Float32Array): Promise<Float32Array> {
