@@ -44,6 +44,8 @@ export interface RedisQueueOptions {
   tickMs?: number;
   /** Namespace of every Redis key (BullMQ's prefix too), so deployments (and tests) can share one Redis (default "fisedit"). */
   prefix?: string;
+  /** How often rows whose BullMQ job is gone are repaired, ms (default 10 s). */
+  repairMs?: number;
 }
 
 /** A claimed job with its lease; done() ends the lease (the database already says how the job ended). */
@@ -62,6 +64,10 @@ export class RedisJobQueue {
   private releasing: Promise<void> | null = null;
   private again = false;
   private closed = false;
+  private readonly repairMs: number;
+  private lastRepair = 0;
+
+  private readonly jobs: PrismaJobQueue;
 
   constructor(
     private readonly db: Db,
@@ -69,11 +75,13 @@ export class RedisJobQueue {
     opts: RedisQueueOptions,
     redis?: Redis,
   ) {
+    this.jobs = new PrismaJobQueue(db);
     this.redis = redis ?? new Redis(opts.redisUrl, { maxRetriesPerRequest: null });
     this.redis.on('error', () => undefined);
     this.affinityWaitMs = opts.affinityWaitMs ?? 10_000;
     this.leaseMs = opts.leaseMs ?? 30_000;
     this.prefix = opts.prefix ?? 'fisedit';
+    this.repairMs = opts.repairMs ?? 10_000;
     this.tick = setInterval(() => this.kick(), opts.tickMs ?? 500);
     this.tick.unref();
   }
@@ -119,11 +127,41 @@ export class RedisJobQueue {
       return;
     }
     try {
+      if (Date.now() - this.lastRepair >= this.repairMs) {
+        this.lastRepair = Date.now();
+        await this.repair();
+      }
       await this.fallBack();
       await this.release();
     } finally {
       await this.redis.eval("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0", 1, key, token);
     }
+  }
+
+  /**
+   * Rows whose BullMQ job is gone (Redis restarted without its data, or a process died between the
+   * database write and the Redis one): a released row is released again; a row RUNNING on a dead worker
+   * whose lease BullMQ no longer has goes back to the queue (or fails, its attempts used), as a stalled
+   * lease would. Every step is a conditional update, so a repair racing a claim changes nothing.
+   */
+  private async repair(): Promise<void> {
+    const settled = new Date(Date.now() - Math.max(this.leaseMs, 1000));
+    const released = await this.db.job.findMany({ where: { status: 'QUEUED', dispatchedAt: { lt: settled } }, select: { id: true, dispatchedAt: true, routedTo: true } });
+    for (const j of released) {
+      if (await this.bullJob(j)) continue;
+      await this.db.job.updateMany({ where: { id: j.id, status: 'QUEUED', dispatchedAt: j.dispatchedAt }, data: { dispatchedAt: null, routedTo: null } });
+    }
+    const running = await this.db.job.findMany({ where: { status: 'RUNNING', worker: { not: null }, startedAt: { lt: settled } } });
+    if (running.length === 0) return;
+    const live = await this.registry.alive(running.map((j) => j.worker!));
+    for (const j of running) {
+      if (live.has(j.worker!) || !j.dispatchedAt || (await this.bullJob(j))) continue;
+      await this.jobs.fail(j, `interrupted: worker ${j.worker} stopped and its lease was lost`, true);
+    }
+  }
+
+  private bullJob(j: { id: number; dispatchedAt: Date | null; routedTo: string | null }): Promise<BullJob | undefined> {
+    return this.queue(j.routedTo ? workerQueueName(j.routedTo) : SHARED_QUEUE).getJob(bullId(j.id, j.dispatchedAt!.getTime()));
   }
 
   /** Edits that waited too long in a worker's queue, or whose worker is gone, move to the shared queue. */
@@ -276,6 +314,7 @@ export class LeasedJobSource {
         () => undefined,
       );
     }, Math.max(100, Math.floor(this.dispatch.leaseMs / 3)));
+    renew.unref(); // a lease never keeps a process alive by itself
     return {
       ...r,
       affinity: bull.data.affinity,

@@ -64,7 +64,7 @@ describeWithService(probe, 'scale-out queue: release, fairness and cache affinit
     db = await database.open();
     redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
     registry = new WorkerRegistry(redis, { prefix: `${PREFIX}:`, aliveMs: 5000 });
-    rq = new RedisJobQueue(db.db, registry, { redisUrl: REDIS_URL, affinityWaitMs: AFFINITY_WAIT_MS, leaseMs: 5000, prefix: PREFIX, tickMs: 3_600_000 }, redis);
+    rq = new RedisJobQueue(db.db, registry, { redisUrl: REDIS_URL, affinityWaitMs: AFFINITY_WAIT_MS, leaseMs: 5000, prefix: PREFIX, tickMs: 3_600_000, repairMs: 0 }, redis);
     jobs = new PrismaJobQueue(db.db);
   });
 
@@ -158,6 +158,29 @@ describeWithService(probe, 'scale-out queue: release, fairness and cache affinit
     expect(await jobs.succeed(winners[0].job, { ...outcome, worker: winners[0].job.worker })).toMatchObject({ status: 'SUCCEEDED', worker: winners[0].job.worker });
     // A third lease on the finished job finds nothing to run.
     expect(await jobs.claimLeased(row.id, 'w-d', isAlive)).toBeNull();
+  });
+
+  it('repairs rows whose BullMQ job Redis lost: released again, or re-queued from a dead worker', async () => {
+    const frank = await user('frank');
+    const n = await node(frank);
+    await release();
+    const backdate = (nodeId: string, field: 'dispatchedAt' | 'startedAt') => db.db.job.update({ where: { nodeId }, data: { [field]: new Date(Date.now() - 60_000) } });
+    await rq.queue('fisedit-jobs').obliterate({ force: true }); // Redis restarted without its data
+    await backdate(n.id, 'dispatchedAt');
+    const w = source('w-repair');
+    expect(await w.claimNext()).toBeNull();
+    expect((await runNext(w))?.node.id).toBe(n.id);
+
+    const n2 = await node(frank);
+    await release();
+    const gone = await source('w-gone').claimNext(); // w-gone has no heartbeat: it is dead once its lease is lost
+    expect(gone?.node.id).toBe(n2.id);
+    await rq.queue('fisedit-jobs').obliterate({ force: true });
+    await backdate(n2.id, 'startedAt');
+    const again = await runNext(w);
+    expect(again?.node.id).toBe(n2.id);
+    expect(again?.job.attempts).toBe(2);
+    await gone!.lease.done(); // the dead worker's lease object (its BullMQ job is long gone)
   });
 
   it('drops a released job whose row was cancelled meanwhile', async () => {
