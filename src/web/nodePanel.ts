@@ -70,6 +70,7 @@ export function renderDetails(box: HTMLElement, node: NodeView | null): void {
       row('Settings', `seed ${node.seed}, ${node.steps} steps, guidance ${node.guidance}, ${node.scheduler}, ${node.width}×${node.height}${node.depth > 0 ? `, strategy ${node.strategy}` : ''}`),
       row('Mask', node.mask ? `${pct(node.mask.fraction)} recomputed` : node.depth === 0 ? 'none (root)' : 'none (whole image)'),
       row('Stats', s ? `${ms(s.wallMs)}; dense ${ms(s.denseEstimateMs)}; ${s.speedup == null ? '–' : `${s.speedup.toFixed(2)}× faster`}; ${pct(s.maskedFraction)} of latents` : '–'),
+      ...(s?.worker ? row('Worker', s.worker, s.cacheHit === null ? '' : s.cacheHit ? ' (held the parent’s cache)' : ' (rebuilt the parent)') : []),
       row('By', node.createdBy.name),
     ),
   );

@@ -38,7 +38,7 @@ export type TreeEventView = Plain<Pick<Shapes['TreeEvent'], 'type' | 'treeId' | 
 
 const NODE = `id depth prompt negativePrompt seed steps guidance scheduler width height strategy status error queuePosition
   parent { id } image { url thumbnailUrl width height } mask { url fraction }
-  stats { mode wallMs denseEstimateMs speedup maskedFraction fallbackReason }
+  stats { mode wallMs denseEstimateMs speedup maskedFraction fallbackReason worker cacheHit }
   promptDiff { kind before after tokenStart tokenEnd } createdBy { name } createdAt`;
 const PROGRESS = 'nodeId seq step totalSteps phase status etaMs preview';
 
