@@ -59,6 +59,9 @@ it.each([
   [['--sqlite-sync', 'OFF'], /--sqlite-sync must be FULL or NORMAL/],
   [['--device', 'tpu'], /--device must be one of cpu, webgpu, cuda/],
   [['--bogus'], /Unknown option/],
+  [['--image-store', 's3'], /--image-store must be directory or database/],
+  [['--image-store', 'database', '--images-dir', '/tmp/x'], /--images-dir is for --image-store directory/],
+  [['--images-dir', ''], /--images-dir must name a folder/],
 ])('serve %j → usage error (exit 2)', async (argv, message) => {
   const b = bufferIo();
   expect(await runServe(argv as string[], b.io)).toBe(2);
