@@ -122,3 +122,42 @@ export async function closedLoop(seconds: number, concurrency: number, fn: () =>
   const wall = (performance.now() - t0) / 1000;
   return { rps: lat.length / wall, p50: pct(lat, 50), p99: pct(lat, 99), n: lat.length };
 }
+
+/** CPU time (user + system) a process has used, ms (Linux /proc; USER_HZ 100). */
+export function cpuMs(pid: number): number {
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+}
+
+/** CPU ms of a process and its live descendants (a worker's engine child process). */
+export function treeCpuMs(pid: number): number {
+  const children = new Map<number, number[]>();
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const ppid = Number(fs.readFileSync(`/proc/${d}/stat`, 'utf8').split(') ')[1].split(' ')[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(d)]);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  let total = 0;
+  const walk = (p: number) => {
+    try {
+      total += cpuMs(p);
+    } catch {
+      return;
+    }
+    for (const c of children.get(p) ?? []) walk(c);
+  };
+  walk(pid);
+  return total;
+}
+
+/** The machine's busy and total CPU time over all cores, ms (/proc/stat), to tell how saturated it was. */
+export function machineCpuMs(): { busy: number; total: number } {
+  const v = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const total = v.reduce((a, b) => a + b, 0);
+  const idle = v[3] + (v[4] ?? 0);
+  return { busy: ((total - idle) * 1000) / 100, total: (total * 1000) / 100 };
+}

@@ -22,7 +22,7 @@ import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
 import { openDatabase } from '../../src/db/client';
 import { createToken } from '../../src/service/auth/tokens';
-import { closedLoop, freshDatabase, gql, pct, REDIS_URL, ROOT, SERVE_READY, startFisedit, tempDir, TINY_MODEL, waitForStatus } from './processes';
+import { closedLoop, cpuMs, freshDatabase, gql, pct, REDIS_URL, ROOT, SERVE_READY, startFisedit, tempDir, TINY_MODEL, waitForStatus } from './processes';
 
 const { values: args } = parseArgs({ options: { seconds: { type: 'string' }, concurrency: { type: 'string' }, subscribers: { type: 'string' }, events: { type: 'string' } } });
 const SECONDS = Number(args.seconds ?? 5);
@@ -43,12 +43,6 @@ interface StoreResult {
   nodeReads: Loop;
   imageGets: Loop;
   imageBytes: number;
-}
-
-/** CPU time (user + system) the process has used, ms (Linux /proc). */
-function cpuMs(pid: number): number {
-  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime, stime in clock ticks (USER_HZ 100)
 }
 
 /** closedLoop, plus the replica's CPU ms per request. */

@@ -20,7 +20,7 @@ import * as path from 'path';
 import { parseArgs } from 'util';
 import { openDatabase } from '../../src/db/client';
 import { createToken } from '../../src/service/auth/tokens';
-import { freshDatabase, FiseditProcess, gql, pct, REDIS_URL, ROOT, SERVE_READY, startFisedit, tempDir, TINY_MODEL } from './processes';
+import { freshDatabase, FiseditProcess, gql, machineCpuMs, pct, treeCpuMs, REDIS_URL, ROOT, SERVE_READY, startFisedit, tempDir, TINY_MODEL } from './processes';
 
 const { values: args } = parseArgs({ options: { roots: { type: 'string' }, edits: { type: 'string' }, steps: { type: 'string' }, chain: { type: 'string' }, rounds: { type: 'string' } } });
 // Rounds alternate the settings (1, 2, 1, 2 workers; on, off, on, off), so a shift in the shared
@@ -109,6 +109,9 @@ async function mixedLoad(workers: number): Promise<Record<string, unknown>> {
   const dep = await deploy(workers);
   try {
     await done(dep, await generate(dep, 999)); // warm: every worker's first job pays session warm-up
+    const workerPids = dep.procs.slice(1).map((p) => p.proc.pid!);
+    const cpu0 = workerPids.map(treeCpuMs);
+    const m0 = machineCpuMs();
     const t0 = performance.now();
     const nodes: any[] = [];
     await Promise.all(
@@ -120,10 +123,15 @@ async function mixedLoad(workers: number): Promise<Record<string, unknown>> {
       }),
     );
     const wallS = (performance.now() - t0) / 1000;
+    const m1 = machineCpuMs();
+    // CPU the workers (with their engine processes) used, in cores, and how busy the whole machine was:
+    // a machine near 100 % busy gives a second worker no core to run on.
+    const workerCores = workerPids.map((p, k) => (treeCpuMs(p) - cpu0[k]) / 1000 / wallS);
+    const machineBusy = (m1.busy - m0.busy) / (m1.total - m0.total);
     const byWorker: Record<string, number> = {};
     for (const n of nodes) byWorker[n.stats.worker ?? '?'] = (byWorker[n.stats.worker ?? '?'] ?? 0) + 1;
     const edits = nodes.filter((n) => n.parent);
-    return { workers, jobs: nodes.length, roots: ROOTS, edits: edits.length, wallS, jobsPerS: nodes.length / wallS, byWorker, editCacheHits: edits.filter((n) => n.stats.cacheHit === true).length };
+    return { workers, workerCores, machineBusy, jobs: nodes.length, roots: ROOTS, edits: edits.length, wallS, jobsPerS: nodes.length / wallS, byWorker, editCacheHits: edits.filter((n) => n.stats.cacheHit === true).length };
   } finally {
     await dep.stop();
   }
@@ -164,9 +172,9 @@ async function main(): Promise<void> {
   const f = (x: unknown, d = 2) => (typeof x === 'number' ? x.toFixed(d) : String(x));
   const ratios = Array.from({ length: ROUNDS }, (_, r) => throughput[2 * r + 1].jobsPerS / throughput[2 * r].jobsPerS);
   console.log(`\nMixed load: ${ROUNDS} rounds of ${ROOTS} roots + ${EDITS} edits each, ${STEPS} steps, tiny model, one engine thread per worker, ${os.cpus().length} cores (load average ${os.loadavg()[0].toFixed(1)})\n`);
-  console.log('| round | workers | jobs | wall s | jobs/s | 2 workers / 1 | jobs per worker | edits on the cache holder |');
-  console.log('|---|---|---|---|---|---|---|---|');
-  for (const t of throughput) console.log(`| ${t.round} | ${t.workers} | ${t.jobs} | ${f(t.wallS, 1)} | ${f(t.jobsPerS)} | ${t.workers === 2 ? f(ratios[t.round - 1]) + '×' : ''} | ${JSON.stringify(t.byWorker)} | ${t.editCacheHits} / ${t.edits} |`);
+  console.log('| round | workers | jobs | wall s | jobs/s | 2 workers / 1 | jobs per worker | edits on the cache holder | cores the workers used | machine busy |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|');
+  for (const t of throughput) console.log(`| ${t.round} | ${t.workers} | ${t.jobs} | ${f(t.wallS, 1)} | ${f(t.jobsPerS)} | ${t.workers === 2 ? f(ratios[t.round - 1]) + '×' : ''} | ${JSON.stringify(t.byWorker)} | ${t.editCacheHits} / ${t.edits} | ${t.workerCores.map((c: number) => f(c)).join(' + ')} | ${f(t.machineBusy * 100, 0)} % |`);
   console.log(`\nEdit latency, 2 workers busy with another user's generations (${STEPS * 3} steps, two at a time), ${CHAIN} chained edits one at a time (submit → SUCCEEDED)\n`);
   console.log('| round | affinity | p50 ms | p90 ms | mean ms | on the cache holder |');
   console.log('|---|---|---|---|---|---|');
