@@ -28,6 +28,7 @@ Usage:
   fisedit serve       [--port 4000] [--data DIR] [--model DIR]   GraphQL service (npm start)
   fisedit worker      --database-url postgres://… --redis-url redis://…   scale-out worker (docs/scaling.md)
   fisedit token create --user NAME [--data DIR]               create a user if needed, print an API token
+  fisedit images copy --to-database | --to-images-dir DIR     move image files to another store (scale-out)
   fisedit --help | --version
   fisedit COMMAND --help
 

@@ -6,6 +6,7 @@ import { encodeTextCommand } from './commands/encodeTextCommand';
 import { evalCommand } from './commands/evalCommand';
 import { runServe } from './serve';
 import { runWorker } from './worker';
+import { runImages } from './images';
 import { runToken } from './token';
 import { generateCommand } from './commands/generateCommand';
 import type { CliIo } from './commands/io';
@@ -22,6 +23,7 @@ const COMMANDS: Record<string, (argv: string[], io: CliIo) => Promise<number>> =
   serve: runServe,
   worker: runWorker,
   token: runToken,
+  images: runImages,
 };
 
 function version(): string {

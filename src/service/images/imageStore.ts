@@ -40,6 +40,8 @@ export interface ImageStore {
   saveMask(treeId: string, nodeId: string, kind: MaskKind, data: Uint8Array, width: number, height: number): Promise<string>;
   /** The stored bytes; ImageMissingError when the path holds nothing. */
   read(rel: string): Promise<Buffer>;
+  /** Stores bytes under a path as they are (copying files from another store). */
+  write(rel: string, bytes: Buffer): Promise<void>;
   /** Removes files; missing ones are fine (deletes may race with a job finishing). */
   remove(rels: (string | null | undefined)[]): Promise<void>;
 }
@@ -82,6 +84,10 @@ export abstract class EncodingImageStore implements ImageStore {
     const bytes = await this.get(checkRelativePath(rel));
     if (!bytes) throw new ImageMissingError(rel, this.description);
     return bytes;
+  }
+
+  async write(rel: string, bytes: Buffer): Promise<void> {
+    await this.put(checkRelativePath(rel), bytes);
   }
 
   async remove(rels: (string | null | undefined)[]): Promise<void> {
