@@ -80,6 +80,9 @@ it('the last preview of a generation and of an edit is their final image; edits 
 
 it('knows the ETA from the first step once a job of that kind has run', async () => {
   const run = async (seed: number) => {
+    // Queued behind a longer job, so the subscription is live before this job's first step: a loaded
+    // machine could otherwise run step 1 before the subscription starts, and the test would miss it.
+    await gqlOk(h.url, GENERATE, { input: { prompt: 'a gray square', seed: 100 + seed, steps: 60, width: 32, height: 32 } }, alice);
     const { generate } = await gqlOk(h.url, GENERATE, { input: { prompt: 'a green circle', seed, steps: 10, width: 32, height: 32 } }, alice);
     const ev = await watch(generate.id);
     await waitForStatus(h.url, alice, generate.id, ['SUCCEEDED']);
