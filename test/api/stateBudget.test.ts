@@ -38,7 +38,7 @@ async function engineId(hh: Harness, nodeId: string): Promise<string> {
 const cacheDir = (dataDir: string, id: string) => path.join(dataDir, ENGINE_STATE_DIR, 'cache', id);
 const folder = (dataDir: string, id: string) => path.join(dataDir, ENGINE_STATE_DIR, 'nodes', id);
 
-async function until(what: string, pred: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+async function until(what: string, pred: () => boolean | Promise<boolean>, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await pred())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
