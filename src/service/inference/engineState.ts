@@ -12,6 +12,7 @@ import { editNode } from '../../engine/pipeline/edit';
 import { generateNode } from '../../engine/pipeline/editRecord';
 import { EditInputError, type EditStepProgress, type MaskStrategy, type StateContext } from '../../engine/pipeline/editTypes';
 import { loadEditComponents, releaseEditComponents } from '../../engine/pipeline/editUNet';
+import type { GraphCache } from '../../engine/runtime/graphCache';
 import type { GenerateResult, StepProgress } from '../../engine/pipeline/generate';
 import { downsampleAny, upsampleNearest, type BinaryMask } from '../../engine/mask/binaryMask';
 import type { NodeRecord } from '../../engine/state/nodeRecord';
@@ -35,10 +36,14 @@ export function deviceCacheBytesFromEnv(env: NodeJS.ProcessEnv = process.env): n
 }
 
 /** Open (creating when missing) the node store, its activation cache, the recording/sparse UNet and the region decoder. */
-export async function openEngineState(engine: DiffusionEngine, stateDir: string, opts: { cacheBytes?: number; intraOpNumThreads?: number; deviceCacheBytes?: number }): Promise<StateContext> {
+export async function openEngineState(
+  engine: DiffusionEngine,
+  stateDir: string,
+  opts: { cacheBytes?: number; intraOpNumThreads?: number; deviceCacheBytes?: number; graphCache?: GraphCache },
+): Promise<StateContext> {
   const store = await NodeStore.open(stateDir, { create: true });
   const deviceTierBytes = opts.deviceCacheBytes ?? deviceCacheBytesFromEnv();
-  const parts = await loadEditComponents(engine.info.dir, { variant: engine.info.variant ?? undefined, intraOpNumThreads: opts.intraOpNumThreads, device: engine.device, sessions: { recording: true, sparse: true }, deviceTierBytes });
+  const parts = await loadEditComponents(engine.info.dir, { variant: engine.info.variant ?? undefined, intraOpNumThreads: opts.intraOpNumThreads, device: engine.device, sessions: { recording: true, sparse: true }, deviceTierBytes, graphCache: opts.graphCache });
   const { unet, decoder } = parts;
   try {
     const cache = await store.openCache(opts.cacheBytes ?? DEFAULT_ENGINE_CACHE_BYTES);

@@ -24,6 +24,7 @@ import { evictCaches } from './engineState';
 import { WORKER_DATA_ENV, type EngineWorkerData, type FromWorker, type ToWorker } from './workerProtocol';
 import { log } from '../log';
 import { gaussianFloat32 } from '../../engine/random/gaussian';
+import { GraphCache } from '../../engine/runtime/graphCache';
 
 /** The message channel to the service: the thread's parentPort, or the child process's IPC channel. */
 interface Channel {
@@ -160,13 +161,25 @@ function lowerPriority(niceness: number | undefined): void {
   }
 }
 
+/**
+ * Optimised graphs beside the engine state (DATA/graph-cache): a restarted server loads its SD-width
+ * sessions in seconds each instead of optimising them again. FISEDIT_GRAPH_CACHE: another folder, or off.
+ */
+function graphCacheFor(stateDir: string | undefined): GraphCache | undefined {
+  const env = process.env.FISEDIT_GRAPH_CACHE?.trim();
+  const dir = env ? (env === 'off' ? null : env) : stateDir ? path.join(path.dirname(stateDir), 'graph-cache') : null;
+  if (!dir) return undefined;
+  return new GraphCache({ dir, log: (m) => (/: (hit|wrote) /.test(m) ? log.debug(`engine worker: ${m}`) : log.warn(`engine worker: ${m}`)) });
+}
+
 async function main(): Promise<void> {
   let engine: DiffusionEngine;
   let previews: PreviewRenderer;
   lowerPriority(cfg.niceness);
+  const graphCache = graphCacheFor(cfg.stateDir);
   try {
     // With a state dir the recording session runs the dense steps too (adoptUNet): no UNet of our own.
-    engine = await DiffusionEngine.load(cfg.modelDir, { intraOpNumThreads: cfg.intraOpNumThreads, sessionOptions: { device: cfg.device }, components: cfg.stateDir ? RECORDING_ENGINE_COMPONENTS : undefined });
+    engine = await DiffusionEngine.load(cfg.modelDir, { intraOpNumThreads: cfg.intraOpNumThreads, sessionOptions: { device: cfg.device, graphCache }, components: cfg.stateDir ? RECORDING_ENGINE_COMPONENTS : undefined });
     previews = await previewRenderer(engine);
     log.info(`engine worker: step previews by ${previews.kind === 'decode' ? 'the VAE decoder' : `a ${previews.map.source} latent-to-RGB map`} (one decode: ${previews.decodeMs.toFixed(1)} ms)`);
   } catch (e) {
@@ -178,14 +191,14 @@ async function main(): Promise<void> {
   let state: StateContext | null = null;
   if (cfg.stateDir) {
     try {
-      state = await openEngineState(engine, cfg.stateDir, { cacheBytes: cfg.cacheBytes, intraOpNumThreads: cfg.intraOpNumThreads });
+      state = await openEngineState(engine, cfg.stateDir, { cacheBytes: cfg.cacheBytes, intraOpNumThreads: cfg.intraOpNumThreads, graphCache });
     } catch (e) {
       // The service still works without it: generations are not recorded and edits run dense, on a UNet
       // of the engine's own.
       log.warn(`engine worker: cannot open the engine state ${cfg.stateDir}; edits will run dense: ${(e as Error).message}`);
       try {
         await engine.dispose();
-        engine = await DiffusionEngine.load(cfg.modelDir, { intraOpNumThreads: cfg.intraOpNumThreads, sessionOptions: { device: cfg.device } });
+        engine = await DiffusionEngine.load(cfg.modelDir, { intraOpNumThreads: cfg.intraOpNumThreads, sessionOptions: { device: cfg.device, graphCache } });
       } catch (e2) {
         send({ type: 'loadError', message: (e2 as Error).message });
         setImmediate(() => channel.exit());
