@@ -6,6 +6,7 @@ import { writePng } from '../../engine/image/png';
 import { readNpy, writeNpy } from '../../engine/io/npy';
 import { halfToFloat } from '../../engine/model/tensor';
 import { DiffusionEngine, RECORDING_ENGINE_COMPONENTS } from '../../engine/pipeline/engine';
+import { loadModelFolder, type ModelFolder } from '../../engine/model/modelFolder';
 import { generateNode, type GenerateNodeResult } from '../../engine/pipeline/editRecord';
 import { checkGenerateSettings, GenerateInputError, GenerationAbortedError, type GenerateResult } from '../../engine/pipeline/generate';
 import { releaseEditComponents } from '../../engine/pipeline/editUNet';
@@ -124,12 +125,16 @@ export async function generateCommand(argv: string[], io: CliIo): Promise<number
   // 2. model
   const loadStart = performance.now();
   await requireDevice(device, 'generate');
-  const engine = await inPhase(EXIT.model, () => DiffusionEngine.load(modelDir, { intraOpNumThreads: threads, sessionOptions: { device, graphCache: graphs?.cache }, weights, variant: typeof o.variant === 'string' ? o.variant : undefined, components: store ? RECORDING_ENGINE_COMPONENTS : undefined }));
+  const variant = typeof o.variant === 'string' ? o.variant : undefined;
+  // With --state the engine and the recording UNet share one read of the folder (4.1 GB at SD 1.5).
+  let folder: ModelFolder | undefined = store ? await inPhase(EXIT.model, () => loadModelFolder(modelDir, { variant })) : undefined;
+  const engine = await inPhase(EXIT.model, () => DiffusionEngine.load(modelDir, { intraOpNumThreads: threads, sessionOptions: { device, graphCache: graphs?.cache }, weights, variant, components: store ? RECORDING_ENGINE_COMPONENTS : undefined, folder }));
   // --state: the recording UNet and the cache beside the store (loading them counts as model loading)
-  const ctx = store ? await loadStateContext(engine, store, { threads, sparse: false, graphCache: graphs?.cache, weights }).catch(async (e) => {
+  const ctx = store ? await loadStateContext(engine, store, { threads, sparse: false, graphCache: graphs?.cache, weights, folder }).catch(async (e) => {
     await engine.dispose();
     throw e;
   }) : null;
+  folder = undefined; // the sessions hold their own copies: let the weights go
   const loadMs = performance.now() - loadStart;
   try {
     // 3. generate, Ctrl-C aborting between steps (a second Ctrl-C exits at once)

@@ -5,6 +5,7 @@ import type { StateContext } from '../../engine/pipeline/editTypes';
 import type { DiffusionEngine } from '../../engine/pipeline/engine';
 import type { WeightFormat } from '../../engine/graph/graphBuilder';
 import type { GraphCache } from '../../engine/runtime/graphCache';
+import type { ModelFolder } from '../../engine/model/modelFolder';
 import { NodeStore, StateDirError } from '../../engine/state/nodeStore';
 import { CliError, EXIT } from '../exitCodes';
 
@@ -24,10 +25,10 @@ export async function openStateStore(dir: string, command: string, create: boole
  * The engine plus what recording and sparse edits need. `sparse: false` loads the recording session
  * only (generate). Any failure to build the UNet graphs is a model error.
  */
-export async function loadStateContext(engine: DiffusionEngine, store: NodeStore, opts: { threads?: number; sparse: boolean; graphCache?: GraphCache; weights?: WeightFormat }): Promise<StateContext> {
+export async function loadStateContext(engine: DiffusionEngine, store: NodeStore, opts: { threads?: number; sparse: boolean; graphCache?: GraphCache; weights?: WeightFormat; folder?: ModelFolder }): Promise<StateContext> {
   let parts;
   try {
-    parts = await loadEditComponents(engine.info.dir, { variant: engine.info.variant ?? undefined, intraOpNumThreads: opts.threads, device: engine.device, sessions: { recording: true, sparse: opts.sparse }, graphCache: opts.graphCache, weights: opts.weights });
+    parts = await loadEditComponents(engine.info.dir, { variant: engine.info.variant ?? undefined, intraOpNumThreads: opts.threads, device: engine.device, sessions: { recording: true, sparse: opts.sparse }, graphCache: opts.graphCache, weights: opts.weights, folder: opts.folder });
   } catch (e) {
     throw new CliError(EXIT.model, `cannot build the recording/sparse UNet or the region decoder of ${engine.info.dir}: ${(e as Error).message}`);
   }

@@ -9,7 +9,7 @@
 //     [B,N_l,C] at level l's active pixels: the child's delta over its parent.
 // The pipeline keeps the CFG batch B (2 with guidance, else 1) and the channels-last row layout.
 
-import { loadModelFolder } from '../model/modelFolder';
+import { loadModelFolder, type ModelFolder } from '../model/modelFolder';
 import type { ActivationCache } from '../cache/activationCache';
 import type { CacheMiss } from '../cache/cacheTypes';
 import type { PyramidLevel } from '../mask/pyramid';
@@ -83,8 +83,9 @@ export interface EditComponents {
 }
 
 /** loadEditUNet plus the RegionDecoder, from one read of the folder. */
-export async function loadEditComponents(modelDir: string, opts: EditUNetLoadOptions & { decoder?: boolean } = {}): Promise<EditComponents> {
-  const folder = loadModelFolder(modelDir, { variant: opts.variant });
+export async function loadEditComponents(modelDir: string, opts: EditUNetLoadOptions & { decoder?: boolean; folder?: ModelFolder } = {}): Promise<EditComponents> {
+  // A caller that already read the folder (the CLI, for its engine too) passes it: one read of the weights.
+  const folder = opts.folder ?? loadModelFolder(modelDir, { variant: opts.variant });
   const unet = await SparseUNetRunner.create(folder.unet.config, folder.unet.weights, { intraOpNumThreads: opts.intraOpNumThreads, sessionOptions: { device: opts.device, graphCache: opts.graphCache }, sessions: opts.sessions, weights: opts.weights, deviceTierBytes: opts.deviceTierBytes });
   try {
     const decoder = opts.decoder === false ? null : await RegionDecoder.create(folder.vae.config, folder.vae.weights, { intraOpNumThreads: opts.intraOpNumThreads, device: opts.device, graphCache: opts.graphCache });
