@@ -102,6 +102,28 @@ describe('GraphCache', () => {
     expect(bits(await noise(again))).toEqual(bits(fresh));
   });
 
+  it('a file written again (same bytes, new stamp) is hashed again and kept; its mtime put back does not hide a change', async () => {
+    const fresh = await noise(await createSession(unetGraph(), { intraOpNumThreads: 1, graphCache: cache }));
+    const entry = path.join(dir, entryDirs(dir)[0]);
+    const dataFile = path.join(entry, 'model.onnx.data');
+    const stampBefore = JSON.parse(fs.readFileSync(path.join(entry, 'meta.json'), 'utf8')).files['model.onnx.data'].stat;
+    fs.writeFileSync(dataFile, fs.readFileSync(dataFile)); // same bytes, new ctime
+    const hit = await createSession(unetGraph(), { intraOpNumThreads: 1, graphCache: cache });
+    expect(hit.graphSource).toBe('cache-hit');
+    expect(bits(await noise(hit))).toEqual(bits(fresh));
+    const stampAfter = JSON.parse(fs.readFileSync(path.join(entry, 'meta.json'), 'utf8')).files['model.onnx.data'].stat;
+    expect(stampAfter.ctimeMs).toBeGreaterThan(stampBefore.ctimeMs);
+    // A flipped bit with the old mtime restored: ctime still moves, so it is hashed and refused.
+    const bytes = fs.readFileSync(dataFile);
+    bytes[7] ^= 1;
+    fs.writeFileSync(dataFile, bytes);
+    fs.utimesSync(dataFile, new Date(stampAfter.mtimeMs), new Date(stampAfter.mtimeMs));
+    const rebuilt = await createSession(unetGraph(), { intraOpNumThreads: 1, graphCache: cache });
+    expect(rebuilt.graphSource).toBe('cache-write');
+    expect(lines.join('\n')).toMatch(/model\.onnx\.data does not match its sha256 \(corrupt\)/);
+    await rebuilt.release();
+  });
+
   it('a truncated file, a torn meta.json and a stale entry are refused with their reasons', async () => {
     await (await createSession(unetGraph(), { intraOpNumThreads: 1, graphCache: cache })).release();
     const entry = () => path.join(dir, entryDirs(dir)[0]);
