@@ -1,7 +1,7 @@
 // --graph-cache DIR|off (env FISEDIT_GRAPH_CACHE) for the commands that load the model: where optimised
 // graphs are kept between runs (engine/runtime/graphCache.ts). Default: STATE/graph-cache for a command
-// with --state, else none. At SD-1.5 width it turns ~35 s of optimisation per UNet session into ~2 s of
-// loading, so a second `fisedit edit` starts in seconds instead of minutes.
+// with --state, else none. At SD-1.5 width a second `fisedit edit` then loads its sessions in 22 s instead
+// of 40 s on 2 quiet cores, 62 s instead of 184 s on shared ones (bench/startup/run.ts).
 import * as path from 'node:path';
 import { GraphCache } from '../engine/runtime/graphCache';
 import { usageError } from './exitCodes';
@@ -9,7 +9,7 @@ import { usageError } from './exitCodes';
 export const GRAPH_CACHE_OPTION = { 'graph-cache': { type: 'string' } } as const;
 
 export const GRAPH_CACHE_HELP = `      --graph-cache DIR    keep the optimised onnxruntime graphs in DIR and load them from there on
-                           later runs (SD 1.5: ~35 s less per UNet session); off = never.
+                           later runs (SD 1.5: ~2 s per UNet session instead of 9-30 s); off = never.
                            Default: STATE/graph-cache with --state, else off; env FISEDIT_GRAPH_CACHE
 `;
 

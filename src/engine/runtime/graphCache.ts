@@ -1,7 +1,8 @@
 // The on-disk cache of optimised ONNX graphs. Creating a session parses the graph, runs ORT's
 // optimisers (constant folding of every weight transpose, fusions, the NCHWc layout) and prepacks the
-// weights: at SD-1.5 width 34 s for one UNet session on 2 cores, of which loading ORT's own optimised
-// model back takes 2 s (the rest is the optimisation, which this cache skips; prepacking still runs).
+// weights: one SD-1.5-width UNet session on 2 cores takes 9 s quiet and 30 s or more when the cores are
+// shared, where loading ORT's own optimised model back takes ~2 s (the rest is the optimisation, which
+// this cache skips; prepacking still runs).
 // So the first session of a graph writes ORT's optimised model (SessionOptions.optimizedModelFilePath)
 // into DIR/<key>/, and later sessions of the same graph load that file with optimisation disabled.
 //
