@@ -20,6 +20,7 @@ import { GraphCache } from '../../src/engine/runtime/graphCache';
 import { createSession, float32Tensor, type OrtModelSession } from '../../src/engine/runtime/ortSession';
 import { gatherActiveRows } from '../../src/engine/sparse/activeRows';
 import { SparseUNetRunner } from '../../src/engine/sparse/sparseUNetRunner';
+import { relErr } from '../../test/engine/graph/reference';
 
 const ROOT = path.resolve(__dirname, '../..');
 const positional: string[] = [];
@@ -54,15 +55,6 @@ function discMask(fraction: number) {
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-function relErr(a: Float32Array, ref: Float32Array): number {
-  let m = 0;
-  let r = 0;
-  for (let i = 0; i < a.length; i++) {
-    m = Math.max(m, Math.abs(a[i] - ref[i]));
-    r = Math.max(r, Math.abs(ref[i]));
-  }
-  return m / r;
-}
 
 async function main(): Promise<void> {
   const folder = loadModelFolder(dir);
