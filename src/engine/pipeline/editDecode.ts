@@ -121,7 +121,12 @@ export async function decodeEditRegion(
     return rgb;
   };
   const rest = { macFraction: null, sparseNote };
-  if (decoder && plan.full) {
+  // Where 'auto' decodes every image of this model and size in full, no later decode reads a decoder
+  // context (box and sparse decodes never run), so a child that keeps no decoder page decodes on the
+  // plain decoder: the same pixels (the recording graph's are bit-identical), without the context
+  // outputs that made the decode 34 ms against 22 ms on the bundled model (issue 15 item 2).
+  const contextUnused = asked === 'auto' && mode === 'full' && !io?.childId;
+  if (decoder && plan.full && !contextUnused) {
     // A child decoded in full keeps its own conv inputs, so that its children decode sparsely; a child
     // that keeps no cache fetches none of them (they cost more than the decode itself).
     const keepPage = Boolean(io?.childId);
@@ -129,7 +134,7 @@ export async function decodeEditRegion(
     const cacheBytes = keepPage && entries.size ? await putDecoderEntries(io!.cache, io!.childId!, entries) : 0;
     return { rgb: composite(boxImageToRgb(image, plan.box, f)), affected: plan.affected, box: plan.box, context: 'own', childContext: decoder.pack(context), compositeMs, method: 'FULL', cacheBytes, ...rest };
   }
-  if (decoder && parentContext) {
+  if (decoder && parentContext && !plan.full) {
     const r = await decoder.decodeBox(scaledLatentBox(info, latents, C, h, w, plan.box), plan.box, parentContext, plan.changed);
     return { rgb: composite(boxImageToRgb(r.image, plan.box, f)), affected: plan.affected, box: plan.box, context: 'parent', childContext: decoder.pack(r.context), compositeMs, method: 'BOX', cacheBytes: 0, ...rest };
   }

@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { ActivationCache } from '../../../src/engine/cache/activationCache';
 import { editNode } from '../../../src/engine/pipeline/edit';
 import { DECODER_CACHE_STEP, decodeEditRegion, readParentContext } from '../../../src/engine/pipeline/editDecode';
+import { autoDecodeMode } from '../../../src/engine/pipeline/regionDecode';
 import { generateNode } from '../../../src/engine/pipeline/editRecord';
 import type { StateContext } from '../../../src/engine/pipeline/editTypes';
 import { loadEditComponents, releaseEditComponents, type EditComponents } from '../../../src/engine/pipeline/editUNet';
@@ -115,6 +116,49 @@ test("a full decode writes the child's decoder page only when the child keeps a 
   expect(none.rgb).toEqual(kept.rgb);
   expect(none.childContext).toEqual(kept.childContext);
   expect(pixelDiffs(none.rgb, parentRgb, none.affected).outside).toBe(0);
+});
+
+test("where 'auto' always decodes in full, a child that keeps no decoder page decodes on the plain decoder: the same pixels, no context stored (issue 15 item 2)", async () => {
+  const ctx = await state();
+  const root = await generateNode(ctx, { prompt: PROMPT, seed: 3, steps: STEPS });
+  const parent = root.record;
+  const [C, h, w] = parent.latentShape;
+  expect(autoDecodeMode(engine.info.vaeDecoderWidth, parent.width, parent.height)).toBe('full');
+  const latents = ctx.store.readLatents(parent).slice(-C * h * w);
+  const parentRgb = (await ctx.store.readImage(parent)).rgb;
+  const parentCtx = readParentContext(ctx.store, parts.decoder!, parent).context;
+  const cache = ctx.cache!;
+  const plain = jest.spyOn(engine, 'decodeLatents');
+  try {
+    const recorded = await decodeEditRegion(engine, parts.decoder, parentCtx, parentRgb, parent, latents, mask, { decode: 'full' }, { cache, parentId: parent.id, childId: null });
+    expect(plain).not.toHaveBeenCalled();
+    const auto = await decodeEditRegion(engine, parts.decoder, parentCtx, parentRgb, parent, latents, mask, { decode: 'auto' }, { cache, parentId: parent.id, childId: null });
+    expect(plain).toHaveBeenCalledTimes(1);
+    expect(auto.method).toBe('FULL');
+    expect(auto.context).toBe('own');
+    expect(auto.childContext).toBeNull();
+    expect(auto.rgb).toEqual(recorded.rgb);
+    expect(pixelDiffs(auto.rgb, parentRgb, auto.affected).outside).toBe(0);
+    // A child that keeps a page still records it (and its context) for its own children's sparse decodes.
+    await cache.createNode('keeps', parent.id);
+    const kept = await decodeEditRegion(engine, parts.decoder, parentCtx, parentRgb, parent, latents, mask, { decode: 'auto' }, { cache, parentId: parent.id, childId: 'keeps' });
+    expect(plain).toHaveBeenCalledTimes(1);
+    expect(kept.childContext).not.toBeNull();
+    expect(kept.rgb).toEqual(recorded.rgb);
+  } finally {
+    plain.mockRestore();
+  }
+  // Through editNode: a child without an activation cache keeps no page, so it stores no context; an
+  // edit of it decodes in full as before.
+  const noCache = { ...ctx, cache: null };
+  const child = await editNode(noCache, { parentId: parent.id, prompt: EDIT, mask, strategy: 'mask' });
+  expect(child.mode).toBe('DENSE');
+  expect(child.decodeMethod).toBe('FULL');
+  expect(child.node.files.decoder).toBeNull();
+  expect(pixelDiffs(child.rgb, parentRgb, child.affected).outside).toBe(0);
+  const grandchild = await editNode(noCache, { parentId: child.node.id, prompt: 'a green circle on the left', mask, strategy: 'mask' });
+  expect(grandchild.decodeMethod).toBe('FULL');
+  expect(pixelDiffs(grandchild.rgb, child.rgb, grandchild.affected).outside).toBe(0);
 });
 
 test("a damaged decoder.npy: the edit crops with its own statistics, says why, and leaves the store as it was", async () => {
