@@ -186,6 +186,11 @@ export class GraphBuilder {
     this.outputs.push({ name: v, elemType: ONNX_TYPE[dtype], dims });
   }
 
+  /** Names of the inputs declared so far, in order. */
+  inputNames(): string[] {
+    return this.inputs.map((i) => i.name);
+  }
+
   /** Names of the outputs declared so far, in order. */
   outputNames(): string[] {
     return this.outputs.map((o) => o.name);

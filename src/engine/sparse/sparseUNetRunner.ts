@@ -17,6 +17,7 @@ import { PyramidLevel } from '../mask/pyramid';
 import { graphOptionsFor } from '../runtime/deviceGraphs';
 import { DeviceEntryTier } from '../cache/deviceEntryTier';
 import { createSession, DeviceTensor, EngineTensor, float32Tensor, OrtModelSession, SessionOptions } from '../runtime/ortSession';
+import { SessionSlot } from '../runtime/lazySession';
 import { CacheDType, CacheEntrySpec, entryShape, isRowEntry } from './cacheManifest';
 import { buildPyramidFeed, SparseInputError, SparsePyramidFeed } from './pyramidInputs';
 import { buildRecordingUNetGraph, DEVICE_COPY_PREFIX } from './recordingUNet';
@@ -104,6 +105,13 @@ export type ReadCachedEntry<D extends CacheDType = 'float16'> = (name: string) =
  */
 export const PLAIN_DENSE_MAX_BYTES = 256 * 2 ** 20;
 
+/**
+ * Where the plain dense session is kept (a small model), the recording and sparse sessions are created
+ * at their first use (runtime/lazySession.ts): a dense edit that records nothing never needs them, and
+ * creating them made a CLI edit of the bundled model load in ~2× the time a generation does. Holding the
+ * weights until then costs at most PLAIN_DENSE_MAX_BYTES. At SD width both are created up front.
+ */
+
 export class SparseUNetRunner<D extends CacheDType = 'float16'> {
   private released = false;
 
@@ -112,8 +120,10 @@ export class SparseUNetRunner<D extends CacheDType = 'float16'> {
     readonly cacheDType: D,
     /** Entries a recorded step holds (and a sparse step reads), in UNet order. */
     readonly manifest: readonly CacheEntrySpec[],
-    private recording: OrtModelSession | null,
-    private readonly sparse: OrtModelSession | null,
+    private readonly recording: SessionSlot,
+    private readonly sparse: SessionSlot,
+    /** Cache entries the sparse graph reads (its cache inputs, in graph order); [] without a sparse graph. */
+    readonly cacheReads: readonly string[],
     private readonly plainDense: OrtModelSession | null = null,
     /** How the UNet weights are stored in every graph (SparseUNetRunnerOptions.weights). */
     readonly weights: WeightFormat = 'fp32',
@@ -129,10 +139,17 @@ export class SparseUNetRunner<D extends CacheDType = 'float16'> {
     // One graph serialised at a time keeps peak memory at one model copy plus the sessions.
     const graph = { ...graphOptionsFor(sessionOpts.device), weights: opts.weights ?? 'fp32' };
     const tierBytes = sessionOpts.device === 'webgpu' ? (opts.deviceTierBytes ?? DEFAULT_DEVICE_TIER_BYTES) : 0;
+    let weightBytes = 0;
+    for (const t of weights.values()) weightBytes += t.data.byteLength;
+    const wantDense = want.recording && (opts.sessions?.dense ?? weightBytes <= PLAIN_DENSE_MAX_BYTES);
+    // The plain session serves dense steps at once; the others wait for their first use (small models only).
+    const lazy = wantDense && weightBytes <= PLAIN_DENSE_MAX_BYTES;
+    const slot = async (make: () => Promise<OrtModelSession>) => (lazy ? SessionSlot.lazy(make) : SessionSlot.ready(await make()));
     const rec = buildRecordingUNetGraph(cfg, weights, { cacheDType, graph, deviceCopies: tierBytes > 0 });
     const copies = rec.g.outputNames().filter((n) => n.startsWith(DEVICE_COPY_PREFIX));
-    const recording = want.recording ? await createSession(rec.g.build(), { ...sessionOpts, deviceOutputs: copies }) : null;
-    let sparse: OrtModelSession | null = null;
+    const recording = want.recording ? await slot(() => createSession(rec.g.build(), { ...sessionOpts, deviceOutputs: copies })) : SessionSlot.absent();
+    let sparse = SessionSlot.absent();
+    let cacheReads: string[] = [];
     if (want.sparse) {
       const sp = buildSparseUNetGraph(cfg, weights, { cacheDType, groupNorm: opts.groupNorm, graph, emitFull: tierBytes > 0 });
       const recorded = new Set(rec.manifest.map((e) => e.name));
@@ -142,18 +159,22 @@ export class SparseUNetRunner<D extends CacheDType = 'float16'> {
       // high-water mark of the largest edit it ever ran (at 512 px a 50 % mask left 1.6 GB more held than a
       // 10 % one); without both a 10–50 % step is as fast here (bench/sparse/memory.ts).
       const full = sp.g.outputNames().filter((n) => n.startsWith(FULL_OUTPUT_PREFIX));
-      sparse = await createSession(sp.g.build(), { enableCpuMemArena: false, enableMemPattern: false, ...sessionOpts, deviceOutputs: full });
+      cacheReads = sp.g.inputNames().filter((n) => n.startsWith(CACHE_INPUT_PREFIX)).map((n) => n.slice(CACHE_INPUT_PREFIX.length));
+      sparse = await slot(() => createSession(sp.g.build(), { enableCpuMemArena: false, enableMemPattern: false, ...sessionOpts, deviceOutputs: full }));
     }
-    let weightBytes = 0;
-    for (const t of weights.values()) weightBytes += t.data.byteLength;
-    const wantDense = want.recording && (opts.sessions?.dense ?? weightBytes <= PLAIN_DENSE_MAX_BYTES);
     const dense = wantDense ? await createSession(buildUNetGraph(cfg, weights, { graph }).g.build(), sessionOpts) : null;
-    return new SparseUNetRunner(cfg, cacheDType, rec.manifest, recording, sparse, dense, graph.weights, tierBytes > 0 ? new DeviceEntryTier(tierBytes) : null);
+    return new SparseUNetRunner(cfg, cacheDType, rec.manifest, recording, sparse, cacheReads, dense, graph.weights, tierBytes > 0 ? new DeviceEntryTier(tierBytes) : null);
   }
 
   /** The session that serves dense steps (DiffusionEngine.adoptUNet): the plain UNet when kept, else the recording one; null when neither was created. */
   get denseSession(): OrtModelSession | null {
-    return this.plainDense ?? this.recording;
+    // Without a plain session the recording one is never lazy, so it exists here when it was asked for.
+    return this.plainDense ?? this.recording.created;
+  }
+
+  /** Which sessions exist now (lazy ones appear at their first use). */
+  get createdSessions(): { recording: boolean; sparse: boolean; dense: boolean } {
+    return { recording: this.recording.created !== null, sparse: this.sparse.created !== null, dense: this.plainDense !== null };
   }
 
   /** Full shape of every entry for a batch and latent size. */
@@ -166,7 +187,7 @@ export class SparseUNetRunner<D extends CacheDType = 'float16'> {
    * text [B, L, D] → ε [B, Cout, h, w] and every entry of the manifest.
    */
   async recordStep(sample: Float32Array, height: number, width: number, timestep: number, text: Float32Array): Promise<RecordedStep<D>> {
-    const session = this.live(this.recording, 'recording');
+    const session = await this.live(this.recording, 'recording');
     const batch = this.batchOf('recordStep sample', sample.length, this.config.inChannels * height * width);
     const { host: out, device } = await session.runWithDevice({
       sample: float32Tensor(sample, [batch, this.config.inChannels, height, width]),
@@ -194,7 +215,7 @@ export class SparseUNetRunner<D extends CacheDType = 'float16'> {
    * text [B, L, D] the NEW prompt's embeddings, readCached(name) the PARENT's entry of this same step.
    */
   async sparseStep(feed: SparsePyramidFeed, sampleRows: Float32Array, timestep: number, text: Float32Array, readCached: ReadCachedEntry<D>): Promise<SparseStepResult<D>> {
-    const session = this.live(this.sparse, 'sparse');
+    const session = await this.live(this.sparse, 'sparse');
     const cin = this.config.inChannels;
     const n0 = feed.activeCounts[0];
     const batch = this.batchOf('sparseStep sampleRows', sampleRows.length, n0 * cin);
@@ -273,15 +294,9 @@ export class SparseUNetRunner<D extends CacheDType = 'float16'> {
     this.deviceTier?.drop(node);
   }
 
-  /** Cache entries the sparse step reads (its graph's cache inputs), in graph order; [] without a sparse session. */
-  get cacheReads(): readonly string[] {
-    if (!this.sparse) return [];
-    return this.sparse.inputNames.filter((n) => n.startsWith(CACHE_INPUT_PREFIX)).map((n) => n.slice(CACHE_INPUT_PREFIX.length));
-  }
-
-  /** False once the recording session is released (or was never created). */
+  /** False once the recording session is released (or was never created nor creatable). */
   get canRecord(): boolean {
-    return this.recording !== null;
+    return this.recording.available;
   }
 
   /**
@@ -291,16 +306,14 @@ export class SparseUNetRunner<D extends CacheDType = 'float16'> {
   async releaseRecording(): Promise<void> {
     // The tier's entries include the recording session's outputs, which must be freed before it is.
     this.deviceTier?.release();
-    const r = this.recording;
-    this.recording = null;
-    await r?.release();
+    await this.recording.release();
   }
 
   async release(): Promise<void> {
     if (this.released) return;
     this.released = true;
     this.deviceTier?.release();
-    await Promise.all([this.recording?.release(), this.sparse?.release(), this.plainDense?.release()]);
+    await Promise.all([this.recording.release(), this.sparse.release(), this.plainDense?.release()]);
   }
 
   private cacheTensor(name: string, data: Uint16Array | Float32Array, dims: number[]): EngineTensor {
@@ -327,8 +340,9 @@ export class SparseUNetRunner<D extends CacheDType = 'float16'> {
     return b;
   }
 
-  private live(s: OrtModelSession | null, which: string): OrtModelSession {
+  private async live(slot: SessionSlot, which: string): Promise<OrtModelSession> {
     if (this.released) throw new SparseGraphError('runner used after release()');
+    const s = await slot.get();
     if (!s) throw new SparseGraphError(`the ${which} session was not created (SparseUNetRunnerOptions.sessions)`);
     return s;
   }

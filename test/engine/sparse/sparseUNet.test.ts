@@ -12,6 +12,7 @@ import { isRowEntry, isSparseInput } from '../../../src/engine/sparse/cacheManif
 import { buildRecordingUNetGraph } from '../../../src/engine/sparse/recordingUNet';
 import { SparseInputError } from '../../../src/engine/sparse/pyramidInputs';
 import { buildSparseUNetGraph } from '../../../src/engine/sparse/sparseUNet';
+import { CACHE_INPUT_PREFIX } from '../../../src/engine/sparse/sparseLayers';
 import { RecordedStep, SparseUNetRunner } from '../../../src/engine/sparse/sparseUNetRunner';
 import { FIXTURE_MODELS, fixtureModel } from '../arch/goldens';
 import { relErr } from '../graph/reference';
@@ -154,5 +155,51 @@ describe.each(FIXTURE_MODELS)('sparse UNet step (%s)', (name) => {
     const rows = gatherActiveRows(sample, BATCH, cin, H * W, pyr[0].active);
     await expect(cached16.sparseStep(feed, rows, T, text, (n) => rec16.entries.get(n)!.data.subarray(1))).rejects.toThrow(SparseInputError);
     await expect(cached16.sparseStep(feed, rows.subarray(1), T, text, (n) => rec16.entries.get(n)!.data)).rejects.toThrow(SparseInputError);
+  });
+});
+
+describe('session creation (runtime/lazySession.ts)', () => {
+  const model = fixtureModel(FIXTURE_MODELS[0]);
+  const cfg = model.unet.config;
+  const levels = cfg.blockOutChannels.length;
+  const sample = seededSample(cfg.inChannels, H, W);
+  const text = goldenText(FIXTURE_MODELS[0]);
+  const mask = blobMask(W, H, [3, 5, 8, 9], [[13, 2]]);
+
+  it("a small model's recording and sparse sessions are created at their first use, compute what eagerly created ones do, and report the sparse graph's cache inputs", async () => {
+    const lazy = await SparseUNetRunner.create(cfg, model.unet.weights, { intraOpNumThreads: 1 });
+    // Without the plain session (sessions.dense false) the recording one serves dense steps: created at once.
+    const eager = await SparseUNetRunner.create(cfg, model.unet.weights, { intraOpNumThreads: 1, sessions: { dense: false } });
+    const unused = await SparseUNetRunner.create(cfg, model.unet.weights, { intraOpNumThreads: 1 });
+    try {
+      expect(lazy.createdSessions).toEqual({ recording: false, sparse: false, dense: true });
+      expect(eager.createdSessions).toEqual({ recording: true, sparse: true, dense: false });
+      expect(lazy.canRecord).toBe(true);
+      expect(lazy.denseSession).not.toBeNull();
+      const reads = (eager as unknown as { sparse: { created: OrtModelSession } }).sparse.created.inputNames.filter((n) => n.startsWith(CACHE_INPUT_PREFIX)).map((n) => n.slice(CACHE_INPUT_PREFIX.length));
+      expect(reads.length).toBeGreaterThan(0);
+      expect(lazy.cacheReads).toEqual(reads);
+      expect(eager.cacheReads).toEqual(reads);
+
+      const [a, b] = await Promise.all([lazy.recordStep(sample, H, W, T, text), lazy.recordStep(sample, H, W, T, text)]);
+      expect(lazy.createdSessions).toEqual({ recording: true, sparse: false, dense: true });
+      const e = await eager.recordStep(sample, H, W, T, text);
+      expect(a.noise).toEqual(e.noise);
+      expect(b.noise).toEqual(e.noise);
+      for (const [name, entry] of e.entries) expect(a.entries.get(name)!.data).toEqual(entry.data);
+
+      const pyr = buildMaskPyramid(mask, { levels });
+      const rows = gatherActiveRows(sample, BATCH, cfg.inChannels, H * W, pyr[0].active);
+      const s1 = await lazy.sparseStep(lazy.preparePyramid(pyr), rows, T, text, (n) => a.entries.get(n)!.data);
+      expect(lazy.createdSessions).toEqual({ recording: true, sparse: true, dense: true });
+      const s2 = await eager.sparseStep(eager.preparePyramid(pyr), rows, T, text, (n) => e.entries.get(n)!.data);
+      expect(s1.noise).toEqual(s2.noise);
+    } finally {
+      await Promise.all([lazy.release(), eager.release()]);
+    }
+    // Released before any use: nothing is created, and a later use fails clearly.
+    await unused.release();
+    expect(unused.createdSessions.recording).toBe(false);
+    await expect(unused.recordStep(sample, H, W, T, text)).rejects.toThrow(/after release/);
   });
 });
