@@ -10,11 +10,13 @@
 import { buildBoxVaeDecoderGraph, buildRecordingVaeDecoderGraph } from '../arch/vaeDecoderContext';
 import type { BinaryMask } from '../mask/binaryMask';
 import type { PyramidLevel } from '../mask/pyramid';
+import type { WeightFormat } from '../graph/graphBuilder';
 import type { VaeConfig } from '../model/configs';
 import type { WeightMap } from '../model/tensor';
 import { graphOptionsFor } from '../runtime/deviceGraphs';
 import type { GraphCache } from '../runtime/graphCache';
 import { createSession, float32Tensor, type EngineDevice, type EngineTensor, type OrtModelSession } from '../runtime/ortSession';
+import { SessionSlot } from '../runtime/lazySession';
 import { buildPyramidFeed, type SparsePyramidFeed } from '../sparse/pyramidInputs';
 import { CACHE_INPUT_PREFIX, DELTA_OUTPUT_PREFIX } from '../sparse/sparseLayers';
 import { buildSparseVaeDecoderGraph, decoderLevelMacs, decoderLevelOfPath } from '../sparse/sparseVaeDecoder';
@@ -65,12 +67,12 @@ export const CONTEXT_DECODER_MAX_BYTES = 64 * 2 ** 20;
 
 export class RegionDecoder {
   private constructor(
-    private readonly recording: OrtModelSession,
-    /** The recording graph without conv-input outputs (null when not created): decodes that store no page. */
-    private readonly contextOnly: OrtModelSession | null,
-    private readonly box: OrtModelSession,
-    /** The sparse decoder session (null when not created); the recording graph then also records conv inputs. */
-    private readonly sparse: OrtModelSession | null,
+    private readonly recording: SessionSlot,
+    /** The recording graph without conv-input outputs (absent when not kept): decodes that store no page. */
+    private readonly contextOnly: SessionSlot,
+    private readonly box: SessionSlot,
+    /** The sparse decoder session (absent when not asked for); the recording graph then also records conv inputs. */
+    private readonly sparse: SessionSlot,
     /** Conv-input entries the recording graph writes (empty without the sparse decoder). */
     readonly convInputs: readonly { name: string; level: number; width: number }[],
     readonly levels: number,
@@ -88,50 +90,69 @@ export class RegionDecoder {
    * opts.sparse (default true): also load the sparse decoder, and record every decoder conv input in
    * decodeRecording (the halos a child's sparse decode reads). opts.contextDecoderMaxBytes (default
    * CONTEXT_DECODER_MAX_BYTES): VAE weights up to which the context-only session is kept beside it.
+   * opts.weights (default 'fp32'): 'int8' stores the decoder's conv and linear weights block-quantised
+   * (graph/quantizedWeights.ts) in every graph: the sparse decoder's gathered-column MatMuls run as int8
+   * MatMulNBits (its fine levels are compute-bound, and int8 dot products are what makes them faster),
+   * while the recording and box graphs' Convs run fp32 on the same dequantised values, so a child's
+   * sparse decode reads halos its parent's full decode computed with identical weights.
    */
   static async create(
     cfg: VaeConfig,
     weights: WeightMap,
-    opts: { intraOpNumThreads?: number; device?: EngineDevice; graphCache?: GraphCache; sparse?: boolean; contextDecoderMaxBytes?: number } = {},
+    opts: { intraOpNumThreads?: number; device?: EngineDevice; graphCache?: GraphCache; sparse?: boolean; contextDecoderMaxBytes?: number; weights?: WeightFormat } = {},
   ): Promise<RegionDecoder> {
     const L = cfg.blockOutChannels.length;
     const withSparse = opts.sparse ?? true;
-    const graph = graphOptionsFor(opts.device);
+    const graph = { ...graphOptionsFor(opts.device), weights: opts.weights ?? 'fp32' };
     const rec = buildRecordingVaeDecoderGraph(cfg, weights, withSparse ? { convInputs: true, levelOf: (p) => decoderLevelOfPath(p, L), graph } : { graph });
     const plain = { intraOpNumThreads: opts.intraOpNumThreads, device: opts.device, graphCache: opts.graphCache };
-    const recording = await createSession(rec.g.build(), plain);
+    let weightBytes = 0;
+    for (const t of weights.values()) weightBytes += t.data.byteLength;
+    // A small VAE's sessions are created at their first use (runtime/lazySession.ts): where 'auto' decodes
+    // every image in full, an edit that keeps no page decodes on the engine's plain decoder and needs none
+    // of them. An SD-size VAE's are created up front, so that its weights can be let go.
+    const lazy = weightBytes <= (opts.contextDecoderMaxBytes ?? CONTEXT_DECODER_MAX_BYTES);
+    const slot = async (make: () => Promise<OrtModelSession>) => (lazy ? SessionSlot.lazy(make) : SessionSlot.ready(await make()));
+    const recording = await slot(() => createSession(rec.g.build(), plain));
     const boxGraph = buildBoxVaeDecoderGraph(cfg, weights, { graph });
     if (boxGraph.norms.join() !== rec.norms.join()) throw new DecoderContextError('the recording and box decoder graphs disagree on their GroupNorms');
     // Box sizes vary per edit: no arena, so one large box does not stay allocated (sparseUNetRunner.ts).
     const noArena = { ...plain, enableCpuMemArena: false, enableMemPattern: false };
-    const box = await createSession(boxGraph.g.build(), noArena);
-    let sparse: OrtModelSession | null = null;
+    const box = await slot(() => createSession(boxGraph.g.build(), noArena));
+    let sparse = SessionSlot.absent();
     if (withSparse) {
       const sp = buildSparseVaeDecoderGraph(cfg, weights, { graph });
       if (sp.norms.join() !== rec.norms.join()) throw new DecoderContextError('the recording and sparse decoder graphs disagree on their GroupNorms');
       const recorded = new Set(rec.convInputs.map((e) => e.name));
       const missing = sp.manifest.filter((e) => !recorded.has(e.name)).map((e) => e.name);
       if (missing.length) throw new DecoderContextError(`the sparse decoder reads conv inputs the recording decoder does not write: ${missing.join(', ')}`);
-      sparse = await createSession(sp.g.build(), noArena);
+      sparse = await slot(() => createSession(sp.g.build(), noArena));
     }
-    let weightBytes = 0;
-    for (const t of weights.values()) weightBytes += t.data.byteLength;
     // Without the sparse decoder the recording graph already records no conv inputs.
-    const contextOnly = withSparse && weightBytes <= (opts.contextDecoderMaxBytes ?? CONTEXT_DECODER_MAX_BYTES)
-      ? await createSession(buildRecordingVaeDecoderGraph(cfg, weights, { graph }).g.build(), plain)
-      : null;
+    const contextOnly = withSparse && lazy ? SessionSlot.lazy(() => createSession(buildRecordingVaeDecoderGraph(cfg, weights, { graph }).g.build(), plain)) : SessionSlot.absent();
     const channels = rec.attention === null ? 0 : cfg.blockOutChannels[L - 1];
     return new RegionDecoder(recording, contextOnly, box, sparse, rec.convInputs, L, decoderLevelMacs(cfg, 1), cfg.latentChannels, rec.norms.length, cfg.normNumGroups, channels);
   }
 
   /** True when decodeRecording without entries runs the context-only session. */
   get hasContextDecoder(): boolean {
-    return this.contextOnly !== null;
+    return this.contextOnly.available;
   }
 
   /** True when the sparse decoder is loaded (and decodeRecording records conv inputs). */
   get hasSparse(): boolean {
-    return this.sparse !== null;
+    return this.sparse.available;
+  }
+
+  /** Which sessions exist now (a small VAE's appear at their first use). */
+  get createdSessions(): { recording: boolean; contextOnly: boolean; box: boolean; sparse: boolean } {
+    return { recording: this.recording.created !== null, contextOnly: this.contextOnly.created !== null, box: this.box.created !== null, sparse: this.sparse.created !== null };
+  }
+
+  private async live(slot: SessionSlot, which: string): Promise<OrtModelSession> {
+    const s = await slot.get();
+    if (!s) throw new DecoderContextError(`the ${which} decoder was not loaded (RegionDecoder.create) or was released`);
+    return s;
   }
 
   /**
@@ -143,7 +164,7 @@ export class RegionDecoder {
   async decodeRecording(z: Float32Array, height: number, width: number, opts: { entries?: boolean } = {}): Promise<{ image: Float32Array; context: DecoderContext; entries: Map<string, DecoderEntry> }> {
     const withEntries = (opts.entries ?? true) && this.convInputs.length > 0;
     const fetch = withEntries ? undefined : ['image', 'gn_mean', 'gn_var', ...(this.attentionChannels ? ['mid_k', 'mid_v'] : [])];
-    const session = !withEntries && this.contextOnly ? this.contextOnly : this.recording;
+    const session = await this.live(!withEntries && this.contextOnly.available ? this.contextOnly : this.recording, 'recording');
     const out = await session.run({ latents: float32Tensor(z, [1, this.latentChannels, height, width]) }, fetch);
     const empty = new Float32Array(0);
     const entries = new Map<string, DecoderEntry>();
@@ -190,7 +211,7 @@ export class RegionDecoder {
       gn_var: float32Tensor(parent.variance, [S, G, 1]),
       ...(C ? { outside_k: float32Tensor(ok, [1, outside.length, C]), outside_v: float32Tensor(ov, [1, outside.length, C]) } : {}),
     };
-    const out = await this.box.run(feeds);
+    const out = await (await this.live(this.box, 'box')).run(feeds);
     const k = Float32Array.from(parent.k);
     const v = Float32Array.from(parent.v);
     if (C) {
@@ -224,8 +245,8 @@ export class RegionDecoder {
    * `changed` (latent size) marks the tokens whose keys/values the child's context takes from this decode.
    */
   async decodeSparse(feed: SparsePyramidFeed, latentRows: Float32Array, parent: DecoderContext, changed: BinaryMask, readCached: (name: string) => Promise<Uint16Array>): Promise<SparseDecodeResult> {
-    const session = this.sparse;
-    if (!session) throw new DecoderContextError('the sparse decoder was not loaded (RegionDecoder.create sparse: false)');
+    if (!this.sparse.available) throw new DecoderContextError('the sparse decoder was not loaded (RegionDecoder.create sparse: false)');
+    const session = await this.live(this.sparse, 'sparse');
     this.check(parent);
     const L = this.levels;
     const top = feed.levels[L - 1];
@@ -313,7 +334,7 @@ export class RegionDecoder {
   }
 
   async release(): Promise<void> {
-    await Promise.all([this.recording.release(), this.contextOnly?.release(), this.box.release(), this.sparse?.release()]);
+    await Promise.all([this.recording.release(), this.contextOnly.release(), this.box.release(), this.sparse.release()]);
   }
 
   private check(c: DecoderContext): void {

@@ -165,3 +165,32 @@ test('pack/unpack round-trip; a context of another latent size is refused with t
     DecoderContextError,
   );
 });
+
+test("a small VAE's decoder sessions are created at their first use; an SD-size one (contextDecoderMaxBytes 0) creates them up front", async () => {
+  const folder = loadModelFolder(SD_NARROW);
+  const lazy = await RegionDecoder.create(folder.vae.config, folder.vae.weights, { intraOpNumThreads: 1 });
+  const eager = await RegionDecoder.create(folder.vae.config, folder.vae.weights, { intraOpNumThreads: 1, contextDecoderMaxBytes: 0 });
+  try {
+    expect(lazy.createdSessions).toEqual({ recording: false, contextOnly: false, box: false, sparse: false });
+    expect(lazy.hasSparse).toBe(true);
+    expect(lazy.hasContextDecoder).toBe(true);
+    expect(eager.createdSessions).toEqual({ recording: true, contextOnly: false, box: true, sparse: true });
+    const z = gaussianFloat32(12n, 4 * H * W);
+    const bare = await lazy.decodeRecording(z, H, W, { entries: false });
+    expect(lazy.createdSessions).toEqual({ recording: false, contextOnly: true, box: false, sparse: false });
+    const all = await lazy.decodeRecording(z, H, W);
+    expect(lazy.createdSessions).toEqual({ recording: true, contextOnly: true, box: false, sparse: false });
+    const ref = await eager.decodeRecording(z, H, W);
+    expect(all.image).toEqual(ref.image);
+    expect(bare.image).toEqual(ref.image);
+    expect(all.context).toEqual(ref.context);
+    const box = { x: 2, y: 3, width: 8, height: 7 };
+    const changed: BinaryMask = { width: W, height: H, data: new Uint8Array(W * H) };
+    const a = await lazy.decodeBox(cropLatents(z, box), box, ref.context, changed);
+    const b = await eager.decodeBox(cropLatents(z, box), box, ref.context, changed);
+    expect(lazy.createdSessions.box).toBe(true);
+    expect(a.image).toEqual(b.image);
+  } finally {
+    await Promise.all([lazy.release(), eager.release()]);
+  }
+});
