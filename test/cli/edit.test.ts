@@ -49,7 +49,7 @@ describe('fisedit generate --state, fisedit edit', () => {
     expect(j.maskedFractionPerLevel.map((l: { level: number; width: number }) => [l.level, l.width])).toEqual([[0, 16], [1, 8]]);
     expect(j.cacheBytes).toBeGreaterThan(0);
     expect(j.tokens).toEqual({ removed: ['red</w>'], added: ['blue</w>'] });
-    expect(Object.keys(j.timings)).toEqual(['loadModel', 'loadParent', 'encodeText', 'capture', 'mask', 'rerecordParent', 'denoise', 'decode', 'composite', 'saveNode', 'writeOutput']);
+    expect(Object.keys(j.timings)).toEqual(['loadModel', 'loadParent', 'encodeText', 'capture', 'mask', 'rerecordParent', 'denoise', 'decode', 'composite', 'createSessions', 'saveNode', 'writeOutput']);
     expect(j.totalMs).toBeGreaterThan(0);
     expect(j.totalMs).toBeLessThan(j.timings.loadModel + j.totalMs); // loading is reported beside it, not in it
     expect(readPngText(out)).toMatchObject({ prompt: 'a blue square', seed: '5', steps: '6', node: j.nodeId, parent: second });

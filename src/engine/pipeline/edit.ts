@@ -34,6 +34,7 @@ import { GenerationAbortedError, InferenceError } from './pipelineErrors';
 import { commitEdit, type EditBase } from './editCommit';
 import { calibrateStepCosts, chooseEditSteps, StepCostBook, stepCostKey, stepCostsEnabled, type StepChoice } from './stepCosts';
 import { decodeEditRegion, readParentContext } from './editDecode';
+import { lazyCreationMs } from '../runtime/lazySession';
 
 export { DEFAULT_MASK_DILATION, defaultEditDilation, FOUND_MASK_RING_SHARE, foundMaskDilation, foundMaskGrowth } from './editMask';
 
@@ -391,11 +392,16 @@ async function denoiseRest(run: EditRun, plan: StepPlan, mask: BinaryMask, level
 export async function editNode(ctx: StateContext, request: EditRequest, options: EditOptions = {}): Promise<EditResult> {
   const t0 = performance.now();
   const { models, store, cache, unet } = ctx;
-  const timings: EditTimings = { loadParent: 0, encodeText: 0, capture: 0, mask: 0, rerecordParent: 0, denoise: 0, decode: 0, composite: 0 };
+  const timings: EditTimings = { loadParent: 0, encodeText: 0, capture: 0, mask: 0, rerecordParent: 0, denoise: 0, decode: 0, composite: 0, createSessions: 0 };
   let mark = t0;
+  let created = lazyCreationMs();
   const lap = (phase: keyof EditTimings) => {
     const now = performance.now();
-    timings[phase] += now - mark;
+    // Sessions created at their first use are loading, as a generation's are: out of the phase and the total.
+    const c = lazyCreationMs() - created;
+    created += c;
+    timings.createSessions += c;
+    timings[phase] += now - mark - c;
     mark = now;
   };
 
@@ -438,6 +444,7 @@ export async function editNode(ctx: StateContext, request: EditRequest, options:
     exclude(ms) {
       mark += ms;
       run.t0 += ms;
+      created = lazyCreationMs(); // sessions created within the excluded span are excluded with it
     },
     progressTotal: T,
     async progress(phase, latents) {
@@ -501,7 +508,7 @@ export async function editNode(ctx: StateContext, request: EditRequest, options:
 
     // 9. commit: write the node and report
     const denseSteps = captureSteps + denseAfterCapture;
-    return await commitEdit(ctx, { ...base, t0: run.t0 }, {
+    return await commitEdit(ctx, { ...base, t0: run.t0 + timings.createSessions }, {
       mode: plan.mode, reason, latents: run.child, rgb: decoded.rgb, affected: decoded.affected, decodeBox: decoded.method === 'SPARSE' ? null : decoded.box, decodeContext: decoded.context, decodeMethod: decoded.method, decodeMacFraction: decoded.macFraction, decoderContext: decoded.childContext, denseSteps, sparseSteps: T - denseSteps, rerecordSteps: plan.rerecordSteps, cacheFallback: plan.cacheFallback, cacheMisses: plan.cacheMisses,
       cacheNode: own.record && own.complete ? { bytes: own.bytes, base: cache!.chain(childId)[1] ?? null } : 'none',
     });

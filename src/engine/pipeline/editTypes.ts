@@ -104,6 +104,8 @@ export interface EditTimings {
   denoise: number;
   decode: number;
   composite: number;
+  /** Creating sessions at their first use (runtime/lazySession.ts): loading, so not in totalMs nor any phase. */
+  createSessions: number;
 }
 
 export interface LevelFraction {

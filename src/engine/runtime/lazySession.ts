@@ -7,6 +7,16 @@
 
 import type { OrtModelSession } from './ortSession';
 
+let createdLazilyMs = 0;
+
+/**
+ * Wall ms spent creating lazy sessions in this process so far. A pipeline that excludes model loading
+ * from its own time (an edit's totalMs, as a generation's) excludes what it paid for these too.
+ */
+export function lazyCreationMs(): number {
+  return createdLazilyMs;
+}
+
 export class SessionSlot {
   private session: OrtModelSession | null;
   private pending: Promise<OrtModelSession> | null = null;
@@ -46,7 +56,10 @@ export class SessionSlot {
     if (this.pending) return this.pending;
     if (!this.make) return null;
     const make = this.make;
-    this.pending = make();
+    const t0 = performance.now();
+    this.pending = make().finally(() => {
+      createdLazilyMs += performance.now() - t0;
+    });
     try {
       this.session = await this.pending;
       this.make = null;

@@ -360,6 +360,28 @@ describe('sparse or dense steps by measured cost (injected step costs)', () => {
     expect(book.get(key())!.denseMs).not.toBe(10);
   });
 
+  test("sessions created at their first use are loading: reported as createSessions, in no phase and not in totalMs", async () => {
+    const cheap = new StepCostBook();
+    cheap.set(key(), { denseMs: 1000, recordMs: 1000, sparse: [{ fraction: 0.1, ms: 1 }, { fraction: 0.3, ms: 2 }] });
+    const base = { ...(await state()), stepCosts: cheap };
+    const { record } = await root(base);
+    const fresh = await loadEditUNet(TINY, { intraOpNumThreads: 1 });
+    try {
+      const ctx = { ...base, unet: fresh };
+      const phases = (e: { timings: Record<string, number> }) => Object.entries(e.timings).filter(([k]) => k !== 'createSessions').reduce((a, [, v]) => a + v, 0);
+      const first = await editNode(ctx, { parentId: record.id, prompt, mask });
+      expect([first.mode, first.sparseSteps]).toEqual(['SPARSE', STEPS]);
+      expect(first.timings.createSessions).toBeGreaterThan(0); // the sparse and recording sessions
+      expect(Object.values(first.timings).every((v) => v >= 0)).toBe(true);
+      expect(first.totalMs).toBeGreaterThanOrEqual(phases(first) - 1);
+      expect(first.totalMs).toBeLessThan(phases(first) + first.timings.createSessions);
+      const second = await editNode(ctx, { parentId: record.id, prompt: 'a green circle on the left', mask });
+      expect(second.timings.createSessions).toBe(0);
+    } finally {
+      await fresh.release();
+    }
+  });
+
   test('cheaper sparse steps run sparse; an empty table is measured once, then used', async () => {
     const cheap = new StepCostBook();
     cheap.set(key(), { denseMs: 1000, recordMs: 1000, sparse: [{ fraction: 0.1, ms: 1 }, { fraction: 0.3, ms: 2 }] });
