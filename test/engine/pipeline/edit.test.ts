@@ -368,7 +368,7 @@ describe('sparse or dense steps by measured cost (injected step costs)', () => {
     const fresh = await loadEditUNet(TINY, { intraOpNumThreads: 1 });
     try {
       const ctx = { ...base, unet: fresh };
-      const phases = (e: { timings: Record<string, number> }) => Object.entries(e.timings).filter(([k]) => k !== 'createSessions').reduce((a, [, v]) => a + v, 0);
+      const phases = (e: { timings: object }) => Object.entries(e.timings as Record<string, number>).filter(([k]) => k !== 'createSessions').reduce((a, [, v]) => a + v, 0);
       const first = await editNode(ctx, { parentId: record.id, prompt, mask });
       expect([first.mode, first.sparseSteps]).toEqual(['SPARSE', STEPS]);
       expect(first.timings.createSessions).toBeGreaterThan(0); // the sparse and recording sessions
