@@ -8,7 +8,9 @@
 //
 // The pair's order alternates (edit first in even pairs, generate first in odd ones) so that drift in the
 // machine's load hits both sides. Compared: each JSON's totalMs (the engine's own time; model loading and
-// node/PNG writing excluded from both). Ratios are per pair, side by side.
+// node/PNG writing excluded from both). Ratios are per pair, side by side. Beside them, each process's
+// wall time from spawn to exit (what `time fisedit …` shows a user: Node start-up, model loading and
+// writing included) is compared the same way.
 //
 //   npx tsx bench/edit/bundledCost.ts [--pairs N] [--out FILE.json]
 
@@ -30,6 +32,10 @@ interface Pair {
   editMs: number;
   generateMs: number;
   ratio: number;
+  /** Spawn to exit of each CLI process. */
+  editWallMs: number;
+  generateWallMs: number;
+  wallRatio: number;
   editMode: string;
   maskedFraction: number;
   denseSteps: number;
@@ -52,9 +58,11 @@ function args(argv: string[]) {
 
 /** One CLI call; its last stdout line (the --json summary) parsed. */
 function cli(argv: string[]): Record<string, any> {
+  const t0 = performance.now();
   const r = spawnSync(process.execPath, [CLI, ...argv, '--json', '--progress', 'none'], { cwd: ROOT, encoding: 'utf8', maxBuffer: 64 * 2 ** 20 });
   if (r.status !== 0) throw new Error(`bench/edit/bundledCost: fisedit ${argv[0]} exited ${r.status}: ${r.stderr.slice(-2000)}`);
-  return JSON.parse(r.stdout.trim().split('\n').pop()!);
+  const wallMs = performance.now() - t0;
+  return { ...JSON.parse(r.stdout.trim().split('\n').pop()!), wallMs };
 }
 
 /** Linear-interpolated quantile of sorted values. */
@@ -100,6 +108,9 @@ function main() {
         editMs: e.totalMs,
         generateMs: g.totalMs,
         ratio: Math.round((e.totalMs / g.totalMs) * 1000) / 1000,
+        editWallMs: Math.round(e.wallMs),
+        generateWallMs: Math.round(g.wallMs),
+        wallRatio: Math.round((e.wallMs / g.wallMs) * 1000) / 1000,
         editMode: e.mode,
         maskedFraction: e.maskedFraction,
         denseSteps: e.denseSteps,
@@ -111,13 +122,16 @@ function main() {
       pairs.push(p);
       console.log(
         `pair ${String(p.pair).padStart(2)} ${p.order.padEnd(14)} edit ${p.editMs.toFixed(1).padStart(7)} ms   generate ${p.generateMs.toFixed(1).padStart(7)} ms   ` +
-          `edit/generate ${p.ratio.toFixed(3)}   (${p.editMode}, ${(100 * p.maskedFraction).toFixed(1)} % masked, ${p.denseSteps} dense / ${p.sparseSteps} sparse steps)`,
+          `edit/generate ${p.ratio.toFixed(3)} (wall ${p.editWallMs}/${p.generateWallMs} ms = ${p.wallRatio.toFixed(3)})   (${p.editMode}, ${(100 * p.maskedFraction).toFixed(1)} % masked, ${p.denseSteps} dense / ${p.sparseSteps} sparse steps)`,
       );
     }
 
     const ratio = summary(pairs.map((p) => p.ratio));
     const editMs = summary(pairs.map((p) => p.editMs));
     const generateMs = summary(pairs.map((p) => p.generateMs));
+    const wallRatio = summary(pairs.map((p) => p.wallRatio));
+    const editWallMs = summary(pairs.map((p) => p.editWallMs));
+    const generateWallMs = summary(pairs.map((p) => p.generateWallMs));
     // Median of each phase over the pairs: where an edit's extra time goes.
     const phaseMedians = (pick: (p: Pair) => Record<string, number>) =>
       Object.fromEntries(Object.keys(pick(pairs[0])).map((k) => [k, summary(pairs.map((p) => pick(p)[k] ?? 0)).median]));
@@ -137,6 +151,9 @@ function main() {
       editMs,
       generateMs,
       ratio,
+      editWallMs,
+      generateWallMs,
+      wallRatio,
       editPhaseMediansMs: editPhases,
       generatePhaseMediansMs: generatePhases,
       bound: 1.05,
@@ -149,6 +166,7 @@ function main() {
     console.log(`edit phases (median ms):     ${JSON.stringify(editPhases)}`);
     console.log(`generate phases (median ms): ${JSON.stringify(generatePhases)}`);
     console.log(`edit/generate: min ${ratio.min}  q1 ${ratio.q1}  median ${ratio.median}  q3 ${ratio.q3}  max ${ratio.max}  (median ${result.medianWithinBound ? 'within' : 'above'} 1.05)`);
+    console.log(`wall (spawn to exit), edit/generate: min ${wallRatio.min}  q1 ${wallRatio.q1}  median ${wallRatio.median}  q3 ${wallRatio.q3}  max ${wallRatio.max}  (edit median ${editWallMs.median} ms, generate ${generateWallMs.median} ms)`);
     console.log(`wrote ${path.relative(ROOT, o.out)}`);
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
