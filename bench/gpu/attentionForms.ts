@@ -1,11 +1,15 @@
-// The two attention forms graph/nn.ts can build (com.microsoft.MultiHeadAttention, MatMul/Softmax),
-// on a device, against the MatMul/Softmax form on the CPU: accuracy (max abs difference, random unit
-// q/k/v, seeded) and time per call. The small cases picked runtime/deviceGraphs.ts's choice for WebGPU on
-// lavapipe; the SD cases are the shapes of SD-1.5's attention at 512 px (CFG batch 2), where the written-out
-// form builds a [2, 8, 4096, 4096] score matrix, so whether the fused kernel is right on a real GPU decides
-// how fast a dense step can be. bench.ts runs it as a phase on a GPU machine.
-//   XDG_RUNTIME_DIR=/tmp/xdg npx tsx bench/gpu/attentionForms.ts [--device webgpu] [--sd]
-import { GraphBuilder } from '../../src/engine/graph/graphBuilder';
+// The attention forms graph/nn.ts can build, on a device, against the MatMul/Softmax form on the CPU:
+// accuracy (max abs difference, random unit q/k/v, seeded) and time per call. Forms:
+//   mha         com.microsoft.MultiHeadAttention; on WebGPU its FlashAttention kernel from 32 queries on
+//   matmul      MatMul/Softmax written out (what WebGPU graphs use by default)
+//   mha-unfused MultiHeadAttention with the head size padded off a multiple of 4: the EP's unfused kernels
+//   chunked:N   MatMul/Softmax over N slices of the queries in turn (score matrices N times smaller)
+// The small cases picked runtime/deviceGraphs.ts's choice for WebGPU on lavapipe; the SD cases are the
+// shapes of SD-1.5's attention at 512 px (CFG batch 2), where the written-out form builds a
+// [2, 8, 4096, 4096] score matrix, so which form is right and fastest on a real GPU decides how fast a
+// dense step can be. bench.ts runs it as phase 0 on a GPU machine.
+//   XDG_RUNTIME_DIR=/tmp/xdg npx tsx bench/gpu/attentionForms.ts [--device webgpu] [--sd] [--forms mha,matmul,...]
+import { GraphBuilder, type AttentionImpl } from '../../src/engine/graph/graphBuilder';
 import { attention } from '../../src/engine/graph/nn';
 import { gaussianFloat32 } from '../../src/engine/random/gaussian';
 import { createSession, float32Tensor, isEngineDevice, type EngineDevice } from '../../src/engine/runtime/ortSession';
@@ -20,12 +24,22 @@ export interface AttentionCase {
   heads: number;
 }
 
+/** A form as FISEDIT_WEBGPU_ATTENTION spells it: mha, matmul, mha-unfused, chunked:N. */
+export type AttentionForm = string;
+export const DEFAULT_FORMS: readonly AttentionForm[] = ['mha', 'matmul', 'mha-unfused', 'chunked:8', 'chunked:64'];
+
 export interface AttentionFormRow extends AttentionCase {
   device: EngineDevice;
   /** Max abs difference from MatMul/Softmax on the CPU, per form. */
-  maxAbs: { mha: number; matmul: number };
+  maxAbs: Record<AttentionForm, number>;
   /** Median ms per run on the device, per form. */
-  ms: { mha: number; matmul: number };
+  ms: Record<AttentionForm, number>;
+}
+
+function parseForm(form: AttentionForm): { impl: AttentionImpl; chunks?: number } {
+  const [impl, n] = form.split(':');
+  if (!['mha', 'matmul', 'mha-unfused', 'chunked'].includes(impl)) throw new Error(`attention form ${form}: want mha, matmul, mha-unfused or chunked:N`);
+  return { impl: impl as AttentionImpl, chunks: n === undefined ? undefined : Number(n) };
 }
 
 export const SMALL_CASES: AttentionCase[] = [[8, 8], [16, 16], [17, 17], [32, 32], [77, 77], [16, 77], [77, 16], [256, 77], [256, 256]].map(([L, M]) => ({ name: `${L}x${M}`, batch: 1, L, M, C: 64, heads: 4 }));
@@ -37,12 +51,12 @@ export const SD_CASES: AttentionCase[] = [
   { name: 'cross 64x64 x 77 text', batch: 2, L: 4096, M: 77, C: 320, heads: 8 },
 ];
 
-async function timedRun(form: 'mha' | 'matmul', dev: EngineDevice, c: AttentionCase, feeds: Record<string, Float32Array>, reps: number): Promise<{ y: Float32Array; ms: number }> {
+async function timedRun(form: AttentionForm, dev: EngineDevice, c: AttentionCase, feeds: Record<string, Float32Array>, reps: number): Promise<{ y: Float32Array; ms: number }> {
   const g = new GraphBuilder('attention_form');
   const q = g.input('q', 'float32', [c.batch, c.L, c.C]);
   const k = g.input('k', 'float32', [c.batch, c.M, c.C]);
   const v = g.input('v', 'float32', [c.batch, c.M, c.C]);
-  g.output('y', attention(g, q, k, v, c.C, c.heads, { impl: form }), 'float32');
+  g.output('y', attention(g, q, k, v, c.C, c.heads, parseForm(form)), 'float32');
   const s = await createSession(g.build(), { device: dev });
   try {
     const inputs = { q: float32Tensor(feeds.q, [c.batch, c.L, c.C]), k: float32Tensor(feeds.k, [c.batch, c.M, c.C]), v: float32Tensor(feeds.v, [c.batch, c.M, c.C]) };
@@ -60,36 +74,51 @@ async function timedRun(form: 'mha' | 'matmul', dev: EngineDevice, c: AttentionC
   }
 }
 
-/** Both forms on `device` for each case, against MatMul/Softmax on the CPU. */
-export async function measureAttentionForms(device: EngineDevice, cases: readonly AttentionCase[], reps = 3): Promise<AttentionFormRow[]> {
+/** Each form on `device` for each case, against MatMul/Softmax on the CPU. A form that fails is NaN (and said). */
+export async function measureAttentionForms(device: EngineDevice, cases: readonly AttentionCase[], reps = 3, forms: readonly AttentionForm[] = DEFAULT_FORMS): Promise<AttentionFormRow[]> {
+  forms.forEach(parseForm);
   const rows: AttentionFormRow[] = [];
   for (const c of cases) {
     const feeds = { q: gaussianFloat32(1n, c.batch * c.L * c.C), k: gaussianFloat32(2n, c.batch * c.M * c.C), v: gaussianFloat32(3n, c.batch * c.M * c.C) };
     const ref = (await timedRun('matmul', 'cpu', c, feeds, 0)).y;
     const diff = (a: Float32Array) => a.reduce((m, x, i) => Math.max(m, Math.abs(x - ref[i])), 0);
-    const mha = await timedRun('mha', device, c, feeds, reps);
-    const mm = await timedRun('matmul', device, c, feeds, reps);
-    rows.push({ ...c, device, maxAbs: { mha: diff(mha.y), matmul: diff(mm.y) }, ms: { mha: mha.ms, matmul: mm.ms } });
+    const row: AttentionFormRow = { ...c, device, maxAbs: {}, ms: {} };
+    for (const form of forms) {
+      try {
+        const r = await timedRun(form, device, c, feeds, reps);
+        row.maxAbs[form] = diff(r.y);
+        row.ms[form] = r.ms;
+      } catch (e) {
+        process.stderr.write(`attention form ${form} on ${device}, ${c.name}: ${(e as Error).message}\n`);
+        row.maxAbs[form] = NaN;
+        row.ms[form] = NaN;
+      }
+    }
+    rows.push(row);
   }
   return rows;
 }
 
 export function printAttentionForms(rows: readonly AttentionFormRow[]): void {
-  console.log(`attention forms on ${rows[0]?.device ?? '?'} vs MatMul/Softmax on the CPU: max abs difference, median ms`);
-  console.log('  case                      B      L      M     C  heads   MHA diff  MatMul diff    MHA ms  MatMul ms');
+  const forms = [...new Set(rows.flatMap((r) => Object.keys(r.ms)))];
+  console.log(`attention forms on ${rows[0]?.device ?? '?'} vs MatMul/Softmax on the CPU: max abs difference / median ms per form`);
+  console.log(`  case                      B      L      M     C  heads | ${forms.map((f) => f.padStart(18)).join(' | ')}`);
   for (const r of rows) {
-    console.log(`  ${r.name.padEnd(24)} ${String(r.batch).padStart(2)} ${String(r.L).padStart(6)} ${String(r.M).padStart(6)} ${String(r.C).padStart(5)} ${String(r.heads).padStart(6)} ${r.maxAbs.mha.toExponential(2).padStart(10)} ${r.maxAbs.matmul.toExponential(2).padStart(12)} ${r.ms.mha.toFixed(2).padStart(9)} ${r.ms.matmul.toFixed(2).padStart(10)}`);
+    const cells = forms.map((f) => `${(r.maxAbs[f] ?? NaN).toExponential(1).padStart(8)} ${(r.ms[f] ?? NaN).toFixed(2).padStart(9)}`);
+    console.log(`  ${r.name.padEnd(24)} ${String(r.batch).padStart(2)} ${String(r.L).padStart(6)} ${String(r.M).padStart(6)} ${String(r.C).padStart(5)} ${String(r.heads).padStart(6)} | ${cells.join(' | ')}`);
   }
 }
 
 async function main(): Promise<void> {
-  const arg = process.argv.indexOf('--device');
-  const device = arg >= 0 ? process.argv[arg + 1] : 'webgpu';
+  const arg = (name: string) => (process.argv.indexOf(name) >= 0 ? process.argv[process.argv.indexOf(name) + 1] : undefined);
+  const device = arg('--device') ?? 'webgpu';
   if (!isEngineDevice(device)) throw new Error(`--device must be cpu, webgpu or cuda (got ${device})`);
-  printAttentionForms(await measureAttentionForms(device, process.argv.includes('--sd') ? [...SMALL_CASES, ...SD_CASES] : SMALL_CASES));
+  const forms = arg('--forms')?.split(',').filter(Boolean) ?? DEFAULT_FORMS;
+  printAttentionForms(await measureAttentionForms(device, process.argv.includes('--sd') ? [...SMALL_CASES, ...SD_CASES] : SMALL_CASES, 3, forms));
 }
 
-if (require.main === module) {
+// (require.main === module alone is also true inside the esbuild bundle of bench.ts, which includes this file)
+if (require.main === module && /attentionForms\.[jt]s$/.test(process.argv[1] ?? '')) {
   main().catch((e) => {
     console.error(e);
     process.exit(1);

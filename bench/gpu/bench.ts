@@ -1,7 +1,12 @@
 // GPU bench (issue 14): one script for a GPU machine with no network and no Node of its own (it runs from
 // the offline bundle, bench/gpu/run.sh). On SD-1.5-width random weights made on the spot it prints, per
 // device side by side:
+//   0. attention forms at SD's 512 px shapes (attentionForms.ts): accuracy against the CPU and ms;
 //   1. the dense UNet step, CFG batch 2, at each image size (default 256 and 512 px);
+//   1a. a per-kernel GPU time profile of that dense step (profile.ts: ORT profiling with WebGPU
+//      timestamp queries) at --profile-sizes for each variant in --profile-forms;
+//   1b. the GPU dense step at the sparse size once per variant in --forms (attention forms and WebGPU
+//      EP options: the candidate fixes side by side, each checked against the default's output);
 //   2. the sparse UNet step at 2/5/10/25/50 % of a 512 px latent against that device's dense step;
 //   3. an edit end to end (user disc mask) against dense regeneration of the same prompt.
 // Phases run in that order and each checks the time budget first (--budget-s): what does not fit is
@@ -10,12 +15,16 @@
 //   node bench.js [--quick] [--model DIR] [--preset sd15|narrow] [--devices webgpu,cpu] [--sizes 256,512]
 //                 [--sparse-size 512] [--fractions 0.02,0.05,0.1,0.25,0.5] [--e2e-devices webgpu]
 //                 [--e2e-fractions 0.1,0.25] [--steps 20] [--reps 3] [--threads N] [--budget-s 420] [--out FILE]
+//                 [--forms matmul,mha,mha-unfused,chunked:16,matmul+nchw,matmul+novalidation]
+//                 [--attention-forms mha,matmul,mha-unfused,chunked:8,chunked:64]
+//                 [--profile-sizes 512] [--profile-forms matmul,mha] [--skip-attention] [--skip-profile]
 //                 [--prepare-only]   (write the random model folder and exit)
 //   npx tsx bench/gpu/bench.ts --quick      (here: narrow preset, 64/128 px, 4 steps)
 
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import * as zlib from 'zlib';
 import { buildUNetGraph } from '../../src/engine/arch/unet';
 import { buildMaskPyramid } from '../../src/engine/mask/pyramid';
 import { loadModelFolder, ModelFolder } from '../../src/engine/model/modelFolder';
@@ -25,14 +34,15 @@ import type { EditResult, StateContext } from '../../src/engine/pipeline/editTyp
 import { loadEditComponents, releaseEditComponents } from '../../src/engine/pipeline/editUNet';
 import { DiffusionEngine } from '../../src/engine/pipeline/engine';
 import { graphOptionsFor } from '../../src/engine/runtime/deviceGraphs';
-import { checkDeviceAvailable, createSession, EngineDevice, float32Tensor, isEngineDevice } from '../../src/engine/runtime/ortSession';
+import { checkDeviceAvailable, createSession, EngineDevice, float32Tensor, isEngineDevice, type WebGpuProviderOptions } from '../../src/engine/runtime/ortSession';
 import { SparseUNetRunner } from '../../src/engine/sparse/sparseUNetRunner';
 import { unetMacs } from '../../src/engine/sparse/unetMacs';
 import { NodeStore } from '../../src/engine/state/nodeStore';
 import { discMask } from '../edit/masks';
 import { RandomModelPreset, writeRandomModelFolder } from './randomModel';
 import { outsideChanged } from '../edit/outsideChanged';
-import { measureAttentionForms, printAttentionForms, SD_CASES, SMALL_CASES, type AttentionFormRow } from './attentionForms';
+import { DEFAULT_FORMS, measureAttentionForms, printAttentionForms, SD_CASES, SMALL_CASES, type AttentionFormRow } from './attentionForms';
+import { formatProfile, profileRuns, type ProfileSummary } from './profile';
 
 interface Options {
   model: string;
@@ -53,8 +63,16 @@ interface Options {
   prepareOnly: boolean;
   /** Device memory for the edits' device tier (bytes; 0: off). */
   deviceTierBytes: number;
-  /** Phase 0: both attention forms at SD's shapes on each GPU device (accuracy and time). */
+  /** Phase 0: the attention forms at SD's shapes on each GPU device (accuracy and time). */
   attention: boolean;
+  /** Phase 0's forms (FISEDIT_WEBGPU_ATTENTION spellings). */
+  attentionForms: string[];
+  /** Phase 1: WebGPU dense step at the sparse size once per variant (parseVariant; the first: the engine's default). */
+  forms: string[];
+  /** Phase 1b: profile the GPU dense step at these sizes (none: skipped) ... */
+  profileSizes: number[];
+  /** ... with these attention forms. */
+  profileForms: string[];
 }
 
 function parseArgs(argv: string[]): Options {
@@ -77,6 +95,11 @@ function parseArgs(argv: string[]): Options {
     prepareOnly: argv.includes('--prepare-only'),
     deviceTierBytes: 48 * 2 ** 30,
     attention: argv.includes('--attention') || (!quick && !argv.includes('--skip-attention')),
+    attentionForms: [...DEFAULT_FORMS],
+    // (--quick: the default form only; lavapipe takes seconds per step)
+    forms: quick ? [defaultForm()] : [defaultForm(), ...['matmul', 'mha', 'mha-unfused', 'chunked:16'].filter((f) => f !== defaultForm()), `${defaultForm()}+nchw`, `${defaultForm()}+novalidation`],
+    profileSizes: argv.includes('--skip-profile') ? [] : quick ? [64] : [512],
+    profileForms: [...new Set([defaultForm(), 'mha'])],
   };
   const list = (v: string) => v.split(',').filter(Boolean);
   const devices = (v: string) =>
@@ -84,6 +107,8 @@ function parseArgs(argv: string[]): Options {
       if (!isEngineDevice(d)) throw new Error(`bench/gpu: unknown device ${d}`);
       return d;
     });
+  // Checked here, so a misspelt form fails at once rather than after minutes of the lease.
+  const forms = (v: string) => list(v).map((f) => (parseVariant(f), f));
   const num = (a: string, v: string) => {
     const n = Number(v);
     if (!Number.isFinite(n) || n <= 0) throw new Error(`bench/gpu: ${a} wants a positive number, got "${v}"`);
@@ -91,7 +116,7 @@ function parseArgs(argv: string[]): Options {
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
-    if (a === '--quick' || a === '--prepare-only' || a === '--skip-attention' || a === '--attention') continue;
+    if (a === '--quick' || a === '--prepare-only' || a === '--skip-attention' || a === '--attention' || a === '--skip-profile') continue;
     const v = argv[++i];
     if (v === undefined) throw new Error(`bench/gpu: ${a} needs a value`);
     if (a === '--model') o.model = path.resolve(v);
@@ -108,12 +133,39 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--budget-s') o.budgetS = num(a, v);
     else if (a === '--out') o.out = path.resolve(v);
     else if (a === '--device-tier-gib') o.deviceTierBytes = Math.round(Number(v) * 2 ** 30);
+    else if (a === '--forms') o.forms = forms(v);
+    else if (a === '--attention-forms') o.attentionForms = forms(v);
+    else if (a === '--profile-sizes') o.profileSizes = list(v).map((s) => num(a, s));
+    else if (a === '--profile-forms') o.profileForms = forms(v);
     else throw new Error(`bench/gpu: unknown argument ${a}`);
   }
   return o;
 }
 
 const log = (s: string) => process.stderr.write(`${s}\n`);
+/** The engine's WebGPU attention form as the environment sets it (runtime/deviceGraphs.ts). */
+const defaultForm = () => process.env.FISEDIT_WEBGPU_ATTENTION?.trim() || 'matmul';
+/**
+ * A dense-step variant for the GPU: an attention form (FISEDIT_WEBGPU_ATTENTION spelling) and optional
+ * WebGPU EP options after '+': nchw / nhwc (preferredLayout: the layout the EP runs Conv and the other
+ * layout-sensitive ops in; the EP's default is NHWC, with Transposes around them), novalidation /
+ * wgpuonly (validationMode 'disabled' / 'wgpuOnly': Dawn's and ORT's per-dispatch checks off). E.g.
+ * "matmul+nchw", "mha+novalidation".
+ */
+function parseVariant(spec: string): { form: string; webgpu: WebGpuProviderOptions } {
+  const [form, ...flags] = spec.split('+');
+  graphOptionsFor('webgpu', { FISEDIT_WEBGPU_ATTENTION: form }); // throws on a bad form
+  const webgpu: WebGpuProviderOptions = {};
+  for (const f of flags) {
+    if (f === 'nchw' || f === 'nhwc') webgpu.preferredLayout = f === 'nchw' ? 'NCHW' : 'NHWC';
+    else if (f === 'novalidation') webgpu.validationMode = 'disabled';
+    else if (f === 'wgpuonly') webgpu.validationMode = 'wgpuOnly';
+    else throw new Error(`bench/gpu: variant ${spec}: unknown option +${f} (nchw, nhwc, novalidation, wgpuonly)`);
+  }
+  return { form, webgpu };
+}
+/** Graph options for `device` with the variant's WebGPU attention form (other devices ignore it). */
+const graphOptions = (device: EngineDevice, variant: string) => graphOptionsFor(device, { ...process.env, FISEDIT_WEBGPU_ATTENTION: parseVariant(variant).form });
 const stats = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return { min: s[0], median: s[Math.floor(s.length / 2)], runs: xs.map((x) => Math.round(x * 10) / 10) };
@@ -144,10 +196,16 @@ class Budget {
 
 interface DenseRow {
   device: EngineDevice;
+  /** WebGPU attention form (FISEDIT_WEBGPU_ATTENTION); the other devices' graphs do not depend on it. */
+  form: string;
   size: number;
   latent: number;
   sessionMs: number;
   step: Stat;
+  /** Max abs difference of the predicted noise from the default variant's on the same device and size. */
+  maxAbsVsDefault?: number;
+  /** Largest |noise| of the default variant's output (the scale of that difference). */
+  defaultScale?: number;
 }
 interface SparseRow {
   device: EngineDevice;
@@ -176,20 +234,25 @@ interface E2ERow {
   deviceTierMisses?: number;
 }
 
-async function denseStep(folder: ModelFolder, device: EngineDevice, latent: number, o: Options): Promise<{ sessionMs: number; step: Stat }> {
+function denseFeeds(folder: ModelFolder, latent: number) {
   const cfg = folder.unet.config;
   const B = 2;
   const rnd = lcg(1);
-  const feeds = {
+  return {
     sample: float32Tensor(Float32Array.from({ length: B * cfg.inChannels * latent * latent }, rnd), [B, cfg.inChannels, latent, latent]),
     timestep: float32Tensor(new Float32Array([500, 500]), [B]),
     encoder_hidden_states: float32Tensor(Float32Array.from({ length: B * 77 * cfg.crossAttentionDim }, rnd), [B, 77, cfg.crossAttentionDim]),
   };
+}
+
+async function denseStep(folder: ModelFolder, device: EngineDevice, latent: number, o: Options, form = defaultForm()): Promise<{ sessionMs: number; step: Stat; noise: Float32Array }> {
+  const cfg = folder.unet.config;
+  const feeds = denseFeeds(folder, latent);
   const t0 = performance.now();
-  const sess = await createSession(buildUNetGraph(cfg, folder.unet.weights, { graph: graphOptionsFor(device) }).g.build(), { device, intraOpNumThreads: o.threads });
+  const sess = await createSession(buildUNetGraph(cfg, folder.unet.weights, { graph: graphOptions(device, form) }).g.build(), { device, intraOpNumThreads: o.threads, webgpu: parseVariant(form).webgpu });
   const sessionMs = performance.now() - t0;
   try {
-    await sess.run(feeds); // warm-up: first run allocates and (webgpu) compiles shaders
+    const first = await sess.run(feeds); // warm-up: first run allocates and (webgpu) compiles shaders
     await sess.run(feeds);
     const times: number[] = [];
     for (let r = 0; r < o.reps; r++) {
@@ -197,7 +260,7 @@ async function denseStep(folder: ModelFolder, device: EngineDevice, latent: numb
       await sess.run(feeds);
       times.push(performance.now() - a);
     }
-    return { sessionMs, step: stats(times) };
+    return { sessionMs, step: stats(times), noise: Object.values(first)[0].data as Float32Array };
   } finally {
     await sess.release();
   }
@@ -372,7 +435,7 @@ async function main(): Promise<void> {
     for (const device of devices.filter((d) => d !== 'cpu')) {
       if (!budget.allows(`attention forms ${device}`, 40)) continue;
       // --quick (lavapipe): the small cases only; a [2, 8, 4096, 4096] score matrix is minutes on the CPU.
-      rows.push(...(await measureAttentionForms(device, o.quick ? SMALL_CASES.slice(2, 5) : [...SMALL_CASES.slice(3, 4), ...SD_CASES], o.reps)));
+      rows.push(...(await measureAttentionForms(device, o.quick ? SMALL_CASES.slice(2, 5) : [...SMALL_CASES.slice(3, 4), ...SD_CASES], o.reps, o.attentionForms)));
     }
     result.attention = rows;
     if (rows.length) printAttentionForms(rows);
@@ -381,15 +444,67 @@ async function main(): Promise<void> {
 
   // 1. dense step per size and device
   const dense: DenseRow[] = [];
+  const defaultNoise = new Map<EngineDevice, Float32Array>();
   for (const size of o.sizes) {
     for (const device of o.devices.filter((d) => devices.includes(d))) {
       const prev = dense.find((r) => r.device === device);
       const guess = prev ? ((prev.step.median * (size / prev.size) ** 2 * (o.reps + 2)) + prev.sessionMs) / 1000 : 20;
       if (!budget.allows(`dense step ${device} ${size} px`, guess)) continue;
       const latent = size / 8;
-      const r = await denseStep(folder, device, latent, o);
-      dense.push({ device, size, latent, ...r });
+      const { noise, ...r } = await denseStep(folder, device, latent, o);
+      if (size === o.sparseSize) defaultNoise.set(device, noise);
+      dense.push({ device, form: o.forms[0], size, latent, ...r });
       log(`dense ${device} ${size} px: session ${(r.sessionMs / 1000).toFixed(1)} s, step ${r.step.median.toFixed(1)} ms (min ${r.step.min.toFixed(1)})`);
+    }
+  }
+  const defaultRow = (device: EngineDevice, size: number) => dense.find((r) => r.device === device && r.size === size && r.form === o.forms[0]);
+  result.dense = dense;
+  save();
+
+  // 1a. where the GPU dense step's time goes: per-kernel GPU times (WebGPU timestamp queries).
+  const profiles: (ProfileSummary & { device: EngineDevice; size: number; form: string; sessionMs: number })[] = [];
+  for (const size of o.profileSizes) {
+    for (const device of o.devices.filter((d) => devices.includes(d) && d !== 'cpu')) {
+      for (const form of o.profileForms) {
+        const base = dense.find((r) => r.device === device && r.size === size && r.form === form) ?? defaultRow(device, size);
+        if (!budget.allows(`profile ${device} ${size} px, attention ${form}`, base ? (base.sessionMs + 4 * base.step.median * 2) / 1000 : 40)) continue;
+        try {
+          const tag = `${device}-${size}-${form.replace(/[^a-z0-9-]/gi, '_')}`;
+          const trace = o.out ? path.join(path.dirname(o.out), `profile-${tag}.trace.json`) : undefined;
+          const built = buildUNetGraph(folder.unet.config, folder.unet.weights, { graph: graphOptions(device, form) }).g.build();
+          const p = await profileRuns(built, denseFeeds(folder, size / 8), { device, runs: 2, label: `dense step ${device} ${size} px, attention ${form}`, intraOpNumThreads: o.threads, keepTrace: trace, sessionOptions: { webgpu: parseVariant(form).webgpu } });
+          if (trace) {
+            // Kept gzipped beside the bench JSON (≈ 0.3 MB; 6 MB raw) for a closer look later.
+            fs.writeFileSync(`${trace}.gz`, zlib.gzipSync(fs.readFileSync(trace)));
+            fs.rmSync(trace);
+          }
+          profiles.push({ device, size, form, ...p });
+          console.log(formatProfile(p));
+        } catch (e) {
+          log(`profile ${device} ${size} px, attention ${form} failed: ${(e as Error).message}`);
+        }
+        result.profile = profiles;
+        save();
+      }
+    }
+  }
+
+  // 1b. the other variants (attention forms, EP options) on the GPU at the sparse size: which candidate
+  // fix makes the step fast, and whether its result is right (against the default's output).
+  for (const device of o.devices.filter((d) => devices.includes(d) && d !== 'cpu')) {
+    const base = defaultRow(device, o.sparseSize);
+    for (const form of o.forms.slice(1)) {
+      if (!budget.allows(`dense step ${device} ${o.sparseSize} px, attention ${form}`, base ? (base.sessionMs + (o.reps + 2) * base.step.median * 1.5) / 1000 : 30)) continue;
+      try {
+        const { noise, ...r } = await denseStep(folder, device, o.sparseSize / 8, o, form);
+        const ref = defaultNoise.get(device);
+        const maxAbsVsDefault = ref && ref.length === noise.length ? noise.reduce((m, x, i) => Math.max(m, Math.abs(x - ref[i])), 0) : undefined;
+        const defaultScale = ref?.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
+        dense.push({ device, form, size: o.sparseSize, latent: o.sparseSize / 8, ...r, maxAbsVsDefault, defaultScale });
+        log(`dense ${device} ${o.sparseSize} px, attention ${form}: session ${(r.sessionMs / 1000).toFixed(1)} s, step ${r.step.median.toFixed(1)} ms (min ${r.step.min.toFixed(1)}), max abs vs ${o.forms[0]} ${maxAbsVsDefault?.toExponential(2) ?? '—'}`);
+      } catch (e) {
+        log(`dense ${device} ${o.sparseSize} px, attention ${form} failed: ${(e as Error).message}`);
+      }
     }
   }
   result.dense = dense;
@@ -400,12 +515,12 @@ async function main(): Promise<void> {
   // The first device's sparse rows come first; the others' leave time for the end-to-end edits, the
   // issue's headline figures (an estimate: sessions, a root and 4 x reps generations of the first device).
   const first = o.devices.find((d) => devices.includes(d));
-  const firstStep = dense.find((r) => r.device === first && r.size === o.sparseSize)?.step.median ?? 0;
+  const firstStep = (first && defaultRow(first, o.sparseSize)?.step.median) ?? 0;
   const e2eReserveS = o.quick ? 0 : 90 + ((2 + 4 * o.reps) * o.steps * firstStep * 1.3) / 1000;
   for (const device of o.devices.filter((d) => devices.includes(d))) {
     const reserveS = device === first || !o.e2eDevices.length ? 0 : e2eReserveS;
     const latent = o.sparseSize / 8;
-    let denseStat = dense.find((r) => r.device === device && r.size === o.sparseSize)?.step;
+    let denseStat = defaultRow(device, o.sparseSize)?.step;
     if (!denseStat) {
       if (!budget.allows(`dense step ${device} ${o.sparseSize} px (for the sparse rows)`, 30)) continue;
       denseStat = (await denseStep(folder, device, latent, o)).step;
@@ -422,7 +537,7 @@ async function main(): Promise<void> {
   const e2e: E2ERow[] = [];
   const e2eSize = o.sparseSize;
   for (const device of o.e2eDevices.filter((d) => devices.includes(d))) {
-    const step = dense.find((r) => r.device === device && r.size === e2eSize)?.step.median;
+    const step = defaultRow(device, e2eSize)?.step.median;
     // Five sessions to load (≈ 10 s each at SD width on an H200), a recorded root, warm-ups.
     if (!budget.allows(`edit e2e ${device} (load + root)`, step ? (4 * o.steps * step) / 1000 + 60 : 90)) continue;
     e2e.push(...(await endToEnd(device, e2eSize, o, budget, step)));
@@ -434,7 +549,22 @@ async function main(): Promise<void> {
   const shown = o.devices.filter((d) => devices.includes(d));
   console.log(`\nFISEdit GPU bench — ${o.preset} random weights, CFG batch 2, ${o.reps} reps (median ms), ${os.cpus().length} cores`);
   console.log(`\n1. dense UNet step\nsize   | ${shown.map((d) => d.padStart(10)).join(' | ')}`);
-  for (const size of o.sizes) console.log(`${String(size).padEnd(6)} | ${shown.map((d) => fmt(dense.find((r) => r.device === d && r.size === size)?.step.median).padStart(10)).join(' | ')}`);
+  for (const size of o.sizes) console.log(`${String(size).padEnd(6)} | ${shown.map((d) => fmt(defaultRow(d, size)?.step.median).padStart(10)).join(' | ')}`);
+  if (profiles.length) {
+    console.log('\n1a. GPU profile of the dense step (ms per run; GPU kernel sum vs wall; top op types)');
+    for (const p of profiles) {
+      const wall = p.wallMs.length ? [...p.wallMs].sort((a, b) => a - b)[Math.floor(p.wallMs.length / 2)] : NaN;
+      console.log(`${p.device} ${p.size} px ${p.form}: wall ${fmt(wall)} ms, GPU kernels ${fmt(p.gpuKernelMs)} ms (${p.kernelsPerRun.toFixed(0)} dispatches), CPU-EP nodes ${fmt(p.hostCpuNodeMs)} ms; ${p.byOp.slice(0, 5).map((r) => `${r.key} ${r.ms.toFixed(1)} (${(100 * r.share).toFixed(0)} %)`).join(', ')}`);
+    }
+  }
+  const formRows = dense.filter((r) => r.form !== o.forms[0] || (r.device !== 'cpu' && o.forms.length > 1 && r.size === o.sparseSize));
+  if (formRows.length) {
+    console.log(`\n1b. dense step on the GPU at ${o.sparseSize} px per variant (attention form = FISEDIT_WEBGPU_ATTENTION, ${o.forms[0]} the default; +nchw/+novalidation: WebGPU EP options)`);
+    console.log('(max abs: the predicted noise against the default variant\'s, same device and inputs, and as a share of its largest |value|;');
+    console.log(' float32 reordering gives up to ~1e-4 of it, the FlashAttention kernel that is wrong on lavapipe ~1e-2)');
+    for (const r of formRows) console.log(`${r.device.padEnd(7)} ${r.form.padEnd(20)} | ${fmt(r.step.median).padStart(9)} ms (min ${fmt(r.step.min)}) | max abs ${r.maxAbsVsDefault === undefined ? '—'.padStart(8) : `${r.maxAbsVsDefault.toExponential(1).padStart(8)} (${r.defaultScale ? (r.maxAbsVsDefault / r.defaultScale).toExponential(1) : '—'})`} | session ${(r.sessionMs / 1000).toFixed(1)} s`);
+  }
+
   console.log(`\n2. sparse step at ${o.sparseSize} px (ms, speedup over the same device's dense step; MAC ratio = ideal)`);
   console.log('(host: the parent\'s entries assembled on the host and uploaded each step; device: fed from device memory)');
   console.log(`area  | active | MAC ratio | ${shown.map((d) => `${d} host ms  x | device ms  x`.padStart(30)).join(' | ')}`);

@@ -9,8 +9,9 @@
 #    system has no libvulkan.so.1; points the loader at NVIDIA's ICD file when one is installed;
 # 2. times the PyTorch reference UNet (bench/gpu/torch_anchor.py) on CUDA, fp32 and fp16 — the anchor —
 #    while node writes the random weights (bench.js --prepare-only) beside it;
-# 3. runs bench.js: dense step webgpu vs cpu at 256/512 px, sparse steps at 2–50 % of 512 px, edit end
-#    to end vs dense regeneration, on SD-1.5-width random weights written to /tmp.
+# 3. runs bench.js: attention forms, dense step webgpu vs cpu at 256/512 px (with a per-kernel GPU
+#    profile and the candidate attention forms / EP options of the 512 px step), sparse steps at 2–50 % of
+#    512 px, edit end to end vs dense regeneration, on SD-1.5-width random weights written to /tmp.
 # The whole run keeps inside --budget-s (default 450 s, under the 8 minutes asked for); results go to
 # $OUT (gpu-bench.json, torch-anchor.json, run.log) when OUT is set.
 # --quick: CPU-sized (narrow preset, 64/128 px, torch on the CPU, one thread) to check the bundle here.

@@ -89,9 +89,12 @@ export interface GraphBuilderOptions {
   weightTranspose?: 'ort' | 'js';
   /**
    * The form nn.attention() builds unless told otherwise: 'mha' (one com.microsoft.MultiHeadAttention
-   * node, default) or 'matmul' (MatMul/Softmax written out). runtime/deviceGraphs.ts picks it per device.
+   * node, default), 'matmul' (MatMul/Softmax written out), or the WebGPU candidates 'chunked' and
+   * 'mha-unfused' (see graph/nn.ts AttentionOptions). runtime/deviceGraphs.ts picks it per device.
    */
-  attention?: 'mha' | 'matmul';
+  attention?: AttentionImpl;
+  /** Query chunks of the 'chunked' form (default 16). */
+  attentionChunks?: number;
   /**
    * How the large weight matrices of Linear layers and convolutions are stored: 'fp32' (default) or
    * 'int8', block-quantised (graph/quantizedWeights.ts): a quarter of the bytes a step streams.
@@ -100,6 +103,8 @@ export interface GraphBuilderOptions {
 }
 
 export type WeightFormat = 'fp32' | 'int8';
+/** The op forms nn.attention() can build (see there). */
+export type AttentionImpl = 'mha' | 'matmul' | 'chunked' | 'mha-unfused';
 export const WEIGHT_FORMATS: readonly WeightFormat[] = ['fp32', 'int8'];
 
 interface Initializer {
@@ -127,7 +132,8 @@ export class GraphBuilder {
   readonly opset: number;
   private readonly f16Mode: 'cast' | 'widen';
   private readonly transposeMode: 'ort' | 'js';
-  readonly attention: 'mha' | 'matmul';
+  readonly attention: AttentionImpl;
+  readonly attentionChunks: number;
   readonly weightFormat: WeightFormat;
   private readonly nodes: NodeSpec[] = [];
   private readonly inits: Initializer[] = [];
@@ -145,6 +151,7 @@ export class GraphBuilder {
     this.f16Mode = opts.f16Weights ?? 'cast';
     this.transposeMode = opts.weightTranspose ?? 'ort';
     this.attention = opts.attention ?? 'mha';
+    this.attentionChunks = opts.attentionChunks ?? 16;
     this.weightFormat = opts.weights ?? 'fp32';
   }
 

@@ -14,10 +14,11 @@
 // - Attention = com.microsoft.MultiHeadAttention on [B,N,C] (no head-split transposes): on a
 //   142M-param SD-shaped UNet at 32×32 latents it used 3–10% less CPU time per step than the
 //   written-out MatMul/Softmax form (impl 'matmul', kept for graphs that need the probabilities, and
-//   for the WebGPU EP, whose MultiHeadAttention is wrong at ≥32 queries: runtime/deviceGraphs.ts).
+//   for the WebGPU EP, whose MultiHeadAttention is wrong at ≥32 queries on lavapipe: its FlashAttention
+//   kernel; runtime/deviceGraphs.ts). 'chunked' and 'mha-unfused' are WebGPU candidates (AttentionOptions).
 // - LayerNormalization (opset 17) is a native kernel.
 
-import { GraphBuilder, f } from './graphBuilder';
+import { GraphBuilder, f, type AttentionImpl } from './graphBuilder';
 import { dequantizedConvWeight, isQuantizable, matMulInt8 } from './quantizedWeights';
 import { WeightTensor } from '../model/tensor';
 
@@ -174,8 +175,18 @@ export interface AttentionOptions {
    * 'mha': one com.microsoft.MultiHeadAttention node (ORT CPU kernel; takes [B,N,C] as is,
    * so no head-split transposes). 'matmul': Reshape/Transpose/MatMul/Softmax/MatMul written out, for
    * graphs that need the probabilities or run without the contrib ops.
+   * Two candidates for the WebGPU EP (runtime/deviceGraphs.ts, measured by bench/gpu/attentionForms.ts):
+   * 'chunked': the 'matmul' form over `chunks` slices of the queries in turn, so each score matrix is
+   * [B,h,N/chunks,M] (a cache-sized working set at SD's 4096 tokens) instead of one [B,h,N,M];
+   * 'mha-unfused': MultiHeadAttention with q and k padded by one zero channel per head, a head size
+   * that is not a multiple of 4, which makes the WebGPU EP run its unfused kernels (AttentionProbs,
+   * InPlaceSoftmax, VxAttentionScore) instead of its FlashAttention kernel: same scores (the zero
+   * channel adds nothing to q·k), v and the output keep head size d.
+   * With a bias, 'chunked' builds the 'matmul' form (the bias would need slicing per chunk).
    */
-  impl?: 'mha' | 'matmul';
+  impl?: AttentionImpl;
+  /** Query chunks of the 'chunked' form (default: the builder's attentionChunks, 16). */
+  chunks?: number;
 }
 
 /**
@@ -185,9 +196,19 @@ export interface AttentionOptions {
 export function attention(g: GraphBuilder, q: string, k: string, v: string, channels: number, heads: number, opts: AttentionOptions = {}): string {
   if (channels % heads !== 0) throw new LayerShapeError(`attention: ${channels} channels not divisible by ${heads} heads`);
   const d = channels / heads;
-  if ((opts.impl ?? g.attention) === 'mha') {
+  const impl = opts.impl ?? g.attention;
+  if (impl === 'mha' || impl === 'mha-unfused') {
     // com.microsoft.MultiHeadAttention inputs: query, key, value, bias, key_padding_mask, attention_bias [1|B,1|h,N,M].
-    const ins = [q, k, v];
+    let [qi, ki] = [q, k];
+    if (impl === 'mha-unfused') {
+      // One zero channel per head on q and k: head size d+1 (q·k unchanged; scale stays d^-0.5).
+      const perHead = g.constI64([0, 0, heads, d]);
+      const pads = g.constI64([0, 0, 0, 0, 0, 0, 0, 1], 'pads');
+      const widened = g.constI64([0, 0, heads * (d + 1)]);
+      const pad = (x: string) => g.op('Reshape', [g.op('Pad', [g.op('Reshape', [x, perHead]), pads]), widened]);
+      [qi, ki] = [pad(q), pad(k)];
+    }
+    const ins = [qi, ki, v];
     if (opts.bias) ins.push('', '', g.op('Unsqueeze', [opts.bias, g.constI64([0, 1], 'axes')]));
     return g.op('MultiHeadAttention', ins, { num_heads: heads, scale: f(d ** -0.5) }, { domain: 'com.microsoft', hint: 'mha' });
   }
@@ -196,10 +217,35 @@ export function attention(g: GraphBuilder, q: string, k: string, v: string, chan
   const qh = g.op('Transpose', [g.op('Reshape', [qs, split])], { perm: [0, 2, 1, 3] }); // [B,h,N,d]
   const kh = g.op('Transpose', [g.op('Reshape', [k, split])], { perm: [0, 2, 3, 1] }); // [B,h,d,M]
   const vh = g.op('Transpose', [g.op('Reshape', [v, split])], { perm: [0, 2, 1, 3] }); // [B,h,M,d]
-  let s = g.op('MatMul', [qh, kh], {}, { hint: 'scores' }); // [B,h,N,M]
-  if (opts.bias) s = g.op('Add', [s, opts.bias]);
-  const p = g.op('Softmax', [s], { axis: -1 });
-  const o = g.op('MatMul', [p, vh], {}, { hint: 'attn_out' }); // [B,h,N,d]
+  const chunks = Math.max(1, Math.floor(opts.chunks ?? g.attentionChunks));
+  let o: string;
+  if (impl === 'chunked' && !opts.bias && chunks > 1) {
+    // Pad the queries to a multiple of `chunks` (N is dynamic), slice them evenly, attend chunk by chunk,
+    // concatenate and drop the padded rows (zero queries: finite, discarded).
+    const n = g.op('Shape', [qh], { start: 2, end: 3 }); // [1] = N
+    const kc = g.constI64([chunks], 'chunks');
+    const padRows = g.op('Mod', [g.op('Sub', [kc, g.op('Mod', [n, kc])]), kc]);
+    // Pad's pads for [B,h,N,d]: begins 0,0,0,0; ends 0,0,padRows,0.
+    const pads = g.op('Concat', [g.constI64([0, 0, 0, 0, 0, 0], 'pads_head'), padRows, g.constI64([0], 'pads_tail')], { axis: 0 });
+    const padded = g.op('Pad', [qh, pads]);
+    // Slices, not one Split: a WebGPU shader binds at most 16 storage buffers, so Split stops at 15 outputs.
+    const rows = g.op('Div', [g.op('Add', [n, padRows]), kc]); // [1] = queries per chunk
+    const axis2 = g.constI64([2], 'axes');
+    const parts = Array.from({ length: chunks }, (_, i) =>
+      g.op('Slice', [padded, g.op('Mul', [rows, g.constI64([i], 'chunk_i')]), g.op('Mul', [rows, g.constI64([i + 1], 'chunk_i')]), axis2], {}, { hint: 'q_chunk' }),
+    );
+    const outs = parts.map((part) => {
+      const p = g.op('Softmax', [g.op('MatMul', [part, kh], {}, { hint: 'scores' })], { axis: -1 });
+      return g.op('MatMul', [p, vh], {}, { hint: 'attn_out' }); // [B,h,N/chunks,d]
+    });
+    const all = g.op('Concat', outs, { axis: 2 });
+    o = g.op('Slice', [all, g.constI64([0], 'starts'), n, axis2]); // [B,h,N,d]
+  } else {
+    let s = g.op('MatMul', [qh, kh], {}, { hint: 'scores' }); // [B,h,N,M]
+    if (opts.bias) s = g.op('Add', [s, opts.bias]);
+    const p = g.op('Softmax', [s], { axis: -1 });
+    o = g.op('MatMul', [p, vh], {}, { hint: 'attn_out' }); // [B,h,N,d]
+  }
   const merged = g.op('Transpose', [o], { perm: [0, 2, 1, 3] }); // [B,N,h,d]
   return g.op('Reshape', [merged, g.constI64([0, 0, channels])]); // [B,N,C]
 }

@@ -3,7 +3,7 @@
 // compact form is wrong or missing. One place, so every graph the engine builds follows it.
 //
 // WebGPU (onnxruntime-node 1.30, Mesa lavapipe 25.0): com.microsoft.MultiHeadAttention is off by 0.1–0.3
-// max abs (unit-variance inputs) once the query length reaches 32 (≤17 queries exact), with or without an
+// max abs (unit-variance inputs) once the query length reaches 32 (≤31 queries exact), with or without an
 // attention bias, whatever its mask value (-FLT_MAX, -1e9, -1e4, -inf), deterministically. That one
 // kernel is what put the CLIP text encoder 0.12 off the CPU and moved a generation's objects. The
 // written-out MatMul/Softmax attention matches the CPU to ~4e-7 on the same device, so WebGPU graphs use
@@ -11,7 +11,7 @@
 // the kernel is also wrong on a real GPU was not measured: none was at hand. The CPU keeps
 // MultiHeadAttention: 3–10 % faster there (graph/nn.ts); the two forms agree to ~2e-7 on the CPU.
 
-import type { GraphBuilderOptions } from '../graph/graphBuilder';
+import type { AttentionImpl, GraphBuilderOptions } from '../graph/graphBuilder';
 import type { EngineDevice } from './ortSession';
 
 //
@@ -19,9 +19,24 @@ import type { EngineDevice } from './ortSession';
 // so FISEDIT_WEBGPU_ATTENTION=mha lets a GPU that computes the fused kernel right use it;
 // bench/gpu/attentionForms.ts (a phase of bench/gpu) says whether it does, and how much faster it is.
 
+//
+// Two more candidates (graph/nn.ts): 'chunked' (or 'chunked:N', N query chunks, default 16) runs the
+// written-out form over slices of the queries, so no [2, 8, 4096, 4096] score matrix is ever whole;
+// 'mha-unfused' pads the head size to a non-multiple of 4, which makes the EP take its unfused
+// MultiHeadAttention kernels. What is wrong on lavapipe is the EP's FlashAttention kernel (its
+// subgroup-shuffle prefill, taken from 32 queries on when the head size is a multiple of 4; below 32
+// queries it runs decode kernels, which are right): off by 0.1-0.3 for every head size tried
+// (4, 16, 40, 64) once there are more than 8 keys, at 4, 8 and 16-lane subgroups (LP_NATIVE_VECTOR_WIDTH
+// 128/256/512). The unfused kernels and 'chunked' match the CPU to ~1e-6 there
+// (test/engine/device/webgpuAttentionForms.test.ts).
+
 export function graphOptionsFor(device: EngineDevice = 'cpu', env: NodeJS.ProcessEnv = process.env): GraphBuilderOptions {
   if (device !== 'webgpu') return {};
-  const form = env.FISEDIT_WEBGPU_ATTENTION?.trim() || 'matmul';
-  if (form !== 'matmul' && form !== 'mha') throw new Error(`FISEDIT_WEBGPU_ATTENTION must be mha or matmul (got ${JSON.stringify(form)})`);
-  return { attention: form };
+  const value = env.FISEDIT_WEBGPU_ATTENTION?.trim() || 'matmul';
+  const m = /^(mha|matmul|mha-unfused|chunked)(?::(\d+))?$/.exec(value);
+  if (!m || (m[2] !== undefined && (m[1] !== 'chunked' || Number(m[2]) < 1))) {
+    throw new Error(`FISEDIT_WEBGPU_ATTENTION must be mha, matmul, mha-unfused, chunked or chunked:<chunks> (got ${JSON.stringify(value)})`);
+  }
+  const form = m[1] as AttentionImpl;
+  return m[2] !== undefined ? { attention: form, attentionChunks: Number(m[2]) } : { attention: form };
 }

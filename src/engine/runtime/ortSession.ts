@@ -109,21 +109,34 @@ function probeModel(): Uint8Array {
   return g.build().model;
 }
 
-function executionProviders(device: EngineDevice): ort.InferenceSession.ExecutionProviderConfig[] {
+function executionProviders(device: EngineDevice, webgpu: WebGpuProviderOptions = {}): ort.InferenceSession.ExecutionProviderConfig[] {
   switch (device) {
     case 'cpu':
       return ['cpu'];
     case 'webgpu':
       // The CPU EP is appended by ORT for ops the WebGPU EP lacks (shape arithmetic mostly).
-      return [{ name: 'webgpu' }];
+      return [{ name: 'webgpu', ...webgpu }];
     case 'cuda':
       return [{ name: 'cuda', deviceId: 0 }];
   }
 }
 
+/**
+ * WebGPU EP options (onnxruntime-node's WebGpuExecutionProviderOption), for measurements (bench/gpu):
+ * the layout its layout-sensitive kernels (Conv, …) run in, and its validation. ORT shares one Dawn device
+ * per process and takes validationMode from the session that creates it: it applies only while no other
+ * WebGPU session is alive.
+ */
+export interface WebGpuProviderOptions {
+  preferredLayout?: 'NCHW' | 'NHWC';
+  validationMode?: 'disabled' | 'wgpuOnly' | 'basic' | 'full';
+}
+
 export interface SessionOptions {
   /** Execution provider (default 'cpu'). See checkDeviceAvailable for the start-up check. */
   device?: EngineDevice;
+  /** WebGPU EP options (default: the EP's own); ignored on other devices. */
+  webgpu?: WebGpuProviderOptions;
   /**
    * Outputs that stay in device memory (runWithDevice returns them as DeviceTensors, which run() takes
    * as feeds of any session on the same device). WebGPU only: onnxruntime-node keeps no other EP's
@@ -247,7 +260,7 @@ export class OrtModelSession {
     if (device === 'cuda') checkCudaLibraries();
     const level = opts.graphOptimizationLevel ?? 'all';
     const options: ort.InferenceSession.SessionOptions = {
-      executionProviders: executionProviders(device),
+      executionProviders: executionProviders(device, opts.webgpu),
       graphOptimizationLevel: level,
       intraOpNumThreads: threads,
       // One graph at a time runs per session; inter-op parallelism only fights intra-op threads.

@@ -12,6 +12,11 @@ describe('graphOptionsFor', () => {
     expect(graphOptionsFor('webgpu', { FISEDIT_WEBGPU_ATTENTION: 'mha' })).toEqual({ attention: 'mha' });
     expect(graphOptionsFor('webgpu', { FISEDIT_WEBGPU_ATTENTION: ' matmul ' })).toEqual({ attention: 'matmul' });
     expect(graphOptionsFor('cpu', { FISEDIT_WEBGPU_ATTENTION: 'mha' })).toEqual({});
-    expect(() => graphOptionsFor('webgpu', { FISEDIT_WEBGPU_ATTENTION: 'flash' })).toThrow(/FISEDIT_WEBGPU_ATTENTION must be mha or matmul/);
+    expect(graphOptionsFor('webgpu', { FISEDIT_WEBGPU_ATTENTION: 'mha-unfused' })).toEqual({ attention: 'mha-unfused' });
+    expect(graphOptionsFor('webgpu', { FISEDIT_WEBGPU_ATTENTION: 'chunked' })).toEqual({ attention: 'chunked' });
+    expect(graphOptionsFor('webgpu', { FISEDIT_WEBGPU_ATTENTION: 'chunked:64' })).toEqual({ attention: 'chunked', attentionChunks: 64 });
+    expect(() => graphOptionsFor('webgpu', { FISEDIT_WEBGPU_ATTENTION: 'flash' })).toThrow(/FISEDIT_WEBGPU_ATTENTION must be mha, matmul/);
+    expect(() => graphOptionsFor('webgpu', { FISEDIT_WEBGPU_ATTENTION: 'mha:4' })).toThrow(/FISEDIT_WEBGPU_ATTENTION/);
+    expect(() => graphOptionsFor('webgpu', { FISEDIT_WEBGPU_ATTENTION: 'chunked:0' })).toThrow(/FISEDIT_WEBGPU_ATTENTION/);
   });
 });
