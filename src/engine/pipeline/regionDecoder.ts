@@ -65,6 +65,18 @@ export interface SparseDecodeResult {
  */
 export const CONTEXT_DECODER_MAX_BYTES = 64 * 2 ** 20;
 
+/**
+ * The sparse decoder keeps onnxruntime's CPU memory arena (the box decoder and the sparse UNet do not).
+ * Without it every intermediate is a fresh allocation: a level-0 im2col is 58–117 MiB at 256 px, above
+ * glibc's mmap threshold, so each conv maps new pages and faults them in, and on the VMs these benches
+ * run on a page fault is dear (a 117 MiB Gather: ~400 ms without an arena, ~10 ms with one). With the
+ * arena the blocks of one run serve the next: SD's VAE at 256 px (bench/sparse/decoderArena.ts, one
+ * process, interleaved, same bits) decoded a 10 % disc in 640 ms against 1508 ms, 25 % in 2.88 against
+ * 3.73 s, 50 % in 2.91 against 4.85 s; the price is the largest decode's blocks, held until the session is
+ * released (bench/README.md, issue 20, has the resident memory at 256 and 512 px).
+ */
+export const SPARSE_DECODER_ARENA = true;
+
 export class RegionDecoder {
   private constructor(
     private readonly recording: SessionSlot,
@@ -92,14 +104,17 @@ export class RegionDecoder {
    * CONTEXT_DECODER_MAX_BYTES): VAE weights up to which the context-only session is kept beside it.
    * opts.weights (default 'fp32'): 'int8' stores the decoder's conv and linear weights block-quantised
    * (graph/quantizedWeights.ts) in every graph: the sparse decoder's gathered-column MatMuls run as int8
-   * MatMulNBits (its fine levels are compute-bound, and int8 dot products are what makes them faster),
-   * while the recording and box graphs' Convs run fp32 on the same dequantised values, so a child's
-   * sparse decode reads halos its parent's full decode computed with identical weights.
+   * MatMulNBits, the recording and box graphs' Convs fp32 on the same dequantised values, so a child's
+   * sparse decode reads halos its parent's full decode computed with identical weights. Not a speed-up:
+   * at SD width, 256 px, the int8 sparse decode took 0.96–0.99× the fp32 one's time and moved its pixels
+   * by 3.3/255 on average (bench/sparse/decoderWeights.ts); only that bench passes it, the engine never does.
+   * opts.sparseArena (default true): the sparse decoder session keeps onnxruntime's CPU memory arena (see
+   * SPARSE_DECODER_ARENA).
    */
   static async create(
     cfg: VaeConfig,
     weights: WeightMap,
-    opts: { intraOpNumThreads?: number; device?: EngineDevice; graphCache?: GraphCache; sparse?: boolean; contextDecoderMaxBytes?: number; weights?: WeightFormat } = {},
+    opts: { intraOpNumThreads?: number; device?: EngineDevice; graphCache?: GraphCache; sparse?: boolean; contextDecoderMaxBytes?: number; weights?: WeightFormat; sparseArena?: boolean } = {},
   ): Promise<RegionDecoder> {
     const L = cfg.blockOutChannels.length;
     const withSparse = opts.sparse ?? true;
@@ -126,7 +141,8 @@ export class RegionDecoder {
       const recorded = new Set(rec.convInputs.map((e) => e.name));
       const missing = sp.manifest.filter((e) => !recorded.has(e.name)).map((e) => e.name);
       if (missing.length) throw new DecoderContextError(`the sparse decoder reads conv inputs the recording decoder does not write: ${missing.join(', ')}`);
-      sparse = await slot(() => createSession(sp.g.build(), noArena));
+      const sparseMem = { ...plain, enableCpuMemArena: opts.sparseArena ?? SPARSE_DECODER_ARENA, enableMemPattern: false };
+      sparse = await slot(() => createSession(sp.g.build(), sparseMem));
     }
     // Without the sparse decoder the recording graph already records no conv inputs.
     const contextOnly = withSparse && lazy ? SessionSlot.lazy(() => createSession(buildRecordingVaeDecoderGraph(cfg, weights, { graph }).g.build(), plain)) : SessionSlot.absent();

@@ -1,0 +1,120 @@
+// Where a sparse VAE decode's time goes (issue 20: the decode is the largest fixed cost of a short edit):
+// one full recording decode for the parent's conv inputs and context, then `reps` sparse decodes of a disc
+// (the edit bench's shape, the edit's decode plan) with onnxruntime's profiler on; prints the time per op
+// type, per decoder level, and the wall, user and system CPU of each run. Not a benchmark (the profiler
+// adds overhead): a guide for optimising.
+//
+//   npx tsx bench/sparse/decoderProfile.ts [modelDir] [imageSide] [area] [reps] [--graph-cache DIR]
+//   e.g. npx tsx bench/sparse/decoderProfile.ts bench/.cache/sd15-random-full 256 0.1 2 --graph-cache bench/.cache/graphs
+
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { loadModelFolder } from '../../src/engine/model/modelFolder';
+import { planSparseDecode } from '../../src/engine/pipeline/regionDecode';
+import { RegionDecoder } from '../../src/engine/pipeline/regionDecoder';
+import { gaussianFloat32 } from '../../src/engine/random/gaussian';
+import { GraphCache } from '../../src/engine/runtime/graphCache';
+import { createSession, float32Tensor, type EngineTensor } from '../../src/engine/runtime/ortSession';
+import { buildPyramidFeed } from '../../src/engine/sparse/pyramidInputs';
+import { CACHE_INPUT_PREFIX } from '../../src/engine/sparse/sparseLayers';
+import { buildSparseVaeDecoderGraph, decoderLevelOfPath } from '../../src/engine/sparse/sparseVaeDecoder';
+import { discMask } from '../edit/masks';
+
+interface TraceEvent { cat?: string; name?: string; dur?: number; args?: { op_name?: string } }
+
+const args = process.argv.slice(2);
+const gcAt = args.indexOf('--graph-cache');
+const graphCache = gcAt >= 0 ? new GraphCache({ dir: path.resolve(args.splice(gcAt, 2)[1]) }) : undefined;
+const [dirArg, sideArg, areaArg, repsArg] = args;
+const dir = path.resolve(dirArg ?? 'test/fixtures/models/sd-narrow');
+const side = Number(sideArg ?? 256);
+const area = Number(areaArg ?? 0.1);
+const reps = Number(repsArg ?? 2);
+
+async function main(): Promise<void> {
+  const vae = loadModelFolder(dir).vae;
+  const L = vae.config.blockOutChannels.length;
+  const F = 2 ** (L - 1);
+  const h = side / F;
+  const w = side / F;
+  const C = vae.config.latentChannels;
+  const decoder = await RegionDecoder.create(vae.config, vae.weights, { intraOpNumThreads: 2, graphCache, sparse: true });
+  const z = gaussianFloat32(7, C * h * w);
+  const rec = await decoder.decodeRecording(z, h, w, { entries: true });
+  await decoder.release();
+  const prefix = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'fisedit-decprof-')), 'sparse');
+  const sp = buildSparseVaeDecoderGraph(vae.config, vae.weights);
+  const session = await createSession(sp.g.build(), { intraOpNumThreads: 2, enableCpuMemArena: false, enableMemPattern: false, profileFilePrefix: prefix });
+  const plan = planSparseDecode(discMask(w, h, area), F, [1, 1, 1, 1].slice(0, L), { dilate: 1 });
+  const feed = buildPyramidFeed(plan.levels);
+  const top = plan.levels[L - 1];
+  const rows = new Float32Array(top.active.length * C);
+  top.active.forEach((p, i) => {
+    for (let c = 0; c < C; c++) rows[i * C + c] = z[c * h * w + p];
+  });
+  const S = rec.context.mean.length / vae.config.normNumGroups;
+  const feeds: Record<string, EngineTensor> = {
+    latent_rows: float32Tensor(rows, [1, top.active.length, C]),
+    gn_mean: float32Tensor(rec.context.mean, [S, vae.config.normNumGroups, 1]),
+    gn_var: float32Tensor(rec.context.variance, [S, vae.config.normNumGroups, 1]),
+    mid_k: float32Tensor(rec.context.k, [1, h * w, rec.context.k.length / (h * w)]),
+    mid_v: float32Tensor(rec.context.v, [1, h * w, rec.context.v.length / (h * w)]),
+  };
+  for (const input of session.inputNames) {
+    if (input in feeds) continue;
+    if (feed.tensors[input]) feeds[input] = feed.tensors[input];
+    else if (input.startsWith(CACHE_INPUT_PREFIX)) {
+      const e = rec.entries.get(input.slice(CACHE_INPUT_PREFIX.length))!;
+      feeds[input] = { dtype: 'float16', dims: e.shape, data: e.data };
+    }
+  }
+  const wall: string[] = [];
+  for (let r = 0; r <= reps; r++) {
+    const cu = process.cpuUsage();
+    const a = performance.now();
+    await session.run(feeds);
+    const u = process.cpuUsage(cu);
+    wall.push(`${(performance.now() - a).toFixed(0)} (user ${(u.user / 1000).toFixed(0)}, sys ${(u.system / 1000).toFixed(0)})`);
+  }
+  session.endProfiling();
+  await session.release();
+  const file = fs.readdirSync(path.dirname(prefix)).map((f) => path.join(path.dirname(prefix), f)).find((f) => f.endsWith('.json'));
+  if (!file) throw new Error('no profile written');
+  const events = JSON.parse(fs.readFileSync(file, 'utf8')) as TraceEvent[];
+  const nodes = events.filter((e) => e.cat === 'Node' && e.name?.endsWith('_kernel_time'));
+  const byOp = new Map<string, number>();
+  const byLevel = new Map<string, number>();
+  const byNode = new Map<string, number>();
+  for (const e of nodes) {
+    const key = `${e.args?.op_name ?? '?'} ${e.name!.replace(/_kernel_time$/, '')}`;
+    byNode.set(key, (byNode.get(key) ?? 0) + (e.dur ?? 0));
+    const op = e.args?.op_name ?? '?';
+    byOp.set(op, (byOp.get(op) ?? 0) + (e.dur ?? 0));
+    const m = /(decoder\/(?:conv_in|mid_block|conv_out|conv_norm_out|up_blocks\/\d+(?:\/upsamplers)?))/.exec(e.name!.replace(/\./g, '/'));
+    let level = '?';
+    if (m) {
+      try {
+        level = `level ${decoderLevelOfPath(m[1].replace(/\//g, '.'), L)}`;
+      } catch {
+        level = '?';
+      }
+    }
+    byLevel.set(level, (byLevel.get(level) ?? 0) + (e.dur ?? 0));
+  }
+  const runs = reps + 1;
+  const total = [...byOp.values()].reduce((a, b) => a + b, 0) / runs / 1000;
+  console.log(`${path.basename(dir)} ${side}², disc ${(100 * area).toFixed(0)} % → active per level ${plan.levels.map((l) => `${(100 * l.fraction).toFixed(0)}%`).join('/')}, MAC share ${(100 * plan.macFraction).toFixed(0)} %`);
+  console.log(`wall per run (ms): ${wall.join(', ')}; kernel time per run ${total.toFixed(0)} ms; load ${os.loadavg().map((v) => v.toFixed(1)).join(' ')}`);
+  console.log('\nop type            ms/run   share');
+  for (const [op, us] of [...byOp].sort((a, b) => b[1] - a[1]).slice(0, 14)) console.log(`${op.padEnd(18)} ${(us / runs / 1000).toFixed(1).padStart(8)}  ${((100 * us) / runs / 1000 / total).toFixed(1).padStart(5)}%`);
+ console.log('\nslowest nodes       ms/run');
+  for (const [n, us] of [...byNode].sort((a, b) => b[1] - a[1]).slice(0, 16)) console.log(`${(us / runs / 1000).toFixed(1).padStart(8)}  ${n}`);
+  console.log('\nlevel              ms/run   share');
+  for (const [lv, us] of [...byLevel].sort()) console.log(`${lv.padEnd(18)} ${(us / runs / 1000).toFixed(1).padStart(8)}  ${((100 * us) / runs / 1000 / total).toFixed(1).padStart(5)}%`);
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
