@@ -98,7 +98,7 @@ function parseArgs(argv: string[]): Options {
     attentionForms: [...DEFAULT_FORMS],
     // (--quick: the default form only; lavapipe takes seconds per step)
     forms: quick ? [defaultForm()] : [defaultForm(), ...['matmul', 'mha', 'mha-unfused', 'chunked:16'].filter((f) => f !== defaultForm()), `${defaultForm()}+nchw`, `${defaultForm()}+novalidation`],
-    profileSizes: argv.includes('--skip-profile') ? [] : quick ? [64] : [512],
+    profileSizes: [], // default: the sparse size (below)
     profileForms: [...new Set([defaultForm(), 'mha'])],
   };
   const list = (v: string) => v.split(',').filter(Boolean);
@@ -139,6 +139,8 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--profile-forms') o.profileForms = forms(v);
     else throw new Error(`bench/gpu: unknown argument ${a}`);
   }
+  if (!argv.includes('--profile-sizes') && !argv.includes('--skip-profile')) o.profileSizes = [quick ? 64 : o.sparseSize];
+  if (argv.includes('--skip-profile')) o.profileSizes = [];
   return o;
 }
 
@@ -466,8 +468,13 @@ async function main(): Promise<void> {
   for (const size of o.profileSizes) {
     for (const device of o.devices.filter((d) => devices.includes(d) && d !== 'cpu')) {
       for (const form of o.profileForms) {
+        // A session and 3 runs, profiling on; from another size's step when this one was not timed
+        // (scaled by the pixel count cubed: between the convolutions' square and the attention's fourth power).
         const base = dense.find((r) => r.device === device && r.size === size && r.form === form) ?? defaultRow(device, size);
-        if (!budget.allows(`profile ${device} ${size} px, attention ${form}`, base ? (base.sessionMs + 4 * base.step.median * 2) / 1000 : 40)) continue;
+        const other = base ?? dense.find((r) => r.device === device && r.form === o.forms[0]);
+        const stepMs = base ? base.step.median : other ? other.step.median * (size / other.size) ** 6 : NaN;
+        const needS = other ? (other.sessionMs + 4 * stepMs * 2) / 1000 : 40;
+        if (!budget.allows(`profile ${device} ${size} px, attention ${form}`, needS)) continue;
         try {
           const tag = `${device}-${size}-${form.replace(/[^a-z0-9-]/gi, '_')}`;
           const trace = o.out ? path.join(path.dirname(o.out), `profile-${tag}.trace.json`) : undefined;
