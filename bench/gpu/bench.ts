@@ -134,7 +134,7 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--out') o.out = path.resolve(v);
     else if (a === '--device-tier-gib') o.deviceTierBytes = Math.round(Number(v) * 2 ** 30);
     else if (a === '--forms') o.forms = forms(v);
-    else if (a === '--attention-forms') o.attentionForms = forms(v);
+    else if (a === '--attention-forms') o.attentionForms = forms(v).map((f) => (f.includes('+') ? (() => { throw new Error(`bench/gpu: --attention-forms takes forms without EP options, got ${f}`); })() : f));
     else if (a === '--profile-sizes') o.profileSizes = list(v).map((s) => num(a, s));
     else if (a === '--profile-forms') o.profileForms = forms(v);
     else throw new Error(`bench/gpu: unknown argument ${a}`);
