@@ -5,6 +5,7 @@
 //   npx tsx bench/edit/run.ts [--model DIR] [--steps N] [--areas 0.02,0.05,…] [--reps N] [--threads N]
 //                             [--size PX] [--out FILE.json] [--no-chart] [--no-latent] [--plain-crop] [--cache-mib N]
 //                             [--dense-first] [--weights fp32|int8] [--graph-cache DIR] [--scheduler NAME]
+//                             [--sparse-decoder-arena on|off]
 //
 // --dense-first (for 512 px on 24 GB): every dense regeneration runs first, then the engine's UNet is
 // freed before the edit sessions load, so the dense baseline's 3.4 GB session and arena are not held
@@ -57,11 +58,13 @@ interface Options {
   graphCache: GraphCache | undefined;
   /** --scheduler (default: the model's). */
   scheduler: SchedulerName | undefined;
+  /** --sparse-decoder-arena off: the sparse decoder without onnxruntime's memory arena (before issue 20's change). */
+  sparseDecoderArena: boolean;
 }
 
 function parseArgs(argv: string[]): Options {
   const dflt = fs.existsSync(path.join(ROOT, 'models/default/unet/config.json')) ? path.join(ROOT, 'models/default') : path.join(ROOT, 'test/fixtures/models/sd-narrow');
-  const o: Options = { model: dflt, steps: 20, areas: [0.02, 0.05, 0.1, 0.25, 0.5], reps: 3, threads: 2, size: undefined, out: path.join(ROOT, 'bench/results/edit.json'), chart: true, latent: true, decoderContext: true, cacheBytes: Infinity, denseFirst: false, weights: 'fp32', graphCache: undefined, scheduler: undefined };
+  const o: Options = { model: dflt, steps: 20, areas: [0.02, 0.05, 0.1, 0.25, 0.5], reps: 3, threads: 2, size: undefined, out: path.join(ROOT, 'bench/results/edit.json'), chart: true, latent: true, decoderContext: true, cacheBytes: Infinity, denseFirst: false, weights: 'fp32', graphCache: undefined, scheduler: undefined, sparseDecoderArena: true };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -94,7 +97,11 @@ function parseArgs(argv: string[]): Options {
       if (!(WEIGHT_FORMATS as readonly string[]).includes(v)) throw new Error(`bench/edit: --weights is one of ${WEIGHT_FORMATS.join(', ')}`);
       o.weights = v as WeightFormat;
     } else if (a === '--graph-cache') o.graphCache = new GraphCache({ dir: path.resolve(value()), log: (m) => process.stderr.write(`${m}\n`) });
-    else if (a === '--scheduler') {
+    else if (a === '--sparse-decoder-arena') {
+      const v = value();
+      if (v !== 'on' && v !== 'off') throw new Error('bench/edit: --sparse-decoder-arena is on or off');
+      o.sparseDecoderArena = v === 'on';
+    } else if (a === '--scheduler') {
       const v = value();
       if (!isSchedulerName(v)) throw new Error(`bench/edit: unknown --scheduler ${v}`);
       o.scheduler = v;
@@ -132,7 +139,7 @@ async function main(): Promise<void> {
     await engine.dispose();
     engine = await DiffusionEngine.load(o.model, { ...engineOpts, components: ['textEncoder', 'vae'] });
   }
-  const parts = await loadEditComponents(o.model, { intraOpNumThreads: o.threads, decoder: o.decoderContext, weights: o.weights, graphCache: o.graphCache });
+  const parts = await loadEditComponents(o.model, { intraOpNumThreads: o.threads, decoder: o.decoderContext, weights: o.weights, graphCache: o.graphCache, sparseDecoderArena: o.sparseDecoderArena });
   const loadMs = performance.now() - t0 - denseFirstMs;
   try {
     const store = await NodeStore.open(path.join(tmp, 'state'), { create: true });
@@ -258,7 +265,7 @@ async function main(): Promise<void> {
     // 4. report
     const k = 0;
     const ceiling = amdahl({ E: 0, d: 1, V: 0, N: o.steps, k: latent ? (latent.captureSteps as number) : defaultCaptureSteps(o.steps), phi: 0 });
-    console.log(`\nedit vs dense regeneration — ${path.basename(o.model)}, ${root.width}×${root.height} (latent ${w}×${h}), ${o.steps} ${root.scheduler} steps, ${o.weights} weights, CFG, user masks (k = 0), ${o.reps} reps, median, ${os.cpus().length} cores, ${o.threads} threads`);
+    console.log(`\nedit vs dense regeneration — ${path.basename(o.model)}, ${root.width}×${root.height} (latent ${w}×${h}), ${o.steps} ${root.scheduler} steps, ${o.weights} weights, sparse decoder arena ${o.sparseDecoderArena ? 'on' : 'off'}, CFG, user masks (k = 0), ${o.reps} reps, median, ${os.cpus().length} cores, ${o.threads} threads`);
     console.log(formatTable(rows, k));
     console.log(`peak resident memory ${(process.resourceUsage().maxRSS / 2 ** 20).toFixed(2)} GiB${Number.isFinite(o.cacheBytes) ? `, cache budget ${(o.cacheBytes / 2 ** 20).toFixed(0)} MiB (the rest spilled to disk)` : ''}`);
     console.log(`root cache ${(rootRun.cacheBytes / 2 ** 20).toFixed(2)} MiB (${(rootRun.cacheBytes / o.steps / 2 ** 20).toFixed(2)} MiB per step); outside-region pixels changed: ${Math.max(...rows.map((r) => r.outsideChangedPixels))} (must be 0)`);
@@ -273,6 +280,7 @@ async function main(): Promise<void> {
       steps: o.steps,
       scheduler: root.scheduler,
       weights: o.weights,
+      sparseDecoderArena: o.sparseDecoderArena,
       /** The process's first edit (10 %), before any measured one: session warm-ups included. */
       firstEdit: { totalMs: firstEdit.e.totalMs, timings: firstEdit.e.timings, stepMs: firstEdit.steps.map((t) => Math.round(t)) },
       reps: o.reps,

@@ -83,12 +83,12 @@ export interface EditComponents {
 }
 
 /** loadEditUNet plus the RegionDecoder, from one read of the folder. */
-export async function loadEditComponents(modelDir: string, opts: EditUNetLoadOptions & { decoder?: boolean; folder?: ModelFolder } = {}): Promise<EditComponents> {
+export async function loadEditComponents(modelDir: string, opts: EditUNetLoadOptions & { decoder?: boolean; folder?: ModelFolder; sparseDecoderArena?: boolean } = {}): Promise<EditComponents> {
   // A caller that already read the folder (the CLI, for its engine too) passes it: one read of the weights.
   const folder = opts.folder ?? loadModelFolder(modelDir, { variant: opts.variant });
   const unet = await SparseUNetRunner.create(folder.unet.config, folder.unet.weights, { intraOpNumThreads: opts.intraOpNumThreads, sessionOptions: { device: opts.device, graphCache: opts.graphCache }, sessions: opts.sessions, weights: opts.weights, deviceTierBytes: opts.deviceTierBytes });
   try {
-    const decoder = opts.decoder === false ? null : await RegionDecoder.create(folder.vae.config, folder.vae.weights, { intraOpNumThreads: opts.intraOpNumThreads, device: opts.device, graphCache: opts.graphCache });
+    const decoder = opts.decoder === false ? null : await RegionDecoder.create(folder.vae.config, folder.vae.weights, { intraOpNumThreads: opts.intraOpNumThreads, device: opts.device, graphCache: opts.graphCache, sparseArena: opts.sparseDecoderArena });
     return { unet, decoder };
   } catch (e) {
     await unet.release();
