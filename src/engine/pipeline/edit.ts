@@ -79,6 +79,8 @@ interface EditRun {
   progress(phase: 'capture' | 'rerecord' | 'denoise', latents?: Float32Array): Promise<void>;
   /** UNet evaluations this edit reports progress against (grows when the parent is re-recorded). */
   progressTotal: number;
+  /** ms of each dense capture step on the plain session: the dense time measured beside the edit's other steps. */
+  captureStepMs: number[];
 }
 
 /** 1. check inputs. */
@@ -148,7 +150,13 @@ async function capture(run: EditRun, diff: { changedA: number[]; changedB: numbe
       });
     });
   } else {
-    call = denseUNetCall((...a) => models.predictNoise(...a), h, w, run.text);
+    const plain = denseUNetCall((...a) => models.predictNoise(...a), h, w, run.text);
+    call = async (step) => {
+      const t = performance.now();
+      const out = await plain(step);
+      run.captureStepMs.push(performance.now() - t);
+      return out;
+    };
   }
   await denoiseLoop(run.parentAt(0).slice(), {
     ...loopShape(run),
@@ -380,8 +388,11 @@ async function denoiseRest(run: EditRun, plan: StepPlan, mask: BinaryMask, level
   if (plan.costs) {
     const median = (v: number[]) => (v.length ? [...v].sort((a, b) => a - b)[v.length >> 1] : undefined);
     const sparseMs = median(took.sparse);
+    // The capture steps are dense steps of this same edit, beside its sparse or recording ones (the first
+    // of them pays the process's warm-up: left out where there are others).
+    const capture = run.captureStepMs.length > 2 ? run.captureStepMs.slice(1) : run.captureStepMs;
     plan.costs.book.observe(plan.costs.key, {
-      denseMs: median(took.plain),
+      denseMs: median([...capture, ...took.plain]),
       recordMs: median(took.record),
       sparse: sparseMs === undefined ? undefined : { fraction: levels[0].active.length / (h * w), ms: sparseMs },
     });
@@ -447,6 +458,7 @@ export async function editNode(ctx: StateContext, request: EditRequest, options:
       created = lazyCreationMs(); // sessions created within the excluded span are excluded with it
     },
     progressTotal: T,
+    captureStepMs: [],
     async progress(phase, latents) {
       done++;
       if (options.onStep) await options.onStep({ phase, done, total: run.progressTotal, ...(latents ? { latents } : {}) });

@@ -118,11 +118,36 @@ export class StepCostBook {
     this.save();
   }
 
-  /** Folds an edit's own step times (ms per step) into the entry, if there is one. */
+  /**
+   * Folds an edit's own step times (ms per step) into the entry, if there is one.
+   *
+   * The machine's load moves every kind of step alike, and an edit runs one kind after its capture. So
+   * with a dense time the kinds not seen follow dense's change (their ratios to it stay), and a kind seen
+   * beside it (the same edit: its capture steps are dense) moves its ratio to dense: ratios measured side
+   * by side. Tracking each kind alone let a busy minute inflate the dense time until the stale
+   * recording time looked cheap, and an edit recorded at 2× a dense step's cost.
+   */
   observe(key: string, seen: { denseMs?: number; recordMs?: number; sparse?: { fraction: number; ms: number } }): void {
     const c = this.table.get(key);
     if (!c) return;
     const mix = (old: number, now: number) => (1 - NEW_WEIGHT) * old + NEW_WEIGHT * now;
+    if (seen.denseMs !== undefined && seen.denseMs > 0 && c.denseMs > 0) {
+      const seenDense = seen.denseMs;
+      const dense = mix(c.denseMs, seenDense);
+      const f = dense / c.denseMs;
+      if (c.recordMs !== null) c.recordMs *= f;
+      for (const p of c.sparse) p.ms *= f;
+      c.denseMs = dense;
+      const follow = (old: number | null, ms: number) => (old === null ? (ms / seenDense) * dense : dense * mix(old / dense, ms / seenDense));
+      if (seen.recordMs !== undefined) c.recordMs = follow(c.recordMs, seen.recordMs);
+      if (seen.sparse) {
+        const near = c.sparse.find((p) => Math.abs(p.fraction - seen.sparse!.fraction) <= FRACTION_BUCKET);
+        if (near) near.ms = follow(near.ms, seen.sparse.ms);
+        else c.sparse = [...c.sparse, { fraction: seen.sparse.fraction, ms: follow(null, seen.sparse.ms) }].sort((a, b) => a.fraction - b.fraction);
+      }
+      this.save();
+      return;
+    }
     if (seen.denseMs !== undefined) c.denseMs = mix(c.denseMs, seen.denseMs);
     if (seen.recordMs !== undefined) c.recordMs = c.recordMs === null ? seen.recordMs : mix(c.recordMs, seen.recordMs);
     if (seen.sparse) {

@@ -382,6 +382,24 @@ describe('sparse or dense steps by measured cost (injected step costs)', () => {
     }
   });
 
+  test("an edit's dense capture steps are observed beside its other steps (ratios measured side by side)", async () => {
+    const book = new StepCostBook();
+    book.set(key(), { denseMs: 1000, recordMs: 1000, sparse: [{ fraction: 0.1, ms: 2000 }, { fraction: 0.3, ms: 2000 }] });
+    const ctx = { ...(await state()), stepCosts: book };
+    const { record } = await root(ctx);
+    const seen = jest.spyOn(book, 'observe');
+    const e = await editNode(ctx, { parentId: record.id, prompt, strategy: 'latent' });
+    // dense steps after capture, recorded (recording measured as cheap as not)
+    expect(e.mode).toBe('DENSE');
+    expect(e.captureSteps).toBeGreaterThan(0);
+    expect(e.node.cache.recorded).toBe(true);
+    expect(seen).toHaveBeenCalledTimes(1);
+    const [, obs] = seen.mock.calls[0];
+    expect(obs.denseMs).toBeGreaterThan(0); // from the capture steps: no plain dense step ran after them
+    expect(obs.recordMs).toBeGreaterThan(0);
+    seen.mockRestore();
+  });
+
   test('cheaper sparse steps run sparse; an empty table is measured once, then used', async () => {
     const cheap = new StepCostBook();
     cheap.set(key(), { denseMs: 1000, recordMs: 1000, sparse: [{ fraction: 0.1, ms: 1 }, { fraction: 0.3, ms: 2 }] });

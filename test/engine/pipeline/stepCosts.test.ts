@@ -50,12 +50,31 @@ test('the table persists beside the state, folds in observed step times, and sur
     book.observe('m', { denseMs: 35, recordMs: 50, sparse: { fraction: 0.11, ms: 30 } });
     book.observe('m', { sparse: { fraction: 0.5, ms: 70 } });
     const again = new StepCostBook(file).get('m')!;
-    expect(again.denseMs).toBeCloseTo(0.7 * 25 + 0.3 * 35, 9);
-    expect(again.recordMs).toBeCloseTo(0.7 * 40 + 0.3 * 50, 9);
-    expect(again.sparse).toEqual([{ fraction: 0.1, ms: expect.closeTo(0.7 * 20 + 0.3 * 30, 9) }, { fraction: 0.3, ms: 40 }, { fraction: 0.5, ms: 70 }]);
+    // dense: a moving average; the kinds seen beside it move their ratio to it; the others follow it
+    const dense = 0.7 * 25 + 0.3 * 35;
+    expect(again.denseMs).toBeCloseTo(dense, 9);
+    expect(again.recordMs).toBeCloseTo(dense * (0.7 * (40 / 25) + 0.3 * (50 / 35)), 9);
+    expect(again.sparse).toEqual([
+      { fraction: 0.1, ms: expect.closeTo(dense * (0.7 * (20 / 25) + 0.3 * (30 / 35)), 9) },
+      { fraction: 0.3, ms: expect.closeTo((40 * dense) / 25, 9) },
+      { fraction: 0.5, ms: 70 }, // seen without a dense time: as it was seen
+    ]);
     fs.writeFileSync(file, '{ not json');
     expect(new StepCostBook(file).get('m')).toBeNull();
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('a busy spell seen in dense steps alone moves every kind alike: the choice does not flip to a recording step at 1.33x', () => {
+  const book = new StepCostBook();
+  book.set('m', { denseMs: 30, recordMs: 40, sparse: [{ fraction: 0.1, ms: 33 }, { fraction: 0.3, ms: 45 }] });
+  for (let i = 0; i < 6; i++) book.observe('m', { denseMs: 60 }); // dense edits on a loaded machine
+  const c = book.get('m')!;
+  expect(c.denseMs).toBeGreaterThan(55);
+  expect(c.recordMs! / c.denseMs).toBeCloseTo(40 / 30, 9);
+  expect(chooseEditSteps(c, 0.2)).toMatchObject({ steps: 'DENSE', recordDense: false });
+  // A recording edit beside its dense capture steps moves the ratio (here to 1.02x: recording now pays)
+  for (let i = 0; i < 12; i++) book.observe('m', { denseMs: 50, recordMs: 51 });
+  expect(chooseEditSteps(book.get('m')!, 0.2).recordDense).toBe(true);
 });
