@@ -26,14 +26,14 @@ import { diffTokens } from '../tokenizer/tokenDiff';
 import { DEFAULT_MASK_DILATION, defaultEditDilation, foundMaskDilation, foundMaskGrowth, growMask, loadUserMask, resolveStrategy, unetLevels } from './editMask';
 import { AttentionMapAccumulator } from './editAttention';
 import { encodeCfgText, rerecordNode } from './editRecord';
-import { firstNonFinite, takeParentOutside } from './editSteps';
+import { firstNonFinite, parentOutsideCopier } from './editSteps';
 import { EditInputError, type CacheFallbackPolicy, type EditOptions, type EditRequest, type EditResult, type EditTimings, type StateContext } from './editTypes';
 import { putRecordedStep, putSparseStep, recordingUNetCall, sparseUNetCall } from './editUNet';
 import { denoiseLoop, denseUNetCall, type UNetCall } from './denoiseLoop';
 import { GenerationAbortedError, InferenceError } from './pipelineErrors';
 import { commitEdit, type EditBase } from './editCommit';
 import { calibrateStepCosts, chooseEditSteps, StepCostBook, stepCostKey, stepCostsEnabled, type StepChoice } from './stepCosts';
-import { decodeEditRegion, readParentContext } from './editDecode';
+import { decodeEditRegion, decodeReadsParentContext, readParentContext } from './editDecode';
 import { lazyCreationMs } from '../runtime/lazySession';
 
 export { DEFAULT_MASK_DILATION, defaultEditDilation, FOUND_MASK_RING_SHARE, foundMaskDilation, foundMaskGrowth } from './editMask';
@@ -329,6 +329,7 @@ async function denoiseRest(run: EditRun, plan: StepPlan, mask: BinaryMask, level
   const { ctx, input, n } = run;
   const { models, unet, cache } = ctx;
   const { channels: C, height: h, width: w, parent, captureSteps } = input;
+  const takeOutside = parentOutsideCopier(mask.data);
   let denseSteps = 0;
   const took = { plain: [] as number[], record: [] as number[], sparse: [] as number[] };
   const timed = (call: UNetCall, into: number[]): UNetCall => async (step) => {
@@ -377,7 +378,7 @@ async function denoiseRest(run: EditRun, plan: StepPlan, mask: BinaryMask, level
       return dense;
     },
     afterStep: async (i, x) => {
-      takeParentOutside(x, run.parentAt(i + 1), mask.data);
+      takeOutside(x, run.parentAt(i + 1));
       run.child.set(x, (i + 1) * n);
       await run.progress('denoise', x);
     },
@@ -488,7 +489,8 @@ export async function editNode(ctx: StateContext, request: EditRequest, options:
   }
   // From here on the child's stored latents keep the parent's values outside M at every step,
   // including the capture steps (the stored trajectory is the one later edits read).
-  for (let i = 1; i <= captureSteps; i++) takeParentOutside(run.child.subarray(i * n, (i + 1) * n), run.parentAt(i), mask.data);
+  const takeOutside = parentOutsideCopier(mask.data);
+  for (let i = 1; i <= captureSteps; i++) takeOutside(run.child.subarray(i * n, (i + 1) * n), run.parentAt(i));
 
   // 6. plan the cache: sparse steps read the parent's, re-recorded when gone
   const plan = await planCache(run, decision, levels);
@@ -505,10 +507,10 @@ export async function editNode(ctx: StateContext, request: EditRequest, options:
 
     // 8. decode the affected region only; every other pixel is the parent's
     let reason = plan.reason;
-    const parentContext = ctx.decoder ? readParentContext(store, ctx.decoder, parent) : { context: null, note: null };
-    if (parentContext.note) reason += `; ${parentContext.note}`;
     // The child's decoder page goes beside its UNet deltas (only while those are complete).
     const decoderIO = cache ? { cache, parentId: parent.id, childId: own.record && own.complete ? childId : null } : null;
+    const parentContext = ctx.decoder && decodeReadsParentContext(models, parent, request, decoderIO) ? readParentContext(store, ctx.decoder, parent) : { context: null, note: null };
+    if (parentContext.note) reason += `; ${parentContext.note}`;
     const decoded = await decodeEditRegion(models, ctx.decoder ?? null, parentContext.context, (await parentImageRead).rgb, parent, x, mask, request, decoderIO);
     if (decoded.sparseNote && request.decode === 'sparse') reason += `; the sparse decoder did not run: ${decoded.sparseNote}`;
     own.bytes += decoded.cacheBytes;

@@ -89,6 +89,16 @@ export function readParentContext(store: NodeStore, decoder: RegionDecoder, pare
   }
 }
 
+/**
+ * Whether decodeEditRegion can read the parent's decoder context for this request: not where 'auto' decodes
+ * every image of this model and size in full and the child keeps no decoder page (the plain decoder runs),
+ * so an edit need not read and unpack it (a file of up to megabytes at SD size).
+ */
+export function decodeReadsParentContext(models: DiffusionModels, parent: NodeRecord, request: { decode?: 'auto' | 'crop' | 'full' | 'sparse' }, io: DecoderCacheIO | null): boolean {
+  const asked = request.decode ?? 'auto';
+  return !(asked === 'auto' && autoDecodeMode(models.info.vaeDecoderWidth, parent.width, parent.height) === 'full' && !io?.childId);
+}
+
 export async function decodeEditRegion(
   models: DiffusionModels,
   decoder: RegionDecoder | null,
@@ -125,7 +135,7 @@ export async function decodeEditRegion(
   // context (box and sparse decodes never run), so a child that keeps no decoder page decodes on the
   // plain decoder: the same pixels (the recording graph's are bit-identical), without the context
   // outputs that made the decode 34 ms against 22 ms on the bundled model (issue 15 item 2).
-  const contextUnused = asked === 'auto' && mode === 'full' && !io?.childId;
+  const contextUnused = !decodeReadsParentContext(models, parent, request, io);
   if (decoder && plan.full && !contextUnused) {
     // A child decoded in full keeps its own conv inputs, so that its children decode sparsely; a child
     // that keeps no cache fetches none of them (they cost more than the decode itself).

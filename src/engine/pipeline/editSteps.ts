@@ -3,12 +3,33 @@
 
 /** In place: x[c, p] = parent[c, p] wherever keep[p] is 0 (bit copies). */
 export function takeParentOutside(x: Float32Array, parent: Float32Array, keep: Uint8Array): void {
+  parentOutsideCopier(keep)(x, parent);
+}
+
+/**
+ * takeParentOutside for one mask, many steps: the runs of 0s in `keep` are found once, and each step
+ * copies those runs (an edit's per-step test of every pixel ran cold in a fresh CLI process).
+ */
+export function parentOutsideCopier(keep: Uint8Array): (x: Float32Array, parent: Float32Array) => void {
   const hw = keep.length;
-  const channels = x.length / hw;
-  for (let c = 0; c < channels; c++) {
-    const o = c * hw;
-    for (let p = 0; p < hw; p++) if (!keep[p]) x[o + p] = parent[o + p];
+  const runs: number[] = [];
+  for (let p = 0; p < hw; ) {
+    if (keep[p]) {
+      p++;
+      continue;
+    }
+    const start = p;
+    while (p < hw && !keep[p]) p++;
+    runs.push(start, p);
   }
+  return (x, parent) => {
+    if (x.length % hw || parent.length !== x.length) throw new RangeError(`takeParentOutside: ${x.length} and ${parent.length} values for a ${hw}-pixel mask`);
+    for (let o = 0; o < x.length; o += hw) {
+      for (let r = 0; r < runs.length; r += 2) {
+        for (let i = o + runs[r], end = o + runs[r + 1]; i < end; i++) x[i] = parent[i];
+      }
+    }
+  };
 }
 
 /** Index of the first non-finite value, or −1. */

@@ -151,7 +151,10 @@ test("where 'auto' always decodes in full, a child that keeps no decoder page de
   // Through editNode: a child without an activation cache keeps no page, so it stores no context; an
   // edit of it decodes in full as before.
   const noCache = { ...ctx, cache: null };
+  const reads = jest.spyOn(ctx.store, 'readDecoderContext');
   const child = await editNode(noCache, { parentId: parent.id, prompt: EDIT, mask, strategy: 'mask' });
+  expect(reads).not.toHaveBeenCalled(); // nothing would use the parent's context
+  reads.mockRestore();
   expect(child.mode).toBe('DENSE');
   expect(child.decodeMethod).toBe('FULL');
   expect(child.node.files.decoder).toBeNull();
