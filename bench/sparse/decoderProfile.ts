@@ -1,10 +1,11 @@
 // Where a sparse VAE decode's time goes (issue 20: the decode is the largest fixed cost of a short edit):
 // one full recording decode for the parent's conv inputs and context, then `reps` sparse decodes of a disc
 // (the edit bench's shape, the edit's decode plan) with onnxruntime's profiler on; prints the time per op
-// type, per decoder level, and the wall, user and system CPU of each run. Not a benchmark (the profiler
+// type and node, and the wall, user and system CPU of each run (--arena on|off: the session's memory
+// arena, default the engine's SPARSE_DECODER_ARENA). Not a benchmark (the profiler
 // adds overhead): a guide for optimising.
 //
-//   npx tsx bench/sparse/decoderProfile.ts [modelDir] [imageSide] [area] [reps] [--graph-cache DIR]
+//   npx tsx bench/sparse/decoderProfile.ts [modelDir] [imageSide] [area] [reps] [--graph-cache DIR] [--arena on|off]
 //   e.g. npx tsx bench/sparse/decoderProfile.ts bench/.cache/sd15-random-full 256 0.1 2 --graph-cache bench/.cache/graphs
 
 import * as fs from 'fs';
@@ -12,18 +13,20 @@ import * as os from 'os';
 import * as path from 'path';
 import { loadModelFolder } from '../../src/engine/model/modelFolder';
 import { planSparseDecode } from '../../src/engine/pipeline/regionDecode';
-import { RegionDecoder } from '../../src/engine/pipeline/regionDecoder';
+import { RegionDecoder, SPARSE_DECODER_ARENA } from '../../src/engine/pipeline/regionDecoder';
 import { gaussianFloat32 } from '../../src/engine/random/gaussian';
 import { GraphCache } from '../../src/engine/runtime/graphCache';
 import { createSession, float32Tensor, type EngineTensor } from '../../src/engine/runtime/ortSession';
 import { buildPyramidFeed } from '../../src/engine/sparse/pyramidInputs';
 import { CACHE_INPUT_PREFIX } from '../../src/engine/sparse/sparseLayers';
-import { buildSparseVaeDecoderGraph, decoderLevelOfPath } from '../../src/engine/sparse/sparseVaeDecoder';
+import { buildSparseVaeDecoderGraph } from '../../src/engine/sparse/sparseVaeDecoder';
 import { discMask } from '../edit/masks';
 
 interface TraceEvent { cat?: string; name?: string; dur?: number; args?: { op_name?: string } }
 
 const args = process.argv.slice(2);
+const arenaAt = args.indexOf('--arena');
+const arena = arenaAt >= 0 ? args.splice(arenaAt, 2)[1] === 'on' : SPARSE_DECODER_ARENA;
 const gcAt = args.indexOf('--graph-cache');
 const graphCache = gcAt >= 0 ? new GraphCache({ dir: path.resolve(args.splice(gcAt, 2)[1]) }) : undefined;
 const [dirArg, sideArg, areaArg, repsArg] = args;
@@ -45,7 +48,7 @@ async function main(): Promise<void> {
   await decoder.release();
   const prefix = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'fisedit-decprof-')), 'sparse');
   const sp = buildSparseVaeDecoderGraph(vae.config, vae.weights);
-  const session = await createSession(sp.g.build(), { intraOpNumThreads: 2, enableCpuMemArena: false, enableMemPattern: false, profileFilePrefix: prefix });
+  const session = await createSession(sp.g.build(), { intraOpNumThreads: 2, enableCpuMemArena: arena, enableMemPattern: false, profileFilePrefix: prefix });
   const plan = planSparseDecode(discMask(w, h, area), F, [1, 1, 1, 1].slice(0, L), { dilate: 1 });
   const feed = buildPyramidFeed(plan.levels);
   const top = plan.levels[L - 1];
@@ -84,23 +87,12 @@ async function main(): Promise<void> {
   const events = JSON.parse(fs.readFileSync(file, 'utf8')) as TraceEvent[];
   const nodes = events.filter((e) => e.cat === 'Node' && e.name?.endsWith('_kernel_time'));
   const byOp = new Map<string, number>();
-  const byLevel = new Map<string, number>();
   const byNode = new Map<string, number>();
   for (const e of nodes) {
     const key = `${e.args?.op_name ?? '?'} ${e.name!.replace(/_kernel_time$/, '')}`;
     byNode.set(key, (byNode.get(key) ?? 0) + (e.dur ?? 0));
     const op = e.args?.op_name ?? '?';
     byOp.set(op, (byOp.get(op) ?? 0) + (e.dur ?? 0));
-    const m = /(decoder\/(?:conv_in|mid_block|conv_out|conv_norm_out|up_blocks\/\d+(?:\/upsamplers)?))/.exec(e.name!.replace(/\./g, '/'));
-    let level = '?';
-    if (m) {
-      try {
-        level = `level ${decoderLevelOfPath(m[1].replace(/\//g, '.'), L)}`;
-      } catch {
-        level = '?';
-      }
-    }
-    byLevel.set(level, (byLevel.get(level) ?? 0) + (e.dur ?? 0));
   }
   const runs = reps + 1;
   const total = [...byOp.values()].reduce((a, b) => a + b, 0) / runs / 1000;
@@ -110,8 +102,6 @@ async function main(): Promise<void> {
   for (const [op, us] of [...byOp].sort((a, b) => b[1] - a[1]).slice(0, 14)) console.log(`${op.padEnd(18)} ${(us / runs / 1000).toFixed(1).padStart(8)}  ${((100 * us) / runs / 1000 / total).toFixed(1).padStart(5)}%`);
  console.log('\nslowest nodes       ms/run');
   for (const [n, us] of [...byNode].sort((a, b) => b[1] - a[1]).slice(0, 16)) console.log(`${(us / runs / 1000).toFixed(1).padStart(8)}  ${n}`);
-  console.log('\nlevel              ms/run   share');
-  for (const [lv, us] of [...byLevel].sort()) console.log(`${lv.padEnd(18)} ${(us / runs / 1000).toFixed(1).padStart(8)}  ${((100 * us) / runs / 1000 / total).toFixed(1).padStart(5)}%`);
 }
 
 main().catch((e) => {

@@ -71,9 +71,11 @@ export const CONTEXT_DECODER_MAX_BYTES = 64 * 2 ** 20;
  * glibc's mmap threshold, so each conv maps new pages and faults them in, and on the VMs these benches
  * run on a page fault is dear (a 117 MiB Gather: ~400 ms without an arena, ~10 ms with one). With the
  * arena the blocks of one run serve the next: SD's VAE at 256 px (bench/sparse/decoderArena.ts, one
- * process, interleaved, same bits) decoded a 10 % disc in 640 ms against 1508 ms, 25 % in 2.88 against
- * 3.73 s, 50 % in 2.91 against 4.85 s; the price is the largest decode's blocks, held until the session is
- * released (bench/README.md, issue 20, has the resident memory at 256 and 512 px).
+ * process, interleaved, same bits, load ~1.7) decoded a 10 % disc in 684 ms against 1266 ms, 25 % in
+ * 1.13 against 2.47 s, 50 % in 2.00 against 4.71 s (the system CPU time of a run without it: 0.6–2.6 s).
+ * Inside whole edits the gain was smaller and uneven (bench/README.md, issue 20). The price: the largest
+ * decode's blocks stay held until the session is released (0.3–0.55 GiB more resident after 10–25 %
+ * discs at 256 px; not measured at 512 px, where the tensors are 4× larger).
  */
 export const SPARSE_DECODER_ARENA = true;
 
