@@ -425,9 +425,10 @@ export async function editNode(ctx: StateContext, request: EditRequest, options:
   // 2. load the parent: latents of every step and its image
   const n = C * h * w;
   const parentLatents = store.readLatents(parent);
-  // The PNG decodes on libuv's pool while the steps run (~5 ms of a 64 px edit in a fresh process; a
-  // regeneration pays nothing like it). A damaged image still fails the edit, before anything is written.
-  const parentImageRead = store.readImage(parent);
+  // The PNG is read while the text encoder runs (its file read and sharp's set-up on this thread once the
+  // encoder is awaited, the decode on libuv's pool): ~5 ms of a 64 px edit in a fresh process, which a
+  // regeneration does not pay. A damaged image still fails the edit, before anything is written.
+  const parentImageRead = new Promise<void>((resolve) => setImmediate(resolve)).then(() => store.readImage(parent));
   parentImageRead.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
   lap('loadParent');
 
