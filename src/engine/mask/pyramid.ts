@@ -110,9 +110,34 @@ export function buildMaskPyramid(mask: BinaryMask, opts: PyramidOptions): Pyrami
     }
   }
   const levels = masks.map((m, i) => describeLevel(m, i));
-  for (let i = 1; i < L; i++) levels[i].downsample = buildTable(levels[i].active, levels[i].width, levels[i - 1], 2);
-  for (let i = 0; i < L - 1; i++) levels[i].upsample = buildUpsampleMap(levels[i], levels[i + 1]);
+  for (let i = 1; i < L; i++) lazyField(levels[i], 'downsample', () => buildTable(levels[i].active, levels[i].width, levels[i - 1], 2));
+  for (let i = 0; i < L - 1; i++) lazyField(levels[i], 'upsample', () => buildUpsampleMap(levels[i], levels[i + 1]));
   return levels;
+}
+
+/**
+ * The gather tables are built when first read: an edit reads its pyramid's active sets to choose between
+ * sparse and dense steps, and a dense edit never reads a table (building them was half of a bundled-model
+ * edit's mask phase in a fresh process). Enumerable, so a copy or a comparison sees the values.
+ */
+function lazyField<K extends 'conv' | 'downsample' | 'upsample'>(level: PyramidLevel, key: K, make: () => NonNullable<PyramidLevel[K]>): void {
+  let value: PyramidLevel[K] | undefined;
+  let made = false;
+  Object.defineProperty(level, key, {
+    enumerable: true,
+    configurable: true,
+    get() {
+      if (!made) {
+        value = make();
+        made = true;
+      }
+      return value;
+    },
+    set(v: PyramidLevel[K]) {
+      value = v;
+      made = true;
+    },
+  });
 }
 
 function describeLevel(mask: BinaryMask, level: number): PyramidLevel {
@@ -127,7 +152,9 @@ function describeLevel(mask: BinaryMask, level: number): PyramidLevel {
     else inactive[b++] = p;
   }
   const partial = { level, width, height, mask, active, inactive, rowOf, fraction: n / rowOf.length };
-  return { ...partial, conv: buildTable(active, width, partial, 1) };
+  const described = partial as PyramidLevel;
+  lazyField(described, 'conv', () => buildTable(active, width, partial, 1));
+  return described;
 }
 
 /** 3×3 stride-1 table for an arbitrary active set (e.g. a fused resnet's widened conv1). */

@@ -101,6 +101,14 @@ export function scaledLatentBox(info: ModelInfo, latents: Float32Array, channels
   const inv = Math.fround(info.scalingFactor);
   const shift = info.shiftFactor === null ? null : Math.fround(info.shiftFactor);
   const z = new Float32Array(channels * box.width * box.height);
+  if (box.x === 0 && box.y === 0 && box.width === w && box.height === h) {
+    // The whole latent: one flat loop (the nested one ran cold for ~4 ms of a 64 px edit in a fresh process).
+    for (let i = 0; i < z.length; i++) {
+      const s = Math.fround(latents[i] / inv);
+      z[i] = shift === null ? s : Math.fround(s + shift);
+    }
+    return z;
+  }
   for (let c = 0; c < channels; c++) {
     for (let y = 0; y < box.height; y++) {
       for (let x = 0; x < box.width; x++) {

@@ -197,3 +197,20 @@ describe('buildMaskPyramid', () => {
     expect(() => buildMaskPyramid(m, { levels: 2, dilation: -1 })).toThrow(/non-negative/);
   });
 });
+
+describe('lazy gather tables', () => {
+  it('are built on first read, once, and are plain enumerable fields to copies and comparisons', () => {
+    const rnd = seededRandom(11);
+    const mask = randomMask(rnd, 32, 32, 0.2);
+    const a = buildMaskPyramid(mask, { levels: 3 });
+    const b = buildMaskPyramid(mask, { levels: 3 });
+    for (const l of a) expect(Object.getOwnPropertyDescriptor(l, 'conv')!.get).toBeDefined(); // not built yet
+    expect(a[1].conv).toBe(a[1].conv); // memoised
+    expect(a[0].upsample).toBe(a[0].upsample);
+    expect(Object.keys(a[1])).toEqual(expect.arrayContaining(['conv', 'downsample', 'upsample']));
+    expect({ ...a[2] }.downsample).toEqual(b[2].downsample);
+    expect(a).toEqual(b);
+    // the table of a level is that of the same active set built alone
+    expect(a[0].conv).toEqual(buildConvTable(a[0].mask));
+  });
+});
