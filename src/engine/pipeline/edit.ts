@@ -425,11 +425,7 @@ export async function editNode(ctx: StateContext, request: EditRequest, options:
   // 2. load the parent: latents of every step and its image
   const n = C * h * w;
   const parentLatents = store.readLatents(parent);
-  // The PNG is read while the text encoder runs (its file read and sharp's set-up on this thread once the
-  // encoder is awaited, the decode on libuv's pool): ~5 ms of a 64 px edit in a fresh process, which a
-  // regeneration does not pay. A damaged image still fails the edit, before anything is written.
-  const parentImageRead = new Promise<void>((resolve) => setImmediate(resolve)).then(() => store.readImage(parent));
-  parentImageRead.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
+  const parentImage = await store.readImage(parent);
   lap('loadParent');
 
   // 3. encode the new prompt; which tokens changed
@@ -484,7 +480,7 @@ export async function editNode(ctx: StateContext, request: EditRequest, options:
   // An empty mask returns the parent.
   if (decision.mode === 'PARENT') {
     return commitEdit(ctx, base, {
-      mode: 'PARENT', reason: decision.reason, latents: parentLatents, rgb: (await parentImageRead).rgb, affected: { width: parent.width, height: parent.height, data: new Uint8Array(parent.width * parent.height) },
+      mode: 'PARENT', reason: decision.reason, latents: parentLatents, rgb: parentImage.rgb, affected: { width: parent.width, height: parent.height, data: new Uint8Array(parent.width * parent.height) },
       decodeBox: null, decodeContext: null, decodeMethod: null, decodeMacFraction: null, decoderContext: ctx.decoder ? readParentContext(store, ctx.decoder, parent).packed : null, denseSteps: captureSteps, sparseSteps: 0, rerecordSteps: 0, cacheFallback: null, cacheMisses: [], cacheNode: 'inherit',
     });
   }
@@ -512,7 +508,7 @@ export async function editNode(ctx: StateContext, request: EditRequest, options:
     const decoderIO = cache ? { cache, parentId: parent.id, childId: own.record && own.complete ? childId : null } : null;
     const parentContext = ctx.decoder && decodeReadsParentContext(models, parent, request, decoderIO) ? readParentContext(store, ctx.decoder, parent) : { context: null, note: null };
     if (parentContext.note) reason += `; ${parentContext.note}`;
-    const decoded = await decodeEditRegion(models, ctx.decoder ?? null, parentContext.context, (await parentImageRead).rgb, parent, x, mask, request, decoderIO);
+    const decoded = await decodeEditRegion(models, ctx.decoder ?? null, parentContext.context, parentImage.rgb, parent, x, mask, request, decoderIO);
     if (decoded.sparseNote && request.decode === 'sparse') reason += `; the sparse decoder did not run: ${decoded.sparseNote}`;
     own.bytes += decoded.cacheBytes;
     lap('decode');
