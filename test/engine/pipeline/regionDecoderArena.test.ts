@@ -12,6 +12,7 @@ import { planSparseDecode } from '../../../src/engine/pipeline/regionDecode';
 import { RegionDecoder, SPARSE_DECODER_ARENA } from '../../../src/engine/pipeline/regionDecoder';
 import { gaussianFloat32 } from '../../../src/engine/random/gaussian';
 import { createSession, float32Tensor, type OrtModelSession } from '../../../src/engine/runtime/ortSession';
+import { disc as discMask, rowsOf as latentRows } from '../sparse/decoderFixtures';
 
 const SD_NARROW = path.resolve(__dirname, '../../fixtures/models/sd-narrow');
 const H = 16;
@@ -31,20 +32,9 @@ afterAll(async () => {
   await Promise.all([arena?.release(), noArena?.release(), plain?.release()]);
 });
 
-function disc(cx: number, cy: number, r: number): BinaryMask {
-  const data = new Uint8Array(H * W);
-  for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) data[y * W + x] = (x - cx) ** 2 + (y - cy) ** 2 <= r * r ? 1 : 0;
-  return { width: W, height: H, data };
-}
-
-function rowsOf(z: Float32Array, active: Int32Array): Float32Array {
-  const out = new Float32Array(active.length * 4);
-  active.forEach((p, r) => {
-    for (let c = 0; c < 4; c++) out[r * 4 + c] = z[c * H * W + p];
-  });
-  return out;
-}
-
+const disc = (cx: number, cy: number, r: number): BinaryMask => discMask(W, H, cx, cy, r);
+/** z [4, H, W] at the active latent pixels, channels last. */
+const rowsOf = (z: Float32Array, active: Int32Array) => latentRows(z, active, 4, H * W);
 async function sparseDecode(d: RegionDecoder, parentZ: Float32Array, childZ: Float32Array, mask: BinaryMask) {
   const parent = await d.decodeRecording(parentZ, H, W);
   const plan = planSparseDecode(mask, F, d.levelMacs);

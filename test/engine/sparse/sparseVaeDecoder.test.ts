@@ -16,6 +16,7 @@ import { planRegionDecode, planSparseDecode } from '../../../src/engine/pipeline
 import { gaussianFloat32 } from '../../../src/engine/random/gaussian';
 import { createSession, float32Tensor, type OrtModelSession } from '../../../src/engine/runtime/ortSession';
 import { decoderLevelMacs, decoderLevelOfPath } from '../../../src/engine/sparse/sparseVaeDecoder';
+import { disc as discMask, rowsOf as latentRows, maxDiff } from './decoderFixtures';
 
 const SD_NARROW = path.resolve(__dirname, '../../fixtures/models/sd-narrow');
 const H = 16;
@@ -36,32 +37,12 @@ afterAll(async () => {
 
 const plainDecode = async (z: Float32Array) => (await plain.run({ latents: float32Tensor(z, [1, 4, H, W]) })).image.data as Float32Array;
 
-function disc(cx: number, cy: number, r: number): BinaryMask {
-  const data = new Uint8Array(H * W);
-  for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) data[y * W + x] = (x - cx) ** 2 + (y - cy) ** 2 <= r * r ? 1 : 0;
-  return { width: W, height: H, data };
-}
-
+const disc = (cx: number, cy: number, r: number): BinaryMask => discMask(W, H, cx, cy, r);
 /** z [4, H, W] at the active latent pixels, channels last. */
-function rowsOf(z: Float32Array, active: Int32Array): Float32Array {
-  const out = new Float32Array(active.length * 4);
-  active.forEach((p, r) => {
-    for (let c = 0; c < 4; c++) out[r * 4 + c] = z[c * H * W + p];
-  });
-  return out;
-}
-
+const rowsOf = (z: Float32Array, active: Int32Array) => latentRows(z, active, 4, H * W);
 /** The full decode [3, H·F, W·F] at level-0 active pixels → [N, 3]. */
-function imageRows(image: Float32Array, active: Int32Array): Float32Array {
-  const plane = H * F * W * F;
-  const out = new Float32Array(active.length * 3);
-  active.forEach((p, r) => {
-    for (let c = 0; c < 3; c++) out[r * 3 + c] = image[c * plane + p];
-  });
-  return out;
-}
+const imageRows = (image: Float32Array, active: Int32Array) => latentRows(image, active, 3, H * F * W * F);
 
-const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
 
 test('conv paths map to the decoder levels (image = 0, latent = 3) and the MACs per level follow the widths', () => {
   expect(decoderLevelOfPath('decoder.conv_in', 4)).toBe(3);
