@@ -325,11 +325,10 @@ interface ChildCache {
  * 7. steps k..T−1: sparse rows from the parent's cache (switching to dense at a miss), or dense; after
  * each, the parent's latents outside M. Returns the final latents and the dense steps run.
  */
-async function denoiseRest(run: EditRun, plan: StepPlan, mask: BinaryMask, levels: PyramidLevel[], childId: string, own: ChildCache): Promise<{ x: Float32Array; denseSteps: number }> {
+async function denoiseRest(run: EditRun, plan: StepPlan, takeOutside: (x: Float32Array, parent: Float32Array) => void, levels: PyramidLevel[], childId: string, own: ChildCache): Promise<{ x: Float32Array; denseSteps: number }> {
   const { ctx, input, n } = run;
   const { models, unet, cache } = ctx;
   const { channels: C, height: h, width: w, parent, captureSteps } = input;
-  const takeOutside = parentOutsideCopier(mask.data);
   let denseSteps = 0;
   const took = { plain: [] as number[], record: [] as number[], sparse: [] as number[] };
   const timed = (call: UNetCall, into: number[]): UNetCall => async (step) => {
@@ -499,7 +498,7 @@ export async function editNode(ctx: StateContext, request: EditRequest, options:
 
   try {
     // 7. the steps after capture
-    const { x, denseSteps: denseAfterCapture } = await denoiseRest(run, plan, mask, levels, childId, own);
+    const { x, denseSteps: denseAfterCapture } = await denoiseRest(run, plan, takeOutside, levels, childId, own);
     lap('denoise');
 
     // 8. decode the affected region only; every other pixel is the parent's
