@@ -21,8 +21,8 @@ import { buildPyramidFeed } from '../../src/engine/sparse/pyramidInputs';
 import { CACHE_INPUT_PREFIX } from '../../src/engine/sparse/sparseLayers';
 import { buildSparseVaeDecoderGraph } from '../../src/engine/sparse/sparseVaeDecoder';
 import { discMask } from '../edit/masks';
+import { kernelMsPerRun, printKernelTimes, readKernelTimes } from './cpuProfile';
 
-interface TraceEvent { cat?: string; name?: string; dur?: number; args?: { op_name?: string } }
 
 const args = process.argv.slice(2);
 const arenaAt = args.indexOf('--arena');
@@ -82,26 +82,12 @@ async function main(): Promise<void> {
   }
   session.endProfiling();
   await session.release();
-  const file = fs.readdirSync(path.dirname(prefix)).map((f) => path.join(path.dirname(prefix), f)).find((f) => f.endsWith('.json'));
-  if (!file) throw new Error('no profile written');
-  const events = JSON.parse(fs.readFileSync(file, 'utf8')) as TraceEvent[];
-  const nodes = events.filter((e) => e.cat === 'Node' && e.name?.endsWith('_kernel_time'));
-  const byOp = new Map<string, number>();
-  const byNode = new Map<string, number>();
-  for (const e of nodes) {
-    const key = `${e.args?.op_name ?? '?'} ${e.name!.replace(/_kernel_time$/, '')}`;
-    byNode.set(key, (byNode.get(key) ?? 0) + (e.dur ?? 0));
-    const op = e.args?.op_name ?? '?';
-    byOp.set(op, (byOp.get(op) ?? 0) + (e.dur ?? 0));
-  }
+  const times = readKernelTimes(prefix);
   const runs = reps + 1;
-  const total = [...byOp.values()].reduce((a, b) => a + b, 0) / runs / 1000;
+  const total = kernelMsPerRun(times, runs);
   console.log(`${path.basename(dir)} ${side}², disc ${(100 * area).toFixed(0)} % → active per level ${plan.levels.map((l) => `${(100 * l.fraction).toFixed(0)}%`).join('/')}, MAC share ${(100 * plan.macFraction).toFixed(0)} %`);
   console.log(`wall per run (ms): ${wall.join(', ')}; kernel time per run ${total.toFixed(0)} ms; load ${os.loadavg().map((v) => v.toFixed(1)).join(' ')}`);
-  console.log('\nop type            ms/run   share');
-  for (const [op, us] of [...byOp].sort((a, b) => b[1] - a[1]).slice(0, 14)) console.log(`${op.padEnd(18)} ${(us / runs / 1000).toFixed(1).padStart(8)}  ${((100 * us) / runs / 1000 / total).toFixed(1).padStart(5)}%`);
- console.log('\nslowest nodes       ms/run');
-  for (const [n, us] of [...byNode].sort((a, b) => b[1] - a[1]).slice(0, 16)) console.log(`${(us / runs / 1000).toFixed(1).padStart(8)}  ${n}`);
+  printKernelTimes(times, runs, 'run', 14, 16);
 }
 
 main().catch((e) => {

@@ -13,6 +13,7 @@ import { loadModelFolder } from '../../src/engine/model/modelFolder';
 import { defaultEditDilation } from '../../src/engine/pipeline/edit';
 import { SparseUNetRunner } from '../../src/engine/sparse/sparseUNetRunner';
 import { discMask } from '../edit/masks';
+import { kernelMsPerRun, printKernelTimes, readKernelTimes } from './cpuProfile';
 
 const [dirArg, sideArg, areaArg, repsArg, threadsArg] = process.argv.slice(2);
 const dir = path.resolve(dirArg ?? 'test/fixtures/models/sd-narrow');
@@ -21,7 +22,6 @@ const area = Number(areaArg ?? 0.1);
 const reps = Number(repsArg ?? 3);
 const threads = Number(threadsArg ?? 2);
 
-interface TraceEvent { cat?: string; name?: string; dur?: number; args?: { op_name?: string } }
 
 async function main(): Promise<void> {
   const { unet } = loadModelFolder(dir);
@@ -47,28 +47,14 @@ async function main(): Promise<void> {
     await runner.sparseStep(feed, rows, 500, text, read);
     wall.push(performance.now() - a);
   }
-  (runner as unknown as { sparse: { endProfiling(): void } }).sparse.endProfiling();
+  (runner as unknown as { sparse: { created: { endProfiling(): void } } }).sparse.created.endProfiling(); // created by the steps above
   await runner.release();
-  const file = fs.readdirSync(path.dirname(prefix)).map((f) => path.join(path.dirname(prefix), f)).find((f) => f.endsWith('.json'));
-  if (!file) throw new Error('no profile written');
-  const events = JSON.parse(fs.readFileSync(file, 'utf8')) as TraceEvent[];
-  const nodes = events.filter((e) => e.cat === 'Node' && e.name?.endsWith('_kernel_time'));
-  const byOp = new Map<string, number>();
-  const byNode = new Map<string, number>();
-  for (const e of nodes) {
-    const op = e.args?.op_name ?? '?';
-    byOp.set(op, (byOp.get(op) ?? 0) + (e.dur ?? 0));
-    const n = e.name!.replace(/_kernel_time$/, '');
-    byNode.set(`${op} ${n}`, (byNode.get(`${op} ${n}`) ?? 0) + (e.dur ?? 0));
-  }
+  const times = readKernelTimes(prefix);
   const runs = reps + 1;
-  const total = [...byOp.values()].reduce((a, b) => a + b, 0) / runs / 1000;
+  const total = kernelMsPerRun(times, runs);
   console.log(`${path.basename(dir)} latent ${side}², mask ${(100 * area).toFixed(0)} % → per level ${pyr.map((l) => `${((100 * l.active.length) / (l.width * l.height)).toFixed(0)}%`).join('/')}`);
   console.log(`wall per step (ms): ${wall.map((w) => w.toFixed(0)).join(', ')}; kernel time per step ${total.toFixed(0)} ms`);
-  console.log('\nop type            ms/step   share');
-  for (const [op, us] of [...byOp].sort((a, b) => b[1] - a[1]).slice(0, 18)) console.log(`${op.padEnd(18)} ${(us / runs / 1000).toFixed(1).padStart(8)}  ${((100 * us) / runs / 1000 / total).toFixed(1).padStart(5)}%`);
-  console.log('\nslowest nodes       ms/step');
-  for (const [n, us] of [...byNode].sort((a, b) => b[1] - a[1]).slice(0, 25)) console.log(`${(us / runs / 1000).toFixed(1).padStart(8)}  ${n}`);
+  printKernelTimes(times, runs, 'step', 18, 25);
 }
 
 main().catch((e) => {
