@@ -46,10 +46,11 @@ interface Pair {
 }
 
 function args(argv: string[]) {
-  const o = { pairs: 14, out: path.join(ROOT, 'bench/results/bundled-edit-cost.json') };
+  const o = { pairs: 14, out: path.join(ROOT, 'bench/results/bundled-edit-cost.json'), nodeArgs: [] as string[] };
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--pairs') o.pairs = Number(argv[++i]);
     else if (argv[i] === '--out') o.out = path.resolve(argv[++i]);
+    else if (argv[i] === '--node-args') o.nodeArgs = argv[++i].split(' ').filter(Boolean);
     else throw new Error(`bench/edit/bundledCost: unknown argument ${argv[i]}`);
   }
   if (!Number.isInteger(o.pairs) || o.pairs < 1) throw new Error('bench/edit/bundledCost: --pairs takes a positive integer');
@@ -57,9 +58,10 @@ function args(argv: string[]) {
 }
 
 /** One CLI call; its last stdout line (the --json summary) parsed. */
+let NODE_ARGS: string[] = [];
 function cli(argv: string[]): Record<string, any> {
   const t0 = performance.now();
-  const r = spawnSync(process.execPath, [CLI, ...argv, '--json', '--progress', 'none'], { cwd: ROOT, encoding: 'utf8', maxBuffer: 64 * 2 ** 20 });
+  const r = spawnSync(process.execPath, [...NODE_ARGS, CLI, ...argv, '--json', '--progress', 'none'], { cwd: ROOT, encoding: 'utf8', maxBuffer: 64 * 2 ** 20 });
   if (r.status !== 0) throw new Error(`bench/edit/bundledCost: fisedit ${argv[0]} exited ${r.status}: ${r.stderr.slice(-2000)}`);
   const wallMs = performance.now() - t0;
   return { ...JSON.parse(r.stdout.trim().split('\n').pop()!), wallMs };
@@ -81,6 +83,7 @@ function summary(values: number[]) {
 
 function main() {
   const o = args(process.argv.slice(2));
+  NODE_ARGS = o.nodeArgs;
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fisedit-bench-bundled-cost-'));
   const state = path.join(tmp, 'state');
   try {

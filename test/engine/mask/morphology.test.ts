@@ -51,12 +51,12 @@ const toRows = (m: BinaryMask): string[] =>
   Array.from({ length: m.height }, (_, y) => Array.from(m.data.subarray(y * m.width, (y + 1) * m.width), (v) => (v ? '#' : '.')).join(''));
 
 describe('erode / dilate / open / close', () => {
-  test('match the naive set definitions for k = 1..5 on random masks (incl. 1-pixel-wide images)', () => {
+  test('match the naive set definitions for k = 1..5, 9 and 13 on random masks (incl. 1-pixel-wide images and windows wider than the image)', () => {
     const rand = seededRandom(3);
     const sizes: Array<[number, number]> = [[1, 9], [9, 1], [7, 5], [16, 16], [23, 11]];
     for (const [w, h] of sizes) {
-      for (let k = 1; k <= 5; k++) {
-        for (const density of [0.2, 0.5, 0.8]) {
+      for (const k of [1, 2, 3, 4, 5, 9, 13]) {
+        for (const density of [0.05, 0.2, 0.5, 0.8, 0.95]) {
           const m = randomMask(rand, w, h, density);
           expect(Array.from(erode(m, k).data)).toEqual(Array.from(erodeNaive(m, k)));
           expect(Array.from(dilate(m, k).data)).toEqual(Array.from(dilateNaive(m, k)));
