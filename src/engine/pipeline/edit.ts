@@ -518,7 +518,8 @@ export async function editNode(ctx: StateContext, request: EditRequest, options:
 
     // 9. commit: write the node and report
     const denseSteps = captureSteps + denseAfterCapture;
-    return await commitEdit(ctx, { ...base, t0: run.t0 + timings.createSessions }, {
+    const book = plan.costs?.book;
+    return await commitEdit(ctx, { ...base, t0: run.t0 + timings.createSessions, persist: book && (() => book.flush()) }, {
       mode: plan.mode, reason, latents: run.child, rgb: decoded.rgb, affected: decoded.affected, decodeBox: decoded.method === 'SPARSE' ? null : decoded.box, decodeContext: decoded.context, decodeMethod: decoded.method, decodeMacFraction: decoded.macFraction, decoderContext: decoded.childContext, denseSteps, sparseSteps: T - denseSteps, rerecordSteps: plan.rerecordSteps, cacheFallback: plan.cacheFallback, cacheMisses: plan.cacheMisses,
       cacheNode: own.record && own.complete ? { bytes: own.bytes, base: cache!.chain(childId)[1] ?? null } : 'none',
     });

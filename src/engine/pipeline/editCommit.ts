@@ -20,6 +20,8 @@ export interface EditBase {
   tokens: EditResult['tokens'];
   timings: EditTimings;
   t0: number;
+  /** State the edit keeps beside its node (the measured step costs), written in the save phase with it. */
+  persist?: () => void;
 }
 
 export interface EditOutcome {
@@ -99,6 +101,7 @@ export async function commitEdit(ctx: StateContext, b: EditBase, o: EditOutcome)
         },
       },
     });
+    b.persist?.();
     return {
       node,
       mode: o.mode,

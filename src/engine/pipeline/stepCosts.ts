@@ -87,9 +87,13 @@ export function stepCostsEnabled(): boolean {
   return process.env.FISEDIT_STEP_COSTS !== 'off';
 }
 
-/** The table: in memory, and in a JSON file when given one (written whole after each change). */
+/**
+ * The table: in memory, and in a JSON file when given one (written whole: at once after a calibration,
+ * and at flush() after observations, which an edit calls while it writes its node, not in its steps).
+ */
 export class StepCostBook {
   private readonly table = new Map<string, StepCosts>();
+  private dirty = false;
 
   constructor(private readonly file: string | null = null) {
     if (file && fs.existsSync(file)) {
@@ -145,7 +149,7 @@ export class StepCostBook {
         if (near) near.ms = follow(near.ms, seen.sparse.ms);
         else c.sparse = [...c.sparse, { fraction: seen.sparse.fraction, ms: follow(null, seen.sparse.ms) }].sort((a, b) => a.fraction - b.fraction);
       }
-      this.save();
+      this.dirty = true;
       return;
     }
     if (seen.denseMs !== undefined) c.denseMs = mix(c.denseMs, seen.denseMs);
@@ -155,10 +159,16 @@ export class StepCostBook {
       if (near) near.ms = mix(near.ms, seen.sparse.ms);
       else c.sparse = [...c.sparse, { ...seen.sparse }].sort((a, b) => a.fraction - b.fraction);
     }
-    this.save();
+    this.dirty = true;
+  }
+
+  /** Writes the observations made since the last write (no-op when none, or without a file). */
+  flush(): void {
+    if (this.dirty) this.save();
   }
 
   private save(): void {
+    this.dirty = false;
     if (!this.file) return;
     const tmp = `${this.file}.${process.pid}.tmp`;
     fs.writeFileSync(tmp, JSON.stringify(Object.fromEntries(this.table), null, 1));

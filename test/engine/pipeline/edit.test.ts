@@ -388,6 +388,7 @@ describe('sparse or dense steps by measured cost (injected step costs)', () => {
     const ctx = { ...(await state()), stepCosts: book };
     const { record } = await root(ctx);
     const seen = jest.spyOn(book, 'observe');
+    const flushed = jest.spyOn(book, 'flush');
     const e = await editNode(ctx, { parentId: record.id, prompt, strategy: 'latent' });
     // dense steps after capture, recorded (recording measured as cheap as not)
     expect(e.mode).toBe('DENSE');
@@ -397,7 +398,11 @@ describe('sparse or dense steps by measured cost (injected step costs)', () => {
     const [, obs] = seen.mock.calls[0];
     expect(obs.denseMs).toBeGreaterThan(0); // from the capture steps: no plain dense step ran after them
     expect(obs.recordMs).toBeGreaterThan(0);
+    // written with the node (its save phase), after the observation
+    expect(flushed).toHaveBeenCalledTimes(1);
+    expect(flushed.mock.invocationCallOrder[0]).toBeGreaterThan(seen.mock.invocationCallOrder[0]);
     seen.mockRestore();
+    flushed.mockRestore();
   });
 
   test('cheaper sparse steps run sparse; an empty table is measured once, then used', async () => {

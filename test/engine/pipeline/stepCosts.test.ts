@@ -49,6 +49,9 @@ test('the table persists beside the state, folds in observed step times, and sur
     expect(book.get('m')!.sparse.map((p) => p.fraction)).toEqual([0.1, 0.3]);
     book.observe('m', { denseMs: 35, recordMs: 50, sparse: { fraction: 0.11, ms: 30 } });
     book.observe('m', { sparse: { fraction: 0.5, ms: 70 } });
+    // Observations are written at flush() (an edit's save phase), not by each observation.
+    expect(new StepCostBook(file).get('m')!.denseMs).toBe(25);
+    book.flush();
     const again = new StepCostBook(file).get('m')!;
     // dense: a moving average; the kinds seen beside it move their ratio to it; the others follow it
     const dense = 0.7 * 25 + 0.3 * 35;
