@@ -1,9 +1,11 @@
-// fp32 against int8 UNet weights, step by step (issue 20, lever 1): the dense step and the sparse step at
-// several mask areas, both weight formats in one process, runs interleaved (fp32, int8, fp32, …) so load
-// drift on a shared machine hits both alike. The sparse steps read one recorded step's cache (recorded
-// with fp32 weights; the values do not change the time). Also ε of int8 against fp32 at each step kind.
+// UNet weight formats against each other, step by step (issue 20, lever 1): the dense step and the sparse
+// step at several mask areas, every format in one process, runs interleaved (fp32, int8, int4, then in
+// reverse, …) so load drift on a shared machine hits all alike. The sparse steps read one recorded step's
+// cache (recorded with fp32 weights; the values do not change the time). Also ε of each format against
+// the first one at each step kind.
 //
-//   npx tsx bench/sparse/weights.ts [modelDir] [latentSide] [reps] [fractions] [--graph-cache DIR] [--out FILE.json]
+//   npx tsx bench/sparse/weights.ts [modelDir] [latentSide] [reps] [fractions] [--formats fp32,int8,int4]
+//                                   [--graph-cache DIR] [--out FILE.json]
 //   e.g. npx tsx bench/sparse/weights.ts bench/.cache/sd15-random-full 32 3 0.02,0.05,0.1,0.25,0.5 --graph-cache bench/.cache/graphs
 //
 // Memory at SD width: the fp32 recording session is released after its one step; then two plain UNets
@@ -26,10 +28,15 @@ const ROOT = path.resolve(__dirname, '../..');
 const positional: string[] = [];
 let graphCache: GraphCache | undefined;
 let out = path.join(ROOT, 'bench/results/sparse-weights.json');
+let formats: WeightFormat[] = [...WEIGHT_FORMATS];
 for (let i = 2; i < process.argv.length; i++) {
   const a = process.argv[i];
   if (a === '--graph-cache') graphCache = new GraphCache({ dir: path.resolve(process.argv[++i]) });
   else if (a === '--out') out = path.resolve(process.argv[++i]);
+  else if (a === '--formats') {
+    formats = process.argv[++i].split(',') as WeightFormat[];
+    if (formats.length < 2 || formats.some((f) => !WEIGHT_FORMATS.includes(f))) throw new Error(`bench/sparse/weights: --formats takes two or more of ${WEIGHT_FORMATS.join(', ')}`);
+  }
   else positional.push(a);
 }
 const [dirArg, sideArg, repsArg, fracArg] = positional;
@@ -67,10 +74,10 @@ async function main(): Promise<void> {
   const recorder = await SparseUNetRunner.create(cfg, folder.unet.weights, { intraOpNumThreads: 2, sessionOptions, sessions: { sparse: false, dense: false } });
   const rec = await recorder.recordStep(sample, side, side, T, text);
   await recorder.release();
-  // 2. both formats' dense and sparse sessions
+  // 2. every format's dense and sparse sessions
   const dense = new Map<WeightFormat, OrtModelSession>();
   const sparse = new Map<WeightFormat, SparseUNetRunner>();
-  for (const wf of WEIGHT_FORMATS) {
+  for (const wf of formats) {
     dense.set(wf, await createSession(buildUNetGraph(cfg, folder.unet.weights, { graph: { weights: wf } }).g.build(), { intraOpNumThreads: 2, ...sessionOptions }));
     sparse.set(wf, await SparseUNetRunner.create(cfg, folder.unet.weights, { intraOpNumThreads: 2, sessionOptions, weights: wf, sessions: { recording: false } }));
   }
@@ -80,18 +87,21 @@ async function main(): Promise<void> {
     const eps = (await dense.get(wf)!.run(feeds, ['noise_pred'])).noise_pred.data as Float32Array;
     return { ms: performance.now() - t, eps };
   };
+  const [base] = formats;
+  const others = formats.slice(1);
   const rows: Record<string, unknown>[] = [];
-  const denseMs = new Map<WeightFormat, number[]>(WEIGHT_FORMATS.map((wf) => [wf, []]));
+  const denseMs = new Map<WeightFormat, number[]>(formats.map((wf) => [wf, []]));
   const denseEps = new Map<WeightFormat, Float32Array>();
-  for (const wf of WEIGHT_FORMATS) denseEps.set(wf, (await timeDense(wf)).eps); // warm-up
-  for (let r = 0; r < reps; r++) for (const wf of r % 2 ? [...WEIGHT_FORMATS].reverse() : WEIGHT_FORMATS) denseMs.get(wf)!.push((await timeDense(wf)).ms);
-  const dMed = Object.fromEntries(WEIGHT_FORMATS.map((wf) => [wf, median(denseMs.get(wf)!)]));
-  console.log(`dense step (CFG batch 2, ${side}×${side} latent): fp32 ${dMed.fp32.toFixed(0)} ms, int8 ${dMed.int8.toFixed(0)} ms (${(dMed.fp32 / dMed.int8).toFixed(2)}×); ε int8 vs fp32 rel err ${relErr(denseEps.get('int8')!, denseEps.get('fp32')!).toExponential(2)}`);
-  console.log('mask    fp32 sparse   int8 sparse   int8 ×   step × fp32   step × int8');
+  for (const wf of formats) denseEps.set(wf, (await timeDense(wf)).eps); // warm-up
+  for (let r = 0; r < reps; r++) for (const wf of r % 2 ? [...formats].reverse() : formats) denseMs.get(wf)!.push((await timeDense(wf)).ms);
+  const dMed = Object.fromEntries(formats.map((wf) => [wf, median(denseMs.get(wf)!)]));
+  const denseEpsRelErr = Object.fromEntries(others.map((wf) => [wf, relErr(denseEps.get(wf)!, denseEps.get(base)!)]));
+  console.log(`dense step (CFG batch 2, ${side}×${side} latent): ${formats.map((wf) => `${wf} ${dMed[wf].toFixed(0)} ms`).join(', ')}; ε vs ${base} rel err ${others.map((wf) => `${wf} ${denseEpsRelErr[wf].toExponential(2)}`).join(', ')}`);
+  console.log(`mask    ${formats.map((wf) => `${wf} sparse`.padStart(12)).join(' ')}   ${others.map((wf) => `${wf} vs ${base}`.padStart(13)).join(' ')}   ${formats.map((wf) => `step × ${wf}`.padStart(12)).join(' ')}`);
   for (const fraction of fractions) {
     const pyr = buildMaskPyramid(discMask(fraction), { levels: cfg.blockOutChannels.length });
     const rowsIn = gatherActiveRows(sample, B, cfg.inChannels, side * side, pyr[0].active);
-    const ms = new Map<WeightFormat, number[]>(WEIGHT_FORMATS.map((wf) => [wf, []]));
+    const ms = new Map<WeightFormat, number[]>(formats.map((wf) => [wf, []]));
     const noise = new Map<WeightFormat, Float32Array>();
     const run = async (wf: WeightFormat) => {
       const runner = sparse.get(wf)!;
@@ -101,24 +111,28 @@ async function main(): Promise<void> {
       ms.get(wf)!.push(performance.now() - t);
       noise.set(wf, res.noise);
     };
-    for (const wf of WEIGHT_FORMATS) await run(wf); // warm-up at this shape
-    for (const wf of WEIGHT_FORMATS) ms.get(wf)!.length = 0;
-    for (let r = 0; r < reps; r++) for (const wf of r % 2 ? [...WEIGHT_FORMATS].reverse() : WEIGHT_FORMATS) await run(wf);
-    const m = Object.fromEntries(WEIGHT_FORMATS.map((wf) => [wf, median(ms.get(wf)!)]));
+    for (const wf of formats) await run(wf); // warm-up at this shape
+    for (const wf of formats) ms.get(wf)!.length = 0;
+    for (let r = 0; r < reps; r++) for (const wf of r % 2 ? [...formats].reverse() : formats) await run(wf);
+    const m = Object.fromEntries(formats.map((wf) => [wf, median(ms.get(wf)!)]));
     const row = {
       fraction: pyr[0].fraction,
       levelFractions: pyr.map((l) => l.fraction),
       sparseMs: m,
-      int8Speedup: m.fp32 / m.int8,
-      stepSpeedup: { fp32: dMed.fp32 / m.fp32, int8: dMed.int8 / m.int8 },
-      noiseRelErr: relErr(noise.get('int8')!, noise.get('fp32')!),
+      /** Sparse step of the first format over each other one's. */
+      sparseSpeedup: Object.fromEntries(others.map((wf) => [wf, m[base] / m[wf]])),
+      /** Dense over sparse step, each format against itself. */
+      stepSpeedup: Object.fromEntries(formats.map((wf) => [wf, dMed[wf] / m[wf]])),
+      noiseRelErr: Object.fromEntries(others.map((wf) => [wf, relErr(noise.get(wf)!, noise.get(base)!)])),
     };
     rows.push(row);
-    console.log(`${(100 * row.fraction).toFixed(1).padStart(4)} %  ${m.fp32.toFixed(0).padStart(8)} ms  ${m.int8.toFixed(0).padStart(8)} ms   ${row.int8Speedup.toFixed(2)}×   ${row.stepSpeedup.fp32.toFixed(2).padStart(8)}×   ${row.stepSpeedup.int8.toFixed(2).padStart(8)}×   (ε rel err ${row.noiseRelErr.toExponential(2)})`);
+    console.log(
+      `${(100 * row.fraction).toFixed(1).padStart(4)} %  ${formats.map((wf) => `${m[wf].toFixed(0)} ms`.padStart(12)).join(' ')}   ${others.map((wf) => `${row.sparseSpeedup[wf].toFixed(2)}×`.padStart(13)).join(' ')}   ${formats.map((wf) => `${row.stepSpeedup[wf].toFixed(2)}×`.padStart(12)).join(' ')}   (ε rel err vs ${base}: ${others.map((wf) => `${wf} ${row.noiseRelErr[wf].toExponential(2)}`).join(', ')})`,
+    );
   }
   for (const s of [...dense.values()]) await s.release();
   for (const s of [...sparse.values()]) await s.release();
-  const result = { bench: 'sparse-weights', date: new Date().toISOString(), model: path.basename(dir), latent: side, reps, machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, loadavg: os.loadavg() }, denseMs: dMed, denseEpsRelErr: relErr(denseEps.get('int8')!, denseEps.get('fp32')!), rows, peakRssGiB: process.resourceUsage().maxRSS / 2 ** 20 };
+  const result = { bench: 'sparse-weights', date: new Date().toISOString(), model: path.basename(dir), latent: side, reps, machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, loadavg: os.loadavg() }, formats, denseMs: dMed, denseEpsRelErr, rows, peakRssGiB: process.resourceUsage().maxRSS / 2 ** 20 };
   fs.mkdirSync(path.dirname(out), { recursive: true });
   fs.writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
   console.log(`peak resident ${result.peakRssGiB.toFixed(1)} GiB → ${out}`);
