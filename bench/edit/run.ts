@@ -4,7 +4,7 @@
 //
 //   npx tsx bench/edit/run.ts [--model DIR] [--steps N] [--areas 0.02,0.05,…] [--reps N] [--threads N]
 //                             [--size PX] [--out FILE.json] [--no-chart] [--no-latent] [--plain-crop] [--cache-mib N]
-//                             [--dense-first] [--weights fp32|int8|int4] [--graph-cache DIR] [--scheduler NAME]
+//                             [--dense-first] [--weights fp32|int8] [--graph-cache DIR] [--scheduler NAME]
 //                             [--sparse-decoder-arena on|off]
 //
 // --dense-first (for 512 px on 24 GB): every dense regeneration runs first, then the engine's UNet is
@@ -52,7 +52,7 @@ interface Options {
   cacheBytes: number;
   /** Run every dense regeneration before loading the edit sessions (--dense-first). */
   denseFirst: boolean;
-  /** UNet weights of every session, the dense baseline's too (--weights fp32|int8|int4). */
+  /** UNet weights of every session, the dense baseline's too (--weights fp32|int8). */
   weights: WeightFormat;
   /** Optimised graphs kept here between runs (--graph-cache DIR): a rerun skips ORT's optimisation. */
   graphCache: GraphCache | undefined;

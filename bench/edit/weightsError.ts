@@ -1,6 +1,6 @@
-// int8 weights against fp32 on images (issue 20, lever 1): a fixed set of roots and edits run twice,
-// once per weight format, each by its own engine (dense roots recorded, edits sparse with a user disc
-// mask), and the int8 images compared with the fp32 ones pixel by pixel: max and mean |Δ| / 255 over the
+// Quantised weights (int8, int4) against fp32 on images (issue 20, lever 1): a fixed set of roots and edits
+// run once per weight format, each by its own engine (dense roots recorded, edits sparse with a user disc
+// mask), and each quantised format's images compared with the fp32 ones pixel by pixel: max and mean |Δ| / 255 over the
 // image, and for edits also inside the region the edit may change (EditResult.affected) (outside it an edit is its parent's,
 // so there it differs exactly as the roots do). The 0-pixels-changed-outside check is run on every edit.
 //
@@ -107,26 +107,30 @@ async function main(): Promise<void> {
   const runs = new Map<WeightFormat, Run>();
   for (const wf of WEIGHT_FORMATS) runs.set(wf, await runAll(o, wf));
   const fp = runs.get('fp32')!;
-  const q = runs.get('int8')!;
-  const rows = SET.slice(0, o.count).map((item, i) => ({
-    root: item.prompt,
-    edit: item.edit,
-    area: item.area,
-    rootDiff: diff(q.roots[i], fp.roots[i]),
-    editDiff: diff(q.edits[i].rgb, fp.edits[i].rgb),
-    editRegionDiff: diff(q.edits[i].rgb, fp.edits[i].rgb, fp.edits[i].region),
-    modes: [fp.edits[i].mode, q.edits[i].mode],
-    outsideChanged: Math.max(fp.edits[i].outsideChanged, q.edits[i].outsideChanged),
-  }));
   const f = (d: { max: number; mean: number }) => `${d.max.toFixed(0).padStart(3)} / ${d.mean.toFixed(2).padStart(5)}`;
-  console.log(`\nint8 vs fp32 weights — ${path.basename(o.model)}, ${fp.width}×${fp.height}, ${o.steps} steps; max / mean |Δ| in /255`);
-  console.log('root (dense)    edit (image)    edit (region)   outside changed   edit');
-  for (const r of rows) console.log(`${f(r.rootDiff)}       ${f(r.editDiff)}       ${f(r.editRegionDiff)}       ${String(r.outsideChanged).padStart(3)}               ${r.edit}`);
-  const all = (k: 'rootDiff' | 'editDiff' | 'editRegionDiff') => ({ max: Math.max(...rows.map((r) => r[k].max)), mean: rows.reduce((s, r) => s + r[k].mean, 0) / rows.length });
-  const summary = { root: all('rootDiff'), edit: all('editDiff'), editRegion: all('editRegionDiff') };
-  console.log(`all: roots ${f(summary.root)}, edits ${f(summary.edit)}, edit regions ${f(summary.editRegion)}; outside-region pixels changed: ${Math.max(...rows.map((r) => r.outsideChanged))} (must be 0)`);
+  const formats: Record<string, unknown> = {};
+  for (const wf of WEIGHT_FORMATS.filter((x) => x !== 'fp32')) {
+    const q = runs.get(wf)!;
+    const rows = SET.slice(0, o.count).map((item, i) => ({
+      root: item.prompt,
+      edit: item.edit,
+      area: item.area,
+      rootDiff: diff(q.roots[i], fp.roots[i]),
+      editDiff: diff(q.edits[i].rgb, fp.edits[i].rgb),
+      editRegionDiff: diff(q.edits[i].rgb, fp.edits[i].rgb, fp.edits[i].region),
+      modes: [fp.edits[i].mode, q.edits[i].mode],
+      outsideChanged: Math.max(fp.edits[i].outsideChanged, q.edits[i].outsideChanged),
+    }));
+    console.log(`\n${wf} vs fp32 weights — ${path.basename(o.model)}, ${fp.width}×${fp.height}, ${o.steps} steps; max / mean |Δ| in /255`);
+    console.log('root (dense)    edit (image)    edit (region)   outside changed   edit');
+    for (const r of rows) console.log(`${f(r.rootDiff)}       ${f(r.editDiff)}       ${f(r.editRegionDiff)}       ${String(r.outsideChanged).padStart(3)}               ${r.edit}`);
+    const all = (k: 'rootDiff' | 'editDiff' | 'editRegionDiff') => ({ max: Math.max(...rows.map((r) => r[k].max)), mean: rows.reduce((s, r) => s + r[k].mean, 0) / rows.length });
+    const summary = { root: all('rootDiff'), edit: all('editDiff'), editRegion: all('editRegionDiff') };
+    console.log(`all: roots ${f(summary.root)}, edits ${f(summary.edit)}, edit regions ${f(summary.editRegion)}; outside-region pixels changed: ${Math.max(...rows.map((r) => r.outsideChanged))} (must be 0)`);
+    formats[wf] = { rows, summary };
+  }
   fs.mkdirSync(path.dirname(o.out), { recursive: true });
-  fs.writeFileSync(o.out, `${JSON.stringify({ bench: 'weights-error', date: new Date().toISOString(), model: path.basename(o.model), size: [fp.width, fp.height], steps: o.steps, scheduler: o.scheduler ?? null, rows, summary }, null, 2)}\n`);
+  fs.writeFileSync(o.out, `${JSON.stringify({ bench: 'weights-error', date: new Date().toISOString(), model: path.basename(o.model), size: [fp.width, fp.height], steps: o.steps, scheduler: o.scheduler ?? null, against: 'fp32', formats }, null, 2)}\n`);
   console.log(`wrote ${o.out}`);
 }
 

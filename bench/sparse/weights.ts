@@ -1,10 +1,10 @@
 // UNet weight formats against each other, step by step (issue 20, lever 1): the dense step and the sparse
-// step at several mask areas, every format in one process, runs interleaved (fp32, int8, int4, then in
+// step at several mask areas, every format in one process, runs interleaved (fp32, int8, then in
 // reverse, …) so load drift on a shared machine hits all alike. The sparse steps read one recorded step's
 // cache (recorded with fp32 weights; the values do not change the time). Also ε of each format against
 // the first one at each step kind.
 //
-//   npx tsx bench/sparse/weights.ts [modelDir] [latentSide] [reps] [fractions] [--formats fp32,int8,int4]
+//   npx tsx bench/sparse/weights.ts [modelDir] [latentSide] [reps] [fractions] [--formats fp32,int8]
 //                                   [--graph-cache DIR] [--out FILE.json]
 //   e.g. npx tsx bench/sparse/weights.ts bench/.cache/sd15-random-full 32 3 0.02,0.05,0.1,0.25,0.5 --graph-cache bench/.cache/graphs
 //

@@ -96,17 +96,16 @@ export interface GraphBuilderOptions {
   /** Query chunks of the 'chunked' form (default 16). */
   attentionChunks?: number;
   /**
-   * How the large weight matrices of Linear layers and convolutions are stored: 'fp32' (default), or
-   * 'int8' / 'int4', block-quantised (graph/quantizedWeights.ts): a quarter / an eighth of the bytes a
-   * sparse step streams.
+   * How the large weight matrices of Linear layers and convolutions are stored: 'fp32' (default) or
+   * 'int8', block-quantised (graph/quantizedWeights.ts): a quarter of the bytes a step streams.
    */
   weights?: WeightFormat;
 }
 
-export type WeightFormat = 'fp32' | 'int8' | 'int4';
+export type WeightFormat = 'fp32' | 'int8';
 /** The op forms nn.attention() can build (see there). */
 export type AttentionImpl = 'mha' | 'matmul' | 'chunked' | 'mha-unfused';
-export const WEIGHT_FORMATS: readonly WeightFormat[] = ['fp32', 'int8', 'int4'];
+export const WEIGHT_FORMATS: readonly WeightFormat[] = ['fp32', 'int8'];
 
 interface Initializer {
   name: string;

@@ -19,7 +19,7 @@
 // - LayerNormalization (opset 17) is a native kernel.
 
 import { GraphBuilder, f, type AttentionImpl } from './graphBuilder';
-import { dequantizedConvWeight, isQuantizable, matMulQuantized, quantBits } from './quantizedWeights';
+import { dequantizedConvWeight, isQuantizable, matMulInt8 } from './quantizedWeights';
 import { WeightTensor } from '../model/tensor';
 
 export class LayerShapeError extends Error {
@@ -42,9 +42,9 @@ export function conv2d(g: GraphBuilder, x: string, weight: WeightTensor, bias: W
   const p = opts.pad ?? 0;
   const pads = typeof p === 'number' ? [p, p, p, p] : [p[0], p[1], p[2], p[3]];
   const s = opts.stride ?? 1;
-  // Quantised weights: the Conv runs in fp32 on the dequantised values, the ones a sparse step's MatMul uses.
-  const w = g.weightFormat !== 'fp32' && isQuantizable(weight)
-    ? g.initializer(`${weight.name}.dq${quantBits(g.weightFormat)}`, 'float32', weight.shape, new Uint8Array(dequantizedConvWeight(weight, quantBits(g.weightFormat)).buffer))
+  // int8 weights: the Conv runs in fp32 on the dequantised int8 values, the ones a sparse step's MatMul uses.
+  const w = g.weightFormat === 'int8' && isQuantizable(weight)
+    ? g.initializer(`${weight.name}.dq8`, 'float32', weight.shape, new Uint8Array(dequantizedConvWeight(weight).buffer))
     : g.weight(weight);
   const inputs = [x, w];
   if (bias) inputs.push(g.weight(bias));
@@ -53,8 +53,8 @@ export function conv2d(g: GraphBuilder, x: string, weight: WeightTensor, bias: W
 
 /** y = x·Wᵀ + b over the last axis. x [..., in], W [out,in] → [..., out]. */
 export function linear(g: GraphBuilder, x: string, weight: WeightTensor, bias?: WeightTensor): string {
-  if (g.weightFormat !== 'fp32' && isQuantizable(weight) && (weight.shape.length === 2 || (weight.shape.length === 4 && weight.shape[2] === 1 && weight.shape[3] === 1))) {
-    const y = matMulQuantized(g, x, weight, 'linear');
+  if (g.weightFormat === 'int8' && isQuantizable(weight) && (weight.shape.length === 2 || (weight.shape.length === 4 && weight.shape[2] === 1 && weight.shape[3] === 1))) {
+    const y = matMulInt8(g, x, weight, 'linear');
     return bias ? g.op('Add', [y, g.weight(bias)], {}, { hint: 'bias' }) : y;
   }
   let wt: string;

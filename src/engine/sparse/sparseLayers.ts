@@ -12,7 +12,7 @@
 import { ArchContext } from '../arch/archContext';
 import { GraphBuilder, type GraphBuilderOptions } from '../graph/graphBuilder';
 import { attention, linear } from '../graph/nn';
-import { isQuantizable, matMulQuantized } from '../graph/quantizedWeights';
+import { isQuantizable, matMulInt8 } from '../graph/quantizedWeights';
 import { OnnxDataType } from '../graph/onnxProto';
 import { CacheDType, CacheEntryKind, CacheEntrySpec, entryName, isRowEntry } from './cacheManifest';
 import { pyramidInputName, PyramidInputKind } from './pyramidInputs';
@@ -178,9 +178,9 @@ export function sparseConv3x3(s: SparseBuild, ctx: ArchContext, x: string, name:
     const halo = s.toF32(g.op('Gather', [cacheRows, haloIdx], { axis: 1 }, { hint: 'halo' })); // [B,M,Cin]
     const stack = g.op('Concat', [x, halo, s.zeroRow(x, cin)], { axis: 1 }, { hint: 'stack' }); // [B,N+M+1,Cin]
     const cols = g.op('Reshape', [g.op('Gather', [stack, nbr], { axis: 1 }, { hint: 'im2col' }), g.constI64([0, 0, 9 * cin])]); // [B,N,9Cin]
-    // Quantised weights: the taps (ky, kx, cin) are the rows matMulQuantized quantises, in the columns' order.
-    const y = g.weightFormat !== 'fp32' && isQuantizable(w)
-      ? matMulQuantized(g, cols, w, 'conv')
+    // int8 weights: the taps (ky, kx, cin) are the rows matMulInt8 quantises, in the columns' order.
+    const y = g.weightFormat === 'int8' && isQuantizable(w)
+      ? matMulInt8(g, cols, w, 'conv')
       : g.op('MatMul', [cols, g.op('Reshape', [g.op('Transpose', [g.weight(w)], { perm: [2, 3, 1, 0] }), g.constI64([9 * cin, cout])], {}, { hint: 'w_9c' })], {}, { hint: 'conv_mm' });
     return g.op('Add', [y, g.weight(b)], {}, { hint: 'conv_bias' }); // [B,N,Cout]
   });
