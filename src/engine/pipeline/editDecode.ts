@@ -30,10 +30,14 @@ export const CONTEXT_FULL_ABOVE = 0.75;
 export const DECODER_CACHE_STEP = 1_000_000;
 
 /**
- * Share of the full decode's MACs above which a sparse decode is not worth its gathers (the sparse UNet
- * step's cut-off, decide.ts); the box or full decode runs instead.
+ * Share of the full decode's MACs above which a sparse decode is not worth its gathers; the box or full
+ * decode runs instead. Measured at SD width (bench/sparse/decodeChoice.ts, one process, 2 cores): a sparse
+ * decode with the child's deltas costs 1.0–1.25× its MAC share of the full decode an edit runs instead
+ * (the recording decoder, which also keeps the child's page): 256 px 0.19 / 0.31 / 0.53 / 0.90 of it at
+ * 17 / 27 / 47 / 75 % of the MACs, 512 px 0.16 / 0.40 / 0.78 at 16 / 35 / 62 %. So it pays up to ~80 %
+ * (0.6 before, which sent a 50 % disc at 512 px, 62 % of the MACs, to a 9.1 s full decode instead of 7.0 s).
  */
-export const SPARSE_DECODE_MAX_MACS = 0.6;
+export const SPARSE_DECODE_MAX_MACS = 0.8;
 
 /** Where the decoder's conv inputs live: the parent's to read, the child's to write (childId null: none). */
 export interface DecoderCacheIO {
