@@ -387,13 +387,19 @@ async function denoiseRest(run: EditRun, plan: StepPlan, takeOutside: (x: Float3
   // This edit's own step times refine the measured costs its successors choose by.
   if (plan.costs) {
     const median = (v: number[]) => (v.length ? [...v].sort((a, b) => a - b)[v.length >> 1] : undefined);
-    const sparseMs = median(took.sparse);
+    // Sparse and recording steps as their mean: they run on another session than the capture steps, and
+    // their first steps pay the switch and the mask's new shapes (on the bundled model 9–15 ms against 5–6
+    // later, in a warm process). That is a cost of choosing them; a median hid it, and edits chose sparse
+    // steps that made them 10 % slower than regenerating (fisedit eval --edits).
+    const mean = (v: number[]) => (v.length ? v.reduce((a, b) => a + b, 0) / v.length : undefined);
+    const sparseMs = mean(took.sparse);
     // The capture steps are dense steps of this same edit, beside its sparse or recording ones (the first
-    // of them pays the process's warm-up: left out where there are others).
+    // of them pays the process's warm-up: left out where there are others); dense steps after them run on
+    // the same session, so their median is what one more costs.
     const capture = run.captureStepMs.length > 2 ? run.captureStepMs.slice(1) : run.captureStepMs;
     plan.costs.book.observe(plan.costs.key, {
       denseMs: median([...capture, ...took.plain]),
-      recordMs: median(took.record),
+      recordMs: mean(took.record),
       sparse: sparseMs === undefined ? undefined : { fraction: levels[0].active.length / (h * w), ms: sparseMs },
     });
   }
