@@ -35,6 +35,7 @@ import { commitEdit, type EditBase } from './editCommit';
 import { calibrateStepCosts, chooseEditSteps, StepCostBook, stepCostKey, stepCostsEnabled, type StepChoice } from './stepCosts';
 import { decodeEditRegion, decodeReadsParentContext, readParentContext } from './editDecode';
 import { lazyCreationMs } from '../runtime/lazySession';
+import { autoDecodeMode } from './regionDecode';
 
 export { DEFAULT_MASK_DILATION, defaultEditDilation, FOUND_MASK_RING_SHARE, foundMaskDilation, foundMaskGrowth } from './editMask';
 
@@ -260,13 +261,14 @@ async function chooseByCost(run: EditRun, plan: StepPlan, levels: PyramidLevel[]
   if (!costs && plan.mode === 'SPARSE') {
     const t = performance.now();
     const x = run.child.slice(input.captureSteps * run.n, (input.captureSteps + 1) * run.n);
-    costs = await calibrateStepCosts({ models: ctx.models, unet: ctx.unet, levels: levels.length }, run.scheduler, input.captureSteps, x, run.text, run.batch, { channels: C, height: h, width: w });
+    const decodesFull = autoDecodeMode(ctx.models.info.vaeDecoderWidth, parent.width, parent.height) === 'full';
+    costs = await calibrateStepCosts({ models: ctx.models, unet: ctx.unet, levels: levels.length, decoder: ctx.decoder ?? null, decodesFull }, run.scheduler, input.captureSteps, x, run.text, run.batch, { channels: C, height: h, width: w });
     book.set(key, costs);
     const ms = performance.now() - t;
     run.exclude(ms);
     plan.reason += `; measured the step costs of this model at ${parent.width}×${parent.height} once (${Math.round(ms)} ms, not counted)`;
   }
-  return costs ? chooseEditSteps(costs, levels[0].active.length / (h * w)) : null;
+  return costs ? chooseEditSteps(costs, levels[0].active.length / (h * w), input.steps - input.captureSteps) : null;
 }
 
 /** 6. cache plan: sparse steps need a sparse UNet and the parent's cache for steps k..T−1 (re-recorded when gone). */

@@ -18,6 +18,8 @@ import type { EditUNet } from './editUNet';
 import { putRecordedStep, putSparseStep, recordingUNetCall, sparseUNetCall } from './editUNet';
 import type { DiffusionModels, ModelInfo } from './models';
 import type { Scheduler } from '../scheduler';
+import { putDecoderEntries } from './editDecode';
+import type { RegionDecoder } from './regionDecoder';
 
 export interface StepCosts {
   /** ms per dense step on the lightest session (predictNoise: ε only). */
@@ -26,6 +28,13 @@ export interface StepCosts {
   recordMs: number | null;
   /** ms per sparse step with its cache reads and delta writes, by level-0 active fraction, ascending. */
   sparse: { fraction: number; ms: number }[];
+  /**
+   * ms an edit's decode costs beyond the plain decoder's when the child keeps a cache (sparse steps, or
+   * recorded dense ones): it then runs the recording decoder and stores the decoder's conv inputs. Measured
+   * where 'auto' decodes every image in full (small models: on the bundled one ~20 against ~12 ms); absent
+   * elsewhere, where such a child decodes sparsely instead, which costs less than a full decode.
+   */
+  keepPageDecodeMs?: number;
 }
 
 /** Dense steps record the child's activations only when that costs at most this much more than not. */
@@ -53,16 +62,25 @@ export interface StepChoice {
   reason: string;
 }
 
-/** The choice for steps after capture at level-0 active fraction `fraction`, from measured costs. */
-export function chooseEditSteps(costs: StepCosts, fraction: number): StepChoice {
+/**
+ * The choice for the `steps` steps after capture at level-0 active fraction `fraction`, from measured costs:
+ * sparse steps, or dense ones (recorded only where that is nearly free). Sparse steps make the child keep a
+ * cache, and so a costlier decode (keepPageDecodeMs), which the comparison counts.
+ */
+export function chooseEditSteps(costs: StepCosts, fraction: number, steps = 1): StepChoice {
   const sparseMs = sparseMsAt(costs, fraction);
   const recordDense = costs.recordMs !== null && costs.recordMs <= RECORD_OVERHEAD_ALLOWED * costs.denseMs;
   const base = { recordDense, sparseMs, denseMs: costs.denseMs };
-  if (sparseMs === null || sparseMs < costs.denseMs) return { ...base, steps: 'SPARSE', reason: '' };
+  if (sparseMs === null) return { ...base, steps: 'SPARSE', reason: '' };
+  const keep = costs.keepPageDecodeMs ?? 0;
+  const sparseTotal = steps * sparseMs + keep;
+  const denseTotal = steps * (recordDense ? costs.recordMs! : costs.denseMs) + (recordDense ? keep : 0);
+  if (sparseTotal < denseTotal) return { ...base, steps: 'SPARSE', reason: '' };
+  const decode = keep > 0 && !recordDense ? `, and keeping the child's cache adds ${keep.toFixed(1)} ms to its decode (${steps} steps: ${sparseTotal.toFixed(0)} against ${denseTotal.toFixed(0)} ms)` : '';
   return {
     ...base,
     steps: 'DENSE',
-    reason: `a sparse step at ${(100 * fraction).toFixed(1)} % costs ${sparseMs.toFixed(1)} ms against ${costs.denseMs.toFixed(1)} ms for a dense one (measured for this model and size): ran dense`,
+    reason: `a sparse step at ${(100 * fraction).toFixed(1)} % costs ${sparseMs.toFixed(1)} ms against ${(recordDense ? costs.recordMs! : costs.denseMs).toFixed(1)} ms for a dense one${decode} (measured for this model and size): ran dense`,
   };
 }
 
@@ -140,6 +158,7 @@ export class StepCostBook {
       const dense = mix(c.denseMs, seenDense);
       const f = dense / c.denseMs;
       if (c.recordMs !== null) c.recordMs *= f;
+      if (c.keepPageDecodeMs !== undefined) c.keepPageDecodeMs *= f;
       for (const p of c.sparse) p.ms *= f;
       c.denseMs = dense;
       const follow = (old: number | null, ms: number) => (old === null ? (ms / seenDense) * dense : dense * mix(old / dense, ms / seenDense));
@@ -182,7 +201,8 @@ function isStepCosts(v: unknown): v is StepCosts {
   const c = v as StepCosts;
   return (
     typeof c === 'object' && c !== null && typeof c.denseMs === 'number' && (c.recordMs === null || typeof c.recordMs === 'number') &&
-    Array.isArray(c.sparse) && c.sparse.every((p) => typeof p?.fraction === 'number' && typeof p?.ms === 'number')
+    Array.isArray(c.sparse) && c.sparse.every((p) => typeof p?.fraction === 'number' && typeof p?.ms === 'number') &&
+    (c.keepPageDecodeMs === undefined || typeof c.keepPageDecodeMs === 'number')
   );
 }
 
@@ -207,11 +227,13 @@ async function timeStep(call: () => Promise<unknown>): Promise<number> {
 /**
  * Measures the three step calls an edit can run, at the edit's size: dense (ε only), recording (with its
  * cache writes, into a scratch node) and sparse at CALIBRATION_FRACTIONS (reading that node, writing
- * deltas to a scratch child), in a cache of its own so that nothing of the store's is evicted for it.
+ * deltas to a scratch child), in a cache of its own so that nothing of the store's is evicted for it; and,
+ * where decodes are full, what keeping the child's decoder page adds to its decode (keepPageDecodeMs).
  * Spill loads are not in these numbers; the edits' own step times (StepCostBook.observe) bring them in.
  */
 export async function calibrateStepCosts(
-  parts: { models: DiffusionModels; unet: EditUNet | null; levels: number },
+  /** decoder and decodesFull ('auto' decodes this model and size in full): measure keepPageDecodeMs. */
+  parts: { models: DiffusionModels; unet: EditUNet | null; levels: number; decoder?: RegionDecoder | null; decodesFull?: boolean },
   scheduler: Scheduler,
   step: number,
   x: Float32Array,
@@ -247,7 +269,18 @@ export async function calibrateStepCosts(
       });
       sparse.push({ fraction: levels[0].active.length / (h * w), ms });
     }
-    return { denseMs, recordMs, sparse };
+    const costs: StepCosts = { denseMs, recordMs, sparse };
+    const { decoder } = parts;
+    if (decoder?.hasSparse && parts.decodesFull) {
+      // Any latents of the edit's shape time the same: the step's input.
+      const plain = await timeStep(() => models.decodeLatents(x, h, w));
+      const keep = await timeStep(async () => {
+        const r = await decoder.decodeRecording(x, h, w, { entries: true });
+        await putDecoderEntries(cache, child, r.entries);
+      });
+      costs.keepPageDecodeMs = Math.max(0, keep - plain);
+    }
+    return costs;
   } finally {
     await cache.deleteNode(child).catch(() => undefined);
     await cache.deleteNode(root).catch(() => undefined);

@@ -16,6 +16,7 @@ import { gaussianFloat32 } from '../../../src/engine/random/gaussian';
 import { createScheduler } from '../../../src/engine/scheduler';
 import { SparseUNetRunner } from '../../../src/engine/sparse/sparseUNetRunner';
 import { NodeStore } from '../../../src/engine/state/nodeStore';
+import { RegionDecoder } from '../../../src/engine/pipeline/regionDecoder';
 import { StepCostBook, stepCostKey } from '../../../src/engine/pipeline/stepCosts';
 import { latentDiffsOutside, maxAbsDiff, pixelDiffs, rectMask, tempDir, TINY } from './editFixtures';
 
@@ -422,5 +423,26 @@ describe('sparse or dense steps by measured cost (injected step costs)', () => {
     expect(measured.sparse.map((p) => p.fraction).length).toBeGreaterThanOrEqual(2);
     const second = await editNode({ ...ctx, stepCosts: empty }, { parentId: record.id, prompt, mask });
     expect(second.reason).not.toContain('measured the step costs');
+  });
+
+  test("where decodes are full, the calibration measures what keeping the child's decoder page adds, and sparse steps pay it", async () => {
+    const folder = loadModelFolder(TINY);
+    const decoder = await RegionDecoder.create(folder.vae.config, folder.vae.weights, { intraOpNumThreads: 1 });
+    try {
+      const empty = new StepCostBook();
+      const ctx = { ...(await state()), decoder, stepCosts: empty };
+      const { record } = await root(ctx);
+      await editNode(ctx, { parentId: record.id, prompt, mask });
+      expect(empty.get(key())!.keepPageDecodeMs).toBeGreaterThanOrEqual(0);
+      // sparse steps 1 ms cheaper each, a page that costs more than the 8 steps save: dense, and no cache kept
+      const dear = new StepCostBook();
+      dear.set(key(), { denseMs: 10, recordMs: 20, sparse: [{ fraction: 0.1, ms: 9 }, { fraction: 0.5, ms: 9 }], keepPageDecodeMs: 50 });
+      const e = await editNode({ ...ctx, stepCosts: dear }, { parentId: record.id, prompt, mask });
+      expect(e.mode).toBe('DENSE');
+      expect(e.reason).toContain("keeping the child's cache adds 50.0 ms to its decode");
+      expect(e.node.cache.recorded).toBe(false);
+    } finally {
+      await decoder.release();
+    }
   });
 });

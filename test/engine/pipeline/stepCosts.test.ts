@@ -31,6 +31,17 @@ test('sparse steps only where they cost less than dense ones; the reason gives b
   expect(chooseEditSteps(costs({ sparse: [] }), 0.5).steps).toBe('SPARSE');
 });
 
+test("a child that keeps its cache decodes at a cost: the choice counts it over the edit's steps", () => {
+  // 8 ms against 10 per step saves 2 ms a step; keeping the page costs 30 ms once
+  const c = costs({ denseMs: 10, recordMs: null, sparse: [{ fraction: 0.1, ms: 8 }, { fraction: 0.3, ms: 12 }], keepPageDecodeMs: 30 });
+  const short = chooseEditSteps(c, 0.1, 14); // 142 against 140 ms
+  expect(short.steps).toBe('DENSE');
+  expect(short.reason).toBe("a sparse step at 10.0 % costs 8.0 ms against 10.0 ms for a dense one, and keeping the child's cache adds 30.0 ms to its decode (14 steps: 142 against 140 ms) (measured for this model and size): ran dense");
+  expect(chooseEditSteps(c, 0.1, 20).steps).toBe('SPARSE'); // 190 against 200 ms
+  // dense steps that record keep the cache too: then both pay it, and per step decides
+  expect(chooseEditSteps({ ...c, recordMs: 10.2 }, 0.1, 14)).toMatchObject({ steps: 'SPARSE', recordDense: true });
+});
+
 test('dense steps record the child only when recording costs at most 5 % more than not', () => {
   expect(chooseEditSteps(costs({ recordMs: 26.25 }), 0.5).recordDense).toBe(true);
   expect(chooseEditSteps(costs({ recordMs: 26.3 }), 0.5).recordDense).toBe(false);
