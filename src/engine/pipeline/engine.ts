@@ -102,11 +102,12 @@ export class DiffusionEngine implements DiffusionModels {
       const clip = buildClipTextGraph(textEncoder.config, textEncoder.weights, { seqLength: info.textLength, graph });
       const keep = sessionOpts.device === 'webgpu';
       if (keep) clip.g.output(TEXT_ON_DEVICE, 'last_hidden_state', 'float32', ['batch', info.textLength, info.textHiddenSize]);
-      textSession = await createSession(clip.g.build(), { ...sessionOpts, deviceOutputs: keep ? [TEXT_ON_DEVICE] : [] });
+      // It runs once before the UNet's steps: its threads must not spin into them (SessionOptions.spinning).
+      textSession = await createSession(clip.g.build(), { ...sessionOpts, spinning: false, deviceOutputs: keep ? [TEXT_ON_DEVICE] : [] });
     }
     const unetGraph = { ...graph, weights: opts.weights ?? 'fp32' };
     const unetSession = want.has('unet') ? await createSession(buildUNetGraph(unet.config, unet.weights, { graph: unetGraph }).g.build(), sessionOpts) : null;
-    const vaeSession = want.has('vae') ? await createSession(buildVaeDecoderGraph(vae.config, vae.weights, { graph }).g.build(), sessionOpts) : null;
+    const vaeSession = want.has('vae') ? await createSession(buildVaeDecoderGraph(vae.config, vae.weights, { graph }).g.build(), { ...sessionOpts, spinning: false }) : null;
     return new DiffusionEngine(info, folder.schedulerConfig, tokenizer, textSession, unetSession, vaeSession, performance.now() - t0, sessionOpts.device ?? 'cpu');
   }
 

@@ -155,6 +155,15 @@ export interface SessionOptions {
   enableMemPattern?: boolean;
   /** ORT session config entries (onnxruntime_session_options_config_keys.h), e.g. {'session.disable_prepacking': '1'}. */
   sessionConfig?: Record<string, string>;
+  /**
+   * Whether the intra-op threads spin for more work after a run before they sleep (ORT's default, true).
+   * A session that runs once between another session's steps (the text encoder, the VAE decoders) passes
+   * false: its threads went on spinning for ~50 ms after each run and, on 2 cores, made the next 2–4 UNet
+   * steps 1.5–2.3× slower (bench/edit/sessionSwitch.ts). The UNet sessions keep spinning: their own steps
+   * follow one another, and without it a step is slower (a sparse one at SD width by 8 % at 10 %,
+   * bench/sparse/stepSessionOptions.ts). Not part of the graph cache's key (it changes no optimised graph).
+   */
+  spinning?: boolean;
   logSeverityLevel?: 0 | 1 | 2 | 3 | 4;
   /** Write an ORT JSON profile (chrome trace) with this prefix; call endProfiling() to flush it. */
   profileFilePrefix?: string;
@@ -272,6 +281,7 @@ export class OrtModelSession {
     if (opts.enableMemPattern !== undefined) options.enableMemPattern = opts.enableMemPattern;
     if (opts.optimizedModelFilePath) options.optimizedModelFilePath = opts.optimizedModelFilePath;
     if (opts.sessionConfig) options.extra = { ...opts.sessionConfig };
+    if (opts.spinning === false) options.extra = { ...(options.extra ?? {}), 'session.intra_op.allow_spinning': '0' };
     const deviceOutputs = device === 'webgpu' ? [...(opts.deviceOutputs ?? [])] : [];
     if (deviceOutputs.length) options.preferredOutputLocation = Object.fromEntries(deviceOutputs.map((n) => [n, 'gpu-buffer' as const]));
     if (opts.profileFilePrefix) {

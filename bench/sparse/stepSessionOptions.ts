@@ -1,12 +1,17 @@
-// The sparse UNet step with and without onnxruntime's CPU memory arena, side by side in one process
-// (issue 20): the sparse session runs without one (sparseUNetRunner.ts: an arena keeps the high-water mark
-// of the largest edit it served), so every step's intermediates are fresh allocations; the sparse decoder's
-// arena made its decode 1.85–2.35× faster (decoderArena.ts). One recorded step for the cache, then two
-// sparse sessions (arena off, on) run the same centred discs, interleaved (off, on, on, off, …), median of
-// `reps` after a warm-up at each area; wall, user and system CPU, and resident memory after each area.
+// The sparse UNet step under two session settings, side by side in one process (issue 20):
+//   --variant arena (default): without and with onnxruntime's CPU memory arena. The sparse session runs
+//     without one (sparseUNetRunner.ts: an arena keeps the high-water mark of the largest edit it served),
+//     so every step's intermediates are fresh allocations; the sparse decoder's arena made its decode
+//     1.85–2.35× faster (decoderArena.ts).
+//   --variant spinning: intra-op threads spinning after a run (ORT's default: 'off' below) or not ('on':
+//     SessionOptions.spinning false, the sparse session's setting).
+// One recorded step for the cache, then the two sparse sessions run the same centred discs, interleaved
+// (off, on, on, off, …), median of `reps` after a warm-up at each area; wall, user and system CPU, and
+// resident memory after each area.
 //
-//   npx tsx bench/sparse/stepArena.ts [modelDir] [latentSide] [areas] [reps] [--weights fp32|int8] [--graph-cache DIR] [--out FILE]
-//   e.g. npx tsx bench/sparse/stepArena.ts bench/.cache/sd15-random-full 32 0.1,0.25 5 --weights int8 --graph-cache bench/.cache/graphs
+//   npx tsx bench/sparse/stepSessionOptions.ts [modelDir] [latentSide] [areas] [reps] [--variant arena|spinning]
+//                                     [--weights fp32|int8] [--graph-cache DIR] [--out FILE]
+//   e.g. npx tsx bench/sparse/stepSessionOptions.ts bench/.cache/sd15-random-full 32 0.1,0.25 5 --weights int8 --graph-cache bench/.cache/graphs
 
 import * as fs from 'fs';
 import * as os from 'os';
@@ -27,7 +32,9 @@ const take = (flag: string): string | undefined => {
 const cacheDir = take('--graph-cache');
 const outFile = take('--out');
 const weights = (take('--weights') ?? 'int8') as WeightFormat;
-if (!WEIGHT_FORMATS.includes(weights)) throw new Error(`bench/sparse/stepArena: --weights is one of ${WEIGHT_FORMATS.join(', ')}`);
+const variant = take('--variant') ?? 'arena';
+if (variant !== 'arena' && variant !== 'spinning') throw new Error('bench/sparse/stepSessionOptions: --variant is arena or spinning');
+if (!WEIGHT_FORMATS.includes(weights)) throw new Error(`bench/sparse/stepSessionOptions: --weights is one of ${WEIGHT_FORMATS.join(', ')}`);
 const [dirArg, sideArg, areasArg, repsArg] = args;
 const dir = path.resolve(dirArg ?? 'test/fixtures/models/sd-narrow');
 const side = Number(sideArg ?? 32);
@@ -51,10 +58,10 @@ async function main(): Promise<void> {
   const rec = await recorder.recordStep(sample, side, side, T, text);
   await recorder.release();
   const variants = {
-    off: await SparseUNetRunner.create(cfg, folder.unet.weights, { intraOpNumThreads: 2, weights, sessionOptions: { graphCache }, sessions: { recording: false, dense: false } }),
-    on: await SparseUNetRunner.create(cfg, folder.unet.weights, { intraOpNumThreads: 2, weights, sessionOptions: { graphCache, enableCpuMemArena: true }, sessions: { recording: false, dense: false } }),
+    off: await SparseUNetRunner.create(cfg, folder.unet.weights, { intraOpNumThreads: 2, weights, sessionOptions: { graphCache, ...(variant === 'spinning' ? { spinning: true } : {}) }, sessions: { recording: false, dense: false } }),
+    on: await SparseUNetRunner.create(cfg, folder.unet.weights, { intraOpNumThreads: 2, weights, sessionOptions: { graphCache, ...(variant === 'spinning' ? { spinning: false } : { enableCpuMemArena: true }) }, sessions: { recording: false, dense: false } }),
   };
-  console.log(`${path.basename(dir)} ${side}² latent, ${weights}: sparse step, arena off / on; load ${os.loadavg().map((v) => v.toFixed(1)).join(' ')}; rss ${rssGiB().toFixed(2)} GiB`);
+  console.log(`${path.basename(dir)} ${side}² latent, ${weights}: sparse step, ${variant === 'arena' ? 'arena' : 'not spinning'} off / on; load ${os.loadavg().map((v) => v.toFixed(1)).join(' ')}; rss ${rssGiB().toFixed(2)} GiB`);
   const rows: Record<string, unknown>[] = [];
   for (const area of areas) {
     const pyr = buildMaskPyramid(discMask(side, side, area), { levels: cfg.blockOutChannels.length });
@@ -93,7 +100,7 @@ async function main(): Promise<void> {
     rows.push(row);
     console.log(`disc ${(100 * area).toFixed(0)} % (L0 ${(100 * pyr[0].fraction).toFixed(1)} %): off ${row.offMs.toFixed(0)} ms (sys ${row.offSysMs.toFixed(0)}), on ${row.onMs.toFixed(0)} ms (sys ${row.onSysMs.toFixed(0)}), ${row.speedup.toFixed(2)}×, same bits ${row.sameBits}; rss ${row.rssGiBAfter.toFixed(2)} GiB; runs off ${row.offAllMs.join('/')} on ${row.onAllMs.join('/')}`);
   }
-  const result = { bench: 'sparse/stepArena', model: path.basename(dir), side, weights, reps, threads: 2, date: new Date().toISOString(), loadavg: os.loadavg(), rows };
+  const result = { bench: 'sparse/stepSessionOptions', variant, model: path.basename(dir), side, weights, reps, threads: 2, date: new Date().toISOString(), loadavg: os.loadavg(), rows };
   if (outFile) fs.writeFileSync(outFile, JSON.stringify(result, null, 2) + '\n');
   await Promise.all([variants.off.release(), variants.on.release()]);
 }

@@ -1,0 +1,60 @@
+/** @jest-environment ./test/engine/runtime/ortTestEnvironment.js */
+// Sessions that run once between the UNet's steps (the text encoder, every VAE decoder session) are
+// created with their intra-op threads not spinning after a run; the UNet sessions keep ORT's default
+// (SessionOptions.spinning, bench/edit/sessionSwitch.ts). Seen where it is decided: the options each
+// session is created with by onnxruntime.
+import * as ort from 'onnxruntime-node';
+import { loadModelFolder } from '../../../src/engine/model/modelFolder';
+import { DiffusionEngine } from '../../../src/engine/pipeline/engine';
+import { RegionDecoder } from '../../../src/engine/pipeline/regionDecoder';
+import { loadEditUNet } from '../../../src/engine/pipeline/editUNet';
+import { TINY } from '../pipeline/editFixtures';
+
+const SPIN = 'session.intra_op.allow_spinning';
+
+/** Each session created while `body` runs: its input names and its allow_spinning entry. */
+async function created(body: () => Promise<void>): Promise<Array<{ inputs: readonly string[]; spinning: unknown }>> {
+  const spy = jest.spyOn(ort.InferenceSession, 'create');
+  try {
+    await body();
+    const out: Array<{ inputs: readonly string[]; spinning: unknown }> = [];
+    for (const [i, call] of spy.mock.calls.entries()) {
+      const session = await spy.mock.results[i].value;
+      const options = call[call.length - 1] as ort.InferenceSession.SessionOptions;
+      out.push({ inputs: session.inputNames, spinning: (options.extra as Record<string, unknown> | undefined)?.[SPIN] });
+    }
+    return out;
+  } finally {
+    spy.mockRestore();
+  }
+}
+
+test('the engine: text encoder and VAE decoder do not spin, the UNet does', async () => {
+  let engine: DiffusionEngine | null = null;
+  const sessions = await created(async () => {
+    engine = await DiffusionEngine.load(TINY, { intraOpNumThreads: 1 });
+  });
+  await engine!.dispose();
+  const byInput = (name: string) => sessions.filter((s) => s.inputs.includes(name));
+  expect(sessions.length).toBe(3);
+  expect(byInput('input_ids').map((s) => s.spinning)).toEqual(['0']);
+  expect(byInput('latents').map((s) => s.spinning)).toEqual(['0']);
+  expect(byInput('sample').map((s) => s.spinning)).toEqual([undefined]);
+});
+
+test("the edit's region decoder sessions do not spin; the recording and sparse UNets do", async () => {
+  const folder = loadModelFolder(TINY);
+  const sessions = await created(async () => {
+    const decoder = await RegionDecoder.create(folder.vae.config, folder.vae.weights, { intraOpNumThreads: 1, contextDecoderMaxBytes: 0 });
+    await decoder.release();
+    const unet = await loadEditUNet(TINY, { intraOpNumThreads: 1, sessions: { dense: false } });
+    await unet.release();
+  });
+  const decoders = sessions.filter((s) => s.inputs.includes('gn_mean') || s.inputs.includes('latents'));
+  const unets = sessions.filter((s) => s.inputs.includes('sample') || s.inputs.includes('sample_rows'));
+  expect(decoders.length + unets.length).toBe(sessions.length);
+  expect(decoders.length).toBeGreaterThanOrEqual(3); // recording, box, sparse
+  expect(unets.length).toBe(2); // recording, sparse
+  for (const s of decoders) expect(s.spinning).toBe('0');
+  for (const s of unets) expect(s.spinning).toBeUndefined();
+});
