@@ -24,20 +24,11 @@ import { gaussianFloat32 } from '../../src/engine/random/gaussian';
 import { GraphCache } from '../../src/engine/runtime/graphCache';
 import type { NodeRecord } from '../../src/engine/state/nodeRecord';
 import { discMask } from '../edit/masks';
+import { median, parseBenchArgs } from './benchArgs';
 
-const args = process.argv.slice(2);
-const take = (flag: string): string | undefined => {
-  const i = args.indexOf(flag);
-  return i >= 0 ? args.splice(i, 2)[1] : undefined;
-};
-const cacheDir = take('--graph-cache');
-const outFile = take('--out');
-const [dirArg, sideArg, areasArg, repsArg] = args;
-const dir = path.resolve(dirArg ?? 'test/fixtures/models/sd-narrow');
-const side = Number(sideArg ?? 256);
-const areas = (areasArg ?? '0.1,0.25,0.5').split(',').map(Number);
-const reps = Number(repsArg ?? 3);
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const { flags, dir, side, areas, reps } = parseBenchArgs(process.argv.slice(2), ['--graph-cache', '--out'], { side: 256, areas: '0.1,0.25,0.5', reps: 3 });
+const cacheDir = flags['--graph-cache'];
+const outFile = flags['--out'];
 
 async function main(): Promise<void> {
   const graphCache = cacheDir ? new GraphCache({ dir: path.resolve(cacheDir) }) : undefined;

@@ -22,22 +22,12 @@ import { buildPyramidFeed } from '../../src/engine/sparse/pyramidInputs';
 import { CACHE_INPUT_PREFIX } from '../../src/engine/sparse/sparseLayers';
 import { buildSparseVaeDecoderGraph, decoderLevelMacs } from '../../src/engine/sparse/sparseVaeDecoder';
 import { discMask } from '../edit/masks';
+import { median, parseBenchArgs, rssGiB } from './benchArgs';
 
-const args = process.argv.slice(2);
-const take = (flag: string): string | undefined => {
-  const i = args.indexOf(flag);
-  return i >= 0 ? args.splice(i, 2)[1] : undefined;
-};
-const cacheDir = take('--graph-cache');
-const outFile = take('--out');
-const [dirArg, sideArg, areasArg, repsArg] = args;
-const dir = path.resolve(dirArg ?? 'test/fixtures/models/sd-narrow');
-const side = Number(sideArg ?? 256);
-const areas = (areasArg ?? '0.1,0.25').split(',').map(Number);
-const reps = Number(repsArg ?? 3);
+const { flags, dir, side, areas, reps } = parseBenchArgs(process.argv.slice(2), ['--graph-cache', '--out'], { side: 256, areas: '0.1,0.25', reps: 3 });
+const cacheDir = flags['--graph-cache'];
+const outFile = flags['--out'];
 
-const rssGiB = () => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync('/proc/self/status', 'utf8'))![1]) / 2 ** 20;
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function main(): Promise<void> {
   const vae = loadModelFolder(dir).vae;

@@ -19,25 +19,12 @@ import { RegionDecoder, type DecoderContext, type DecoderEntry } from '../../src
 import { gaussianFloat32 } from '../../src/engine/random/gaussian';
 import { GraphCache } from '../../src/engine/runtime/graphCache';
 import { discMask } from '../edit/masks';
+import { median, parseBenchArgs } from './benchArgs';
 
-const args = process.argv.slice(2);
-const flag = (name: string): string | undefined => {
-  const i = args.indexOf(name);
-  if (i < 0) return undefined;
-  const v = args[i + 1];
-  args.splice(i, 2);
-  return v;
-};
-const cacheDir = flag('--graph-cache');
-const outFile = flag('--out');
-const [dirArg, sideArg, areasArg, repsArg] = args;
-const dir = path.resolve(dirArg ?? 'test/fixtures/models/sd-narrow');
-const side = Number(sideArg ?? 256);
-const areas = (areasArg ?? '0.1,0.25').split(',').map(Number);
-const reps = Number(repsArg ?? 3);
+const { flags, dir, side, areas, reps } = parseBenchArgs(process.argv.slice(2), ['--graph-cache', '--out'], { side: 256, areas: '0.1,0.25', reps: 3 });
+const cacheDir = flags['--graph-cache'];
+const outFile = flags['--out'];
 const threads = 2;
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const to255 = (v: number) => Math.round(Math.min(1, Math.max(0, v / 2 + 0.5)) * 255);
 
 interface Parent {

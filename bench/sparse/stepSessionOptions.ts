@@ -23,28 +23,18 @@ import { GraphCache } from '../../src/engine/runtime/graphCache';
 import { gatherActiveRows } from '../../src/engine/sparse/activeRows';
 import { SparseUNetRunner } from '../../src/engine/sparse/sparseUNetRunner';
 import { discMask } from '../edit/masks';
+import { median, parseBenchArgs, rssGiB } from './benchArgs';
 
-const args = process.argv.slice(2);
-const take = (flag: string): string | undefined => {
-  const i = args.indexOf(flag);
-  return i >= 0 ? args.splice(i, 2)[1] : undefined;
-};
-const cacheDir = take('--graph-cache');
-const outFile = take('--out');
-const weights = (take('--weights') ?? 'int8') as WeightFormat;
-const variant = take('--variant') ?? 'arena';
+const { flags, dir, side, areas, reps } = parseBenchArgs(process.argv.slice(2), ['--graph-cache', '--out', '--weights', '--variant'], { side: 32, areas: '0.1,0.25', reps: 3 });
+const cacheDir = flags['--graph-cache'];
+const outFile = flags['--out'];
+const weights = (flags['--weights'] ?? 'int8') as WeightFormat;
+const variant = flags['--variant'] ?? 'arena';
 if (variant !== 'arena' && variant !== 'spinning') throw new Error('bench/sparse/stepSessionOptions: --variant is arena or spinning');
 if (!WEIGHT_FORMATS.includes(weights)) throw new Error(`bench/sparse/stepSessionOptions: --weights is one of ${WEIGHT_FORMATS.join(', ')}`);
-const [dirArg, sideArg, areasArg, repsArg] = args;
-const dir = path.resolve(dirArg ?? 'test/fixtures/models/sd-narrow');
-const side = Number(sideArg ?? 32);
-const areas = (areasArg ?? '0.1,0.25').split(',').map(Number);
-const reps = Number(repsArg ?? 3);
 const B = 2;
 const T = 601;
 
-const rssGiB = () => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync('/proc/self/status', 'utf8'))![1]) / 2 ** 20;
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function main(): Promise<void> {
   const graphCache = cacheDir ? new GraphCache({ dir: path.resolve(cacheDir) }) : undefined;

@@ -7,7 +7,7 @@ import * as ort from 'onnxruntime-node';
 import { loadModelFolder } from '../../../src/engine/model/modelFolder';
 import { DiffusionEngine } from '../../../src/engine/pipeline/engine';
 import { RegionDecoder } from '../../../src/engine/pipeline/regionDecoder';
-import { loadEditUNet } from '../../../src/engine/pipeline/editUNet';
+import { SparseUNetRunner } from '../../../src/engine/sparse/sparseUNetRunner';
 import { TINY } from '../pipeline/editFixtures';
 
 const SPIN = 'session.intra_op.allow_spinning';
@@ -47,7 +47,7 @@ test("the edit's region decoder sessions do not spin; the recording and sparse U
   const sessions = await created(async () => {
     const decoder = await RegionDecoder.create(folder.vae.config, folder.vae.weights, { intraOpNumThreads: 1, contextDecoderMaxBytes: 0 });
     await decoder.release();
-    const unet = await loadEditUNet(TINY, { intraOpNumThreads: 1, sessions: { dense: false } });
+    const unet = await SparseUNetRunner.create(folder.unet.config, folder.unet.weights, { intraOpNumThreads: 1, sessions: { dense: false } });
     await unet.release();
   });
   const decoders = sessions.filter((s) => s.inputs.includes('gn_mean') || s.inputs.includes('latents'));
