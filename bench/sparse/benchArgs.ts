@@ -3,6 +3,7 @@
 
 import * as fs from 'fs';
 import * as path from 'path';
+import { loadModelFolder } from '../../src/engine/model/modelFolder';
 
 export interface BenchArgs {
   /** Each asked-for flag's value (undefined when not given). */
@@ -34,3 +35,11 @@ export const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor
 
 /** This process's resident memory, GiB. */
 export const rssGiB = () => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync('/proc/self/status', 'utf8'))![1]) / 2 ** 20;
+
+/** A model folder's VAE, its levels L and scale factor F, and the latent [C, h, w] of a side × side image. */
+export function vaeAtSide(dir: string, side: number) {
+  const vae = loadModelFolder(dir).vae;
+  const L = vae.config.blockOutChannels.length;
+  const F = 2 ** (L - 1);
+  return { vae, L, F, C: vae.config.latentChannels, h: side / F, w: side / F };
+}

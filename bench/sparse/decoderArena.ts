@@ -12,7 +12,6 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { loadModelFolder } from '../../src/engine/model/modelFolder';
 import { planSparseDecode } from '../../src/engine/pipeline/regionDecode';
 import { RegionDecoder } from '../../src/engine/pipeline/regionDecoder';
 import { gaussianFloat32 } from '../../src/engine/random/gaussian';
@@ -22,7 +21,7 @@ import { buildPyramidFeed } from '../../src/engine/sparse/pyramidInputs';
 import { CACHE_INPUT_PREFIX } from '../../src/engine/sparse/sparseLayers';
 import { buildSparseVaeDecoderGraph, decoderLevelMacs } from '../../src/engine/sparse/sparseVaeDecoder';
 import { discMask } from '../edit/masks';
-import { median, parseBenchArgs, rssGiB } from './benchArgs';
+import { median, parseBenchArgs, rssGiB, vaeAtSide } from './benchArgs';
 
 const { flags, dir, side, areas, reps } = parseBenchArgs(process.argv.slice(2), ['--graph-cache', '--out'], { side: 256, areas: '0.1,0.25', reps: 3 });
 const cacheDir = flags['--graph-cache'];
@@ -30,12 +29,7 @@ const outFile = flags['--out'];
 
 
 async function main(): Promise<void> {
-  const vae = loadModelFolder(dir).vae;
-  const L = vae.config.blockOutChannels.length;
-  const F = 2 ** (L - 1);
-  const h = side / F;
-  const w = side / F;
-  const C = vae.config.latentChannels;
+  const { vae, L, F, C, h, w } = vaeAtSide(dir, side);
   const graphCache = cacheDir ? new GraphCache({ dir: path.resolve(cacheDir) }) : undefined;
   const decoder = await RegionDecoder.create(vae.config, vae.weights, { intraOpNumThreads: 2, graphCache });
   const z = gaussianFloat32(7, C * h * w);

@@ -11,7 +11,6 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { loadModelFolder } from '../../src/engine/model/modelFolder';
 import { planSparseDecode } from '../../src/engine/pipeline/regionDecode';
 import { RegionDecoder, SPARSE_DECODER_ARENA } from '../../src/engine/pipeline/regionDecoder';
 import { gaussianFloat32 } from '../../src/engine/random/gaussian';
@@ -22,26 +21,16 @@ import { CACHE_INPUT_PREFIX } from '../../src/engine/sparse/sparseLayers';
 import { buildSparseVaeDecoderGraph } from '../../src/engine/sparse/sparseVaeDecoder';
 import { discMask } from '../edit/masks';
 import { kernelMsPerRun, printKernelTimes, readKernelTimes } from './cpuProfile';
+import { parseBenchArgs, vaeAtSide } from './benchArgs';
 
 
-const args = process.argv.slice(2);
-const arenaAt = args.indexOf('--arena');
-const arena = arenaAt >= 0 ? args.splice(arenaAt, 2)[1] === 'on' : SPARSE_DECODER_ARENA;
-const gcAt = args.indexOf('--graph-cache');
-const graphCache = gcAt >= 0 ? new GraphCache({ dir: path.resolve(args.splice(gcAt, 2)[1]) }) : undefined;
-const [dirArg, sideArg, areaArg, repsArg] = args;
-const dir = path.resolve(dirArg ?? 'test/fixtures/models/sd-narrow');
-const side = Number(sideArg ?? 256);
-const area = Number(areaArg ?? 0.1);
-const reps = Number(repsArg ?? 2);
+const { flags, dir, side, areas, reps } = parseBenchArgs(process.argv.slice(2), ['--arena', '--graph-cache'], { side: 256, areas: '0.1', reps: 2 });
+const arena = flags['--arena'] === undefined ? SPARSE_DECODER_ARENA : flags['--arena'] === 'on';
+const graphCache = flags['--graph-cache'] ? new GraphCache({ dir: path.resolve(flags['--graph-cache']) }) : undefined;
+const area = areas[0];
 
 async function main(): Promise<void> {
-  const vae = loadModelFolder(dir).vae;
-  const L = vae.config.blockOutChannels.length;
-  const F = 2 ** (L - 1);
-  const h = side / F;
-  const w = side / F;
-  const C = vae.config.latentChannels;
+  const { vae, L, F, C, h, w } = vaeAtSide(dir, side);
   const decoder = await RegionDecoder.create(vae.config, vae.weights, { intraOpNumThreads: 2, graphCache, sparse: true });
   const z = gaussianFloat32(7, C * h * w);
   const rec = await decoder.decodeRecording(z, h, w, { entries: true });
