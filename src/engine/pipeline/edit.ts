@@ -32,7 +32,7 @@ import { putRecordedStep, putSparseStep, recordingUNetCall, sparseUNetCall } fro
 import { denoiseLoop, denseUNetCall, type UNetCall } from './denoiseLoop';
 import { GenerationAbortedError, InferenceError } from './pipelineErrors';
 import { commitEdit, type EditBase } from './editCommit';
-import { calibrateStepCosts, chooseEditSteps, StepCostBook, stepCostKey, stepCostsEnabled, type StepChoice } from './stepCosts';
+import { calibrateStepCosts, chooseEditSteps, measureKeepPageDecode, StepCostBook, stepCostKey, stepCostsEnabled, type StepChoice } from './stepCosts';
 import { decodeEditRegion, decodeReadsParentContext, readParentContext } from './editDecode';
 import { lazyCreationMs } from '../runtime/lazySession';
 import { autoDecodeMode } from './regionDecode';
@@ -258,15 +258,23 @@ async function chooseByCost(run: EditRun, plan: StepPlan, levels: PyramidLevel[]
   const key = stepCostKey(ctx.models.info, parent.width, parent.height, run.batch, device, ctx.unet?.weights ?? 'fp32');
   plan.costs = { book, key };
   let costs = book.get(key);
+  const x = () => run.child.slice(input.captureSteps * run.n, (input.captureSteps + 1) * run.n);
+  const decodesFull = autoDecodeMode(ctx.models.info.vaeDecoderWidth, parent.width, parent.height) === 'full';
   if (!costs && plan.mode === 'SPARSE') {
     const t = performance.now();
-    const x = run.child.slice(input.captureSteps * run.n, (input.captureSteps + 1) * run.n);
-    const decodesFull = autoDecodeMode(ctx.models.info.vaeDecoderWidth, parent.width, parent.height) === 'full';
-    costs = await calibrateStepCosts({ models: ctx.models, unet: ctx.unet, levels: levels.length, decoder: ctx.decoder ?? null, decodesFull }, run.scheduler, input.captureSteps, x, run.text, run.batch, { channels: C, height: h, width: w });
+    costs = await calibrateStepCosts({ models: ctx.models, unet: ctx.unet, levels: levels.length, decoder: ctx.decoder ?? null, decodesFull }, run.scheduler, input.captureSteps, x(), run.text, run.batch, { channels: C, height: h, width: w });
     book.set(key, costs);
     const ms = performance.now() - t;
     run.exclude(ms);
     plan.reason += `; measured the step costs of this model at ${parent.width}×${parent.height} once (${Math.round(ms)} ms, not counted)`;
+  } else if (costs && costs.keepPageDecodeMs === undefined && decodesFull && ctx.decoder?.hasSparse && plan.mode === 'SPARSE') {
+    // A table written before the decode was counted: measure that part once.
+    const t = performance.now();
+    costs = { ...costs, keepPageDecodeMs: await measureKeepPageDecode(ctx.models, ctx.decoder, x(), h, w) };
+    book.set(key, costs);
+    const ms = performance.now() - t;
+    run.exclude(ms);
+    plan.reason += `; measured once what keeping the child's decoder page costs at ${parent.width}×${parent.height} (${Math.round(ms)} ms, not counted)`;
   }
   return costs ? chooseEditSteps(costs, levels[0].active.length / (h * w), input.steps - input.captureSteps) : null;
 }

@@ -434,6 +434,14 @@ describe('sparse or dense steps by measured cost (injected step costs)', () => {
       const { record } = await root(ctx);
       await editNode(ctx, { parentId: record.id, prompt, mask });
       expect(empty.get(key())!.keepPageDecodeMs).toBeGreaterThanOrEqual(0);
+      // a table written before the decode was counted gets that part measured once
+      const old = new StepCostBook();
+      old.set(key(), { denseMs: 1000, recordMs: 1000, sparse: [{ fraction: 0.1, ms: 1 }, { fraction: 0.5, ms: 2 }] });
+      const first = await editNode({ ...ctx, stepCosts: old }, { parentId: record.id, prompt, mask });
+      expect(first.reason).toContain("measured once what keeping the child's decoder page costs");
+      expect(old.get(key())!.keepPageDecodeMs).toBeGreaterThanOrEqual(0);
+      const again = await editNode({ ...ctx, stepCosts: old }, { parentId: record.id, prompt, mask });
+      expect(again.reason).not.toContain('measured once');
       // sparse steps 1 ms cheaper each, a page that costs more than the 8 steps save: dense, and no cache kept
       const dear = new StepCostBook();
       dear.set(key(), { denseMs: 10, recordMs: 20, sparse: [{ fraction: 0.1, ms: 9 }, { fraction: 0.5, ms: 9 }], keepPageDecodeMs: 50 });
