@@ -32,7 +32,7 @@ import { putRecordedStep, putSparseStep, recordingUNetCall, sparseUNetCall } fro
 import { denoiseLoop, denseUNetCall, type UNetCall } from './denoiseLoop';
 import { GenerationAbortedError, InferenceError } from './pipelineErrors';
 import { commitEdit, type EditBase } from './editCommit';
-import { calibrateStepCosts, chooseEditSteps, measureKeepPageDecode, StepCostBook, stepCostKey, stepCostsEnabled, type StepChoice } from './stepCosts';
+import { calibrateStepCosts, chooseEditSteps, measureKeepPageDecode, StepCostBook, stepCostKey, stepCostsEnabled, type StepChoice, type StepCosts } from './stepCosts';
 import { decodeEditRegion, decodeReadsParentContext, readParentContext } from './editDecode';
 import { lazyCreationMs } from '../runtime/lazySession';
 import { autoDecodeMode } from './regionDecode';
@@ -260,21 +260,26 @@ async function chooseByCost(run: EditRun, plan: StepPlan, levels: PyramidLevel[]
   let costs = book.get(key);
   const x = () => run.child.slice(input.captureSteps * run.n, (input.captureSteps + 1) * run.n);
   const decodesFull = autoDecodeMode(ctx.models.info.vaeDecoderWidth, parent.width, parent.height) === 'full';
-  if (!costs && plan.mode === 'SPARSE') {
+  const size = `${parent.width}×${parent.height}`;
+  // Measured once per table entry, kept, and left out of the edit's time.
+  const measureOnce = async (what: string, measure: () => Promise<StepCosts>): Promise<StepCosts> => {
     const t = performance.now();
-    costs = await calibrateStepCosts({ models: ctx.models, unet: ctx.unet, levels: levels.length, decoder: ctx.decoder ?? null, decodesFull }, run.scheduler, input.captureSteps, x(), run.text, run.batch, { channels: C, height: h, width: w });
-    book.set(key, costs);
+    const measured = await measure();
+    book.set(key, measured);
     const ms = performance.now() - t;
     run.exclude(ms);
-    plan.reason += `; measured the step costs of this model at ${parent.width}×${parent.height} once (${Math.round(ms)} ms, not counted)`;
+    plan.reason += `; measured ${what} (${Math.round(ms)} ms, not counted)`;
+    return measured;
+  };
+  if (!costs && plan.mode === 'SPARSE') {
+    costs = await measureOnce(`the step costs of this model at ${size} once`, () =>
+      calibrateStepCosts({ models: ctx.models, unet: ctx.unet, levels: levels.length, decoder: ctx.decoder ?? null, decodesFull }, run.scheduler, input.captureSteps, x(), run.text, run.batch, { channels: C, height: h, width: w }),
+    );
   } else if (costs && costs.keepPageDecodeMs === undefined && decodesFull && ctx.decoder?.hasSparse && plan.mode === 'SPARSE') {
     // A table written before the decode was counted: measure that part once.
-    const t = performance.now();
-    costs = { ...costs, keepPageDecodeMs: await measureKeepPageDecode(ctx.models, ctx.decoder, x(), h, w) };
-    book.set(key, costs);
-    const ms = performance.now() - t;
-    run.exclude(ms);
-    plan.reason += `; measured once what keeping the child's decoder page costs at ${parent.width}×${parent.height} (${Math.round(ms)} ms, not counted)`;
+    const { decoder } = ctx;
+    const old = costs;
+    costs = await measureOnce(`once what keeping the child's decoder page costs at ${size}`, async () => ({ ...old, keepPageDecodeMs: await measureKeepPageDecode(ctx.models, decoder, x(), h, w) }));
   }
   return costs ? chooseEditSteps(costs, levels[0].active.length / (h * w), input.steps - input.captureSteps) : null;
 }

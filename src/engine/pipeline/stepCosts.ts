@@ -270,7 +270,7 @@ export async function calibrateStepCosts(
       sparse.push({ fraction: levels[0].active.length / (h * w), ms });
     }
     const costs: StepCosts = { denseMs, recordMs, sparse };
-    if (parts.decoder?.hasSparse && parts.decodesFull) costs.keepPageDecodeMs = await measureKeepPageDecode(models, parts.decoder, x, h, w, cache, child);
+    if (parts.decoder?.hasSparse && parts.decodesFull) costs.keepPageDecodeMs = await measureKeepPageDecode(models, parts.decoder, x, h, w);
     return costs;
   } finally {
     await cache.deleteNode(child).catch(() => undefined);
@@ -281,21 +281,18 @@ export async function calibrateStepCosts(
 }
 
 /**
- * keepPageDecodeMs: a recording decode that stores its page (into `node` of `cache`, a scratch cache of one's
- * own when not given) against the plain decode, on latents x of the edit's shape (any values time the same).
+ * keepPageDecodeMs: a recording decode that stores its page (in a scratch cache of its own) against the
+ * plain decode, on latents x of the edit's shape (any values time the same).
  */
-export async function measureKeepPageDecode(models: DiffusionModels, decoder: RegionDecoder, x: Float32Array, h: number, w: number, cache?: ActivationCache, node = 'calibration-decode'): Promise<number> {
-  const scratch = cache ?? new ActivationCache({ budgetBytes: Infinity });
-  if (!scratch.hasNode(node)) await scratch.createNode(node, null);
-  try {
-    const plain = await timeStep(() => models.decodeLatents(x, h, w));
-    const keep = await timeStep(async () => {
-      const r = await decoder.decodeRecording(x, h, w, { entries: true });
-      await putDecoderEntries(scratch, node, r.entries);
-    });
-    return Math.max(0, keep - plain);
-  } finally {
-    if (!cache) await scratch.deleteNode(node).catch(() => undefined);
-  }
+export async function measureKeepPageDecode(models: DiffusionModels, decoder: RegionDecoder, x: Float32Array, h: number, w: number): Promise<number> {
+  const scratch = new ActivationCache({ budgetBytes: Infinity });
+  await scratch.createNode('decode', null);
+  const plain = await timeStep(() => models.decodeLatents(x, h, w));
+  const keep = await timeStep(async () => {
+    const r = await decoder.decodeRecording(x, h, w, { entries: true });
+    await putDecoderEntries(scratch, 'decode', r.entries);
+  });
+  await scratch.deleteNode('decode');
+  return Math.max(0, keep - plain);
 }
 
