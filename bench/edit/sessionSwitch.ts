@@ -45,7 +45,7 @@ async function main(): Promise<void> {
   const vaeBytes = buildVaeDecoderGraph(vae.config, vae.weights).g.build();
   const decoders = {
     spinning: await createSession(vaeBytes, { intraOpNumThreads: 2 }),
-    'not spinning': await createSession(vaeBytes, { intraOpNumThreads: 2, spinning: false }),
+    'not spinning': await createSession(vaeBytes, { intraOpNumThreads: 2, spinning: 'never' }),
   };
   let x = 7;
   const rnd = () => ((x = (Math.imul(x, 1664525) + 1013904223) >>> 0) / 2 ** 32) * 2 - 1;

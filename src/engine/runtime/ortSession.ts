@@ -132,6 +132,25 @@ export interface WebGpuProviderOptions {
   validationMode?: 'disabled' | 'wgpuOnly' | 'basic' | 'full';
 }
 
+/**
+ * When a session's intra-op threads spin for more work instead of sleeping. On 2 cores a session whose
+ * threads spin after its run takes the cores from whatever runs next: another session (the next UNet
+ * steps, a decode) or the event loop.
+ *   always — ORT's default: they spin during a run and for a while (~50 ms) after it returns;
+ *   in-run — they spin during a run and stop when it returns (session.force_spinning_stop);
+ *   never  — they never spin (session.intra_op.allow_spinning 0).
+ */
+export type SpinMode = 'always' | 'in-run' | 'never';
+
+/**
+ * The UNet sessions' mode. An edit switches UNet sessions (capture steps on one, sparse or recording steps
+ * on another) and every job ends with a decode: after ORT's default spinning the first steps after a switch
+ * took 24 / 18 / 20 ms against 12 (bundled model, bench/edit/unetSwitch.ts). In-run spinning keeps the
+ * spin between the ops of a step, where it pays (never spinning: 14.7 ms a step), and a session's own
+ * steps in a row cost the same as with ORT's default (11.7 against 11.6 ms).
+ */
+export const UNET_SPINNING: SpinMode = 'in-run';
+
 export interface SessionOptions {
   /** Execution provider (default 'cpu'). See checkDeviceAvailable for the start-up check. */
   device?: EngineDevice;
@@ -156,14 +175,10 @@ export interface SessionOptions {
   /** ORT session config entries (onnxruntime_session_options_config_keys.h), e.g. {'session.disable_prepacking': '1'}. */
   sessionConfig?: Record<string, string>;
   /**
-   * Whether the intra-op threads spin for more work after a run before they sleep (ORT's default, true).
-   * A session that runs once between another session's steps (the text encoder, the VAE decoders) passes
-   * false: its threads went on spinning for ~50 ms after each run and, on 2 cores, made the next 2–4 UNet
-   * steps 1.5–2.3× slower (bench/edit/sessionSwitch.ts). The UNet sessions keep spinning: their own steps
-   * follow one another, and without it a step is slower (a sparse one at SD width by 8 % at 10 %,
-   * bench/sparse/stepSessionOptions.ts). Not part of the graph cache's key (it changes no optimised graph).
+   * When the intra-op threads spin for more work instead of sleeping (SessionSpinning below).
+   * Not part of the graph cache's key (it changes no optimised graph).
    */
-  spinning?: boolean;
+  spinning?: SpinMode;
   logSeverityLevel?: 0 | 1 | 2 | 3 | 4;
   /** Write an ORT JSON profile (chrome trace) with this prefix; call endProfiling() to flush it. */
   profileFilePrefix?: string;
@@ -281,7 +296,8 @@ export class OrtModelSession {
     if (opts.enableMemPattern !== undefined) options.enableMemPattern = opts.enableMemPattern;
     if (opts.optimizedModelFilePath) options.optimizedModelFilePath = opts.optimizedModelFilePath;
     if (opts.sessionConfig) options.extra = { ...opts.sessionConfig };
-    if (opts.spinning === false) options.extra = { ...(options.extra ?? {}), 'session.intra_op.allow_spinning': '0' };
+    if (opts.spinning === 'never') options.extra = { ...(options.extra ?? {}), 'session.intra_op.allow_spinning': '0' };
+    if (opts.spinning === 'in-run') options.extra = { ...(options.extra ?? {}), 'session.force_spinning_stop': '1' };
     const deviceOutputs = device === 'webgpu' ? [...(opts.deviceOutputs ?? [])] : [];
     if (deviceOutputs.length) options.preferredOutputLocation = Object.fromEntries(deviceOutputs.map((n) => [n, 'gpu-buffer' as const]));
     if (opts.profileFilePrefix) {

@@ -1,8 +1,8 @@
 /** @jest-environment ./test/engine/runtime/ortTestEnvironment.js */
 // Sessions that run once between the UNet's steps (the text encoder, every VAE decoder session) are
-// created with their intra-op threads not spinning after a run; the UNet sessions keep ORT's default
-// (SessionOptions.spinning, bench/edit/sessionSwitch.ts). Seen where it is decided: the options each
-// session is created with by onnxruntime.
+// created with their intra-op threads never spinning; the UNet sessions spin during a run and stop when it
+// returns (SessionOptions.spinning, bench/edit/sessionSwitch.ts, bench/edit/unetSwitch.ts). Seen where it
+// is decided: the session config entries each session is created with by onnxruntime.
 import * as ort from 'onnxruntime-node';
 import { loadModelFolder } from '../../../src/engine/model/modelFolder';
 import { DiffusionEngine } from '../../../src/engine/pipeline/engine';
@@ -10,9 +10,14 @@ import { RegionDecoder } from '../../../src/engine/pipeline/regionDecoder';
 import { SparseUNetRunner } from '../../../src/engine/sparse/sparseUNetRunner';
 import { TINY } from '../pipeline/editFixtures';
 
-const SPIN = 'session.intra_op.allow_spinning';
+/** The spin mode a session's config entries ask onnxruntime for. */
+function spinMode(extra: Record<string, unknown> | undefined): string {
+  if (extra?.['session.intra_op.allow_spinning'] === '0') return 'never';
+  if (extra?.['session.force_spinning_stop'] === '1') return 'in-run';
+  return 'always';
+}
 
-/** Each session created while `body` runs: its input names and its allow_spinning entry. */
+/** Each session created while `body` runs: its input names and its spin mode. */
 async function created(body: () => Promise<void>): Promise<Array<{ inputs: readonly string[]; spinning: unknown }>> {
   const spy = jest.spyOn(ort.InferenceSession, 'create');
   try {
@@ -21,7 +26,7 @@ async function created(body: () => Promise<void>): Promise<Array<{ inputs: reado
     for (const [i, call] of spy.mock.calls.entries()) {
       const session = await spy.mock.results[i].value;
       const options = call[call.length - 1] as ort.InferenceSession.SessionOptions;
-      out.push({ inputs: session.inputNames, spinning: (options.extra as Record<string, unknown> | undefined)?.[SPIN] });
+      out.push({ inputs: session.inputNames, spinning: spinMode(options.extra as Record<string, unknown> | undefined) });
     }
     return out;
   } finally {
@@ -29,7 +34,7 @@ async function created(body: () => Promise<void>): Promise<Array<{ inputs: reado
   }
 }
 
-test('the engine: text encoder and VAE decoder do not spin, the UNet does', async () => {
+test('the engine: text encoder and VAE decoder never spin, the UNet spins during its runs', async () => {
   let engine: DiffusionEngine | null = null;
   const sessions = await created(async () => {
     engine = await DiffusionEngine.load(TINY, { intraOpNumThreads: 1 });
@@ -37,12 +42,12 @@ test('the engine: text encoder and VAE decoder do not spin, the UNet does', asyn
   await engine!.dispose();
   const byInput = (name: string) => sessions.filter((s) => s.inputs.includes(name));
   expect(sessions.length).toBe(3);
-  expect(byInput('input_ids').map((s) => s.spinning)).toEqual(['0']);
-  expect(byInput('latents').map((s) => s.spinning)).toEqual(['0']);
-  expect(byInput('sample').map((s) => s.spinning)).toEqual([undefined]);
+  expect(byInput('input_ids').map((s) => s.spinning)).toEqual(['never']);
+  expect(byInput('latents').map((s) => s.spinning)).toEqual(['never']);
+  expect(byInput('sample').map((s) => s.spinning)).toEqual(['in-run']);
 });
 
-test("the edit's region decoder sessions do not spin; the recording and sparse UNets do", async () => {
+test("the edit's region decoder sessions never spin; the recording and sparse UNets spin during their runs", async () => {
   const folder = loadModelFolder(TINY);
   const sessions = await created(async () => {
     const decoder = await RegionDecoder.create(folder.vae.config, folder.vae.weights, { intraOpNumThreads: 1, contextDecoderMaxBytes: 0 });
@@ -55,6 +60,6 @@ test("the edit's region decoder sessions do not spin; the recording and sparse U
   expect(decoders.length + unets.length).toBe(sessions.length);
   expect(decoders.length).toBeGreaterThanOrEqual(3); // recording, box, sparse
   expect(unets.length).toBe(2); // recording, sparse
-  for (const s of decoders) expect(s.spinning).toBe('0');
-  for (const s of unets) expect(s.spinning).toBeUndefined();
+  for (const s of decoders) expect(s.spinning).toBe('never');
+  for (const s of unets) expect(s.spinning).toBe('in-run');
 });
