@@ -4,7 +4,7 @@
 //     so every step's intermediates are fresh allocations; the sparse decoder's arena made its decode
 //     1.85–2.35× faster (decoderArena.ts).
 //   --variant spinning: intra-op threads spinning as ORT's default ('off' below: also after a run) or as the
-//     engine's UNet sessions do ('on': UNET_SPINNING, only during a run).
+//     engine's sessions do ('on': DEFAULT_SPINNING, only during a run).
 // One recorded step for the cache, then the two sparse sessions run the same centred discs, interleaved
 // (off, on, on, off, …), median of `reps` after a warm-up at each area; wall, user and system CPU, and
 // resident memory after each area.
@@ -21,7 +21,7 @@ import { buildMaskPyramid } from '../../src/engine/mask/pyramid';
 import { loadModelFolder } from '../../src/engine/model/modelFolder';
 import { GraphCache } from '../../src/engine/runtime/graphCache';
 import { gatherActiveRows } from '../../src/engine/sparse/activeRows';
-import { UNET_SPINNING } from '../../src/engine/runtime/ortSession';
+import { DEFAULT_SPINNING } from '../../src/engine/runtime/ortSession';
 import { SparseUNetRunner } from '../../src/engine/sparse/sparseUNetRunner';
 import { discMask } from '../edit/masks';
 import { median, parseBenchArgs, rssGiB } from './benchArgs';
@@ -50,9 +50,9 @@ async function main(): Promise<void> {
   await recorder.release();
   const variants = {
     off: await SparseUNetRunner.create(cfg, folder.unet.weights, { intraOpNumThreads: 2, weights, sessionOptions: { graphCache, ...(variant === 'spinning' ? { spinning: 'always' as const } : {}) }, sessions: { recording: false, dense: false } }),
-    on: await SparseUNetRunner.create(cfg, folder.unet.weights, { intraOpNumThreads: 2, weights, sessionOptions: { graphCache, ...(variant === 'spinning' ? { spinning: UNET_SPINNING } : { enableCpuMemArena: true }) }, sessions: { recording: false, dense: false } }),
+    on: await SparseUNetRunner.create(cfg, folder.unet.weights, { intraOpNumThreads: 2, weights, sessionOptions: { graphCache, ...(variant === 'spinning' ? { spinning: DEFAULT_SPINNING } : { enableCpuMemArena: true }) }, sessions: { recording: false, dense: false } }),
   };
-  console.log(`${path.basename(dir)} ${side}² latent, ${weights}: sparse step, ${variant === 'arena' ? 'arena' : `spinning ${UNET_SPINNING}`} off / on; load ${os.loadavg().map((v) => v.toFixed(1)).join(' ')}; rss ${rssGiB().toFixed(2)} GiB`);
+  console.log(`${path.basename(dir)} ${side}² latent, ${weights}: sparse step, ${variant === 'arena' ? 'arena' : `spinning ${DEFAULT_SPINNING}`} off / on; load ${os.loadavg().map((v) => v.toFixed(1)).join(' ')}; rss ${rssGiB().toFixed(2)} GiB`);
   const rows: Record<string, unknown>[] = [];
   for (const area of areas) {
     const pyr = buildMaskPyramid(discMask(side, side, area), { levels: cfg.blockOutChannels.length });

@@ -6,7 +6,7 @@ import { buildUNetGraph } from '../arch/unet';
 import { buildVaeDecoderGraph } from '../arch/vaeDecoder';
 import type { WeightFormat } from '../graph/graphBuilder';
 import { loadModelFolder, type LoadModelFolderOptions, type ModelFolder } from '../model/modelFolder';
-import { createSession, float32Tensor, int64Tensor, UNET_SPINNING, type DeviceTensor, type EngineDevice, type OrtModelSession, type SessionOptions } from '../runtime/ortSession';
+import { createSession, float32Tensor, int64Tensor, type DeviceTensor, type EngineDevice, type OrtModelSession, type SessionOptions } from '../runtime/ortSession';
 import { graphOptionsFor } from '../runtime/deviceGraphs';
 import { ClipTokenizer, type EncodedPrompt } from '../tokenizer/clipTokenizer';
 import { generate, type GenerateOptions, type GenerateRequest, type GenerateResult } from './generate';
@@ -102,12 +102,11 @@ export class DiffusionEngine implements DiffusionModels {
       const clip = buildClipTextGraph(textEncoder.config, textEncoder.weights, { seqLength: info.textLength, graph });
       const keep = sessionOpts.device === 'webgpu';
       if (keep) clip.g.output(TEXT_ON_DEVICE, 'last_hidden_state', 'float32', ['batch', info.textLength, info.textHiddenSize]);
-      // It runs once before the UNet's steps: its threads must not spin into them (SessionOptions.spinning).
-      textSession = await createSession(clip.g.build(), { ...sessionOpts, spinning: 'never', deviceOutputs: keep ? [TEXT_ON_DEVICE] : [] });
+      textSession = await createSession(clip.g.build(), { ...sessionOpts, deviceOutputs: keep ? [TEXT_ON_DEVICE] : [] });
     }
     const unetGraph = { ...graph, weights: opts.weights ?? 'fp32' };
-    const unetSession = want.has('unet') ? await createSession(buildUNetGraph(unet.config, unet.weights, { graph: unetGraph }).g.build(), { spinning: UNET_SPINNING, ...sessionOpts }) : null;
-    const vaeSession = want.has('vae') ? await createSession(buildVaeDecoderGraph(vae.config, vae.weights, { graph }).g.build(), { ...sessionOpts, spinning: 'never' }) : null;
+    const unetSession = want.has('unet') ? await createSession(buildUNetGraph(unet.config, unet.weights, { graph: unetGraph }).g.build(), sessionOpts) : null;
+    const vaeSession = want.has('vae') ? await createSession(buildVaeDecoderGraph(vae.config, vae.weights, { graph }).g.build(), sessionOpts) : null;
     return new DiffusionEngine(info, folder.schedulerConfig, tokenizer, textSession, unetSession, vaeSession, performance.now() - t0, sessionOpts.device ?? 'cpu');
   }
 

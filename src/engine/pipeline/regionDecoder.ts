@@ -122,8 +122,7 @@ export class RegionDecoder {
     const withSparse = opts.sparse ?? true;
     const graph = { ...graphOptionsFor(opts.device), weights: opts.weights ?? 'fp32' };
     const rec = buildRecordingVaeDecoderGraph(cfg, weights, withSparse ? { convInputs: true, levelOf: (p) => decoderLevelOfPath(p, L), graph } : { graph });
-    // A decode runs once between the UNet's steps: its threads must not spin into them (SessionOptions.spinning).
-    const plain = { intraOpNumThreads: opts.intraOpNumThreads, device: opts.device, graphCache: opts.graphCache, spinning: 'never' as const };
+    const plain = { intraOpNumThreads: opts.intraOpNumThreads, device: opts.device, graphCache: opts.graphCache };
     let weightBytes = 0;
     for (const t of weights.values()) weightBytes += t.data.byteLength;
     // A small VAE's sessions are created at their first use (runtime/lazySession.ts): where 'auto' decodes

@@ -143,13 +143,15 @@ export interface WebGpuProviderOptions {
 export type SpinMode = 'always' | 'in-run' | 'never';
 
 /**
- * The UNet sessions' mode. An edit switches UNet sessions (capture steps on one, sparse or recording steps
- * on another) and every job ends with a decode: after ORT's default spinning the first steps after a switch
- * took 24 / 18 / 20 ms against 12 (bundled model, bench/edit/unetSwitch.ts). In-run spinning keeps the
- * spin between the ops of a step, where it pays (never spinning: 14.7 ms a step), and a session's own
- * steps in a row cost the same as with ORT's default (11.7 against 11.6 ms).
+ * Every session's mode unless asked otherwise. An edit switches UNet sessions (capture steps on one, sparse
+ * or recording steps on another) and every job moves between the text encoder, the UNet and a decoder. On
+ * 2 cores, after ORT's default spinning the first steps on the next UNet session took 24 / 18 / 20 ms
+ * against 12 (bundled model, bench/edit/unetSwitch.ts), and the steps after a decode 20.7 / 19.9 / 19.9
+ * against 12.0 (bench/edit/sessionSwitch.ts). In-run spinning keeps the spin between the ops of a run,
+ * where it pays (never spinning: 14.7 ms a UNet step, an 8.4 against 7.0 ms decode); a session's own steps
+ * in a row cost the same as with ORT's default (11.7 against 11.6 ms).
  */
-export const UNET_SPINNING: SpinMode = 'in-run';
+export const DEFAULT_SPINNING: SpinMode = 'in-run';
 
 export interface SessionOptions {
   /** Execution provider (default 'cpu'). See checkDeviceAvailable for the start-up check. */
@@ -175,7 +177,7 @@ export interface SessionOptions {
   /** ORT session config entries (onnxruntime_session_options_config_keys.h), e.g. {'session.disable_prepacking': '1'}. */
   sessionConfig?: Record<string, string>;
   /**
-   * When the intra-op threads spin for more work instead of sleeping (SessionSpinning below).
+   * When the intra-op threads spin for more work instead of sleeping (SpinMode; default DEFAULT_SPINNING).
    * Not part of the graph cache's key (it changes no optimised graph).
    */
   spinning?: SpinMode;
@@ -296,8 +298,9 @@ export class OrtModelSession {
     if (opts.enableMemPattern !== undefined) options.enableMemPattern = opts.enableMemPattern;
     if (opts.optimizedModelFilePath) options.optimizedModelFilePath = opts.optimizedModelFilePath;
     if (opts.sessionConfig) options.extra = { ...opts.sessionConfig };
-    if (opts.spinning === 'never') options.extra = { ...(options.extra ?? {}), 'session.intra_op.allow_spinning': '0' };
-    if (opts.spinning === 'in-run') options.extra = { ...(options.extra ?? {}), 'session.force_spinning_stop': '1' };
+    const spinning = opts.spinning ?? DEFAULT_SPINNING;
+    if (spinning === 'never') options.extra = { ...(options.extra ?? {}), 'session.intra_op.allow_spinning': '0' };
+    if (spinning === 'in-run') options.extra = { ...(options.extra ?? {}), 'session.force_spinning_stop': '1' };
     const deviceOutputs = device === 'webgpu' ? [...(opts.deviceOutputs ?? [])] : [];
     if (deviceOutputs.length) options.preferredOutputLocation = Object.fromEntries(deviceOutputs.map((n) => [n, 'gpu-buffer' as const]));
     if (opts.profileFilePrefix) {

@@ -16,7 +16,7 @@ import { WeightMap } from '../model/tensor';
 import { PyramidLevel } from '../mask/pyramid';
 import { graphOptionsFor } from '../runtime/deviceGraphs';
 import { DeviceEntryTier } from '../cache/deviceEntryTier';
-import { createSession, DeviceTensor, EngineTensor, float32Tensor, OrtModelSession, SessionOptions, UNET_SPINNING } from '../runtime/ortSession';
+import { createSession, DeviceTensor, EngineTensor, float32Tensor, OrtModelSession, SessionOptions } from '../runtime/ortSession';
 import { SessionSlot } from '../runtime/lazySession';
 import { CacheDType, CacheEntrySpec, entryShape, isRowEntry } from './cacheManifest';
 import { buildPyramidFeed, SparseInputError, SparsePyramidFeed } from './pyramidInputs';
@@ -134,7 +134,7 @@ export class SparseUNetRunner<D extends CacheDType = 'float16'> {
   /** Builds and loads both graphs. The weights may be dropped afterwards (the sessions copy them). */
   static async create<D extends CacheDType = 'float16'>(cfg: UNetConfig, weights: WeightMap, opts: SparseUNetRunnerOptions<D> = {}): Promise<SparseUNetRunner<D>> {
     const cacheDType = (opts.cacheDType ?? 'float16') as D;
-    const sessionOpts: SessionOptions = { spinning: UNET_SPINNING, ...opts.sessionOptions, intraOpNumThreads: opts.intraOpNumThreads };
+    const sessionOpts: SessionOptions = { ...opts.sessionOptions, intraOpNumThreads: opts.intraOpNumThreads };
     const want = { recording: opts.sessions?.recording ?? true, sparse: opts.sessions?.sparse ?? true };
     // One graph serialised at a time keeps peak memory at one model copy plus the sessions.
     const graph = { ...graphOptionsFor(sessionOpts.device), weights: opts.weights ?? 'fp32' };

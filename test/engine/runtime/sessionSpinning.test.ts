@@ -1,8 +1,8 @@
 /** @jest-environment ./test/engine/runtime/ortTestEnvironment.js */
-// Sessions that run once between the UNet's steps (the text encoder, every VAE decoder session) are
-// created with their intra-op threads never spinning; the UNet sessions spin during a run and stop when it
-// returns (SessionOptions.spinning, bench/edit/sessionSwitch.ts, bench/edit/unetSwitch.ts). Seen where it
-// is decided: the session config entries each session is created with by onnxruntime.
+// Every session of the engine spins during its runs and stops when a run returns, so that its threads do
+// not take the cores from the session that runs next (SessionOptions.spinning, DEFAULT_SPINNING;
+// bench/edit/unetSwitch.ts, bench/edit/sessionSwitch.ts). Seen where it is decided: the session config
+// entries each session is created with by onnxruntime.
 import * as ort from 'onnxruntime-node';
 import { loadModelFolder } from '../../../src/engine/model/modelFolder';
 import { DiffusionEngine } from '../../../src/engine/pipeline/engine';
@@ -34,7 +34,7 @@ async function created(body: () => Promise<void>): Promise<Array<{ inputs: reado
   }
 }
 
-test('the engine: text encoder and VAE decoder never spin, the UNet spins during its runs', async () => {
+test('the engine: text encoder, UNet and VAE decoder spin during their runs only', async () => {
   let engine: DiffusionEngine | null = null;
   const sessions = await created(async () => {
     engine = await DiffusionEngine.load(TINY, { intraOpNumThreads: 1 });
@@ -42,12 +42,12 @@ test('the engine: text encoder and VAE decoder never spin, the UNet spins during
   await engine!.dispose();
   const byInput = (name: string) => sessions.filter((s) => s.inputs.includes(name));
   expect(sessions.length).toBe(3);
-  expect(byInput('input_ids').map((s) => s.spinning)).toEqual(['never']);
-  expect(byInput('latents').map((s) => s.spinning)).toEqual(['never']);
+  expect(byInput('input_ids').map((s) => s.spinning)).toEqual(['in-run']);
+  expect(byInput('latents').map((s) => s.spinning)).toEqual(['in-run']);
   expect(byInput('sample').map((s) => s.spinning)).toEqual(['in-run']);
 });
 
-test("the edit's region decoder sessions never spin; the recording and sparse UNets spin during their runs", async () => {
+test("the edit's region decoder sessions and its recording and sparse UNets spin during their runs only", async () => {
   const folder = loadModelFolder(TINY);
   const sessions = await created(async () => {
     const decoder = await RegionDecoder.create(folder.vae.config, folder.vae.weights, { intraOpNumThreads: 1, contextDecoderMaxBytes: 0 });
@@ -60,6 +60,6 @@ test("the edit's region decoder sessions never spin; the recording and sparse UN
   expect(decoders.length + unets.length).toBe(sessions.length);
   expect(decoders.length).toBeGreaterThanOrEqual(3); // recording, box, sparse
   expect(unets.length).toBe(2); // recording, sparse
-  for (const s of decoders) expect(s.spinning).toBe('never');
+  for (const s of decoders) expect(s.spinning).toBe('in-run');
   for (const s of unets) expect(s.spinning).toBe('in-run');
 });
