@@ -87,6 +87,12 @@ export interface EditEvalSummary {
   modes: Record<string, number>;
   /** Σ dense regeneration ms / Σ edit ms. */
   speedup: number;
+  /**
+   * Per case, dense regeneration ms / edit ms: median and quartiles. On a shared 2-core machine single jobs
+   * run up to 1.6× their usual time (a GC, another process), and a few of those move the Σ ratio by
+   * several per cent either way; the median says what a typical edit costs against its regeneration.
+   */
+  speedupPerCase: { median: number; q1: number; q3: number };
 }
 
 export interface EditEvalReport {
@@ -198,7 +204,20 @@ export function summariseEdits(items: EditEvalItem[]): EditEvalSummary {
     meanMaskedFraction: frac(sum((it) => it.maskedFraction), items.length),
     modes,
     speedup: frac(sum((it) => it.denseMs), sum((it) => it.editMs)),
+    speedupPerCase: quartiles(items.map((it) => frac(it.denseMs, it.editMs))),
   };
+}
+
+/** Median and quartiles (linear interpolation between order statistics; zeros when empty). */
+export function quartiles(values: number[]): { median: number; q1: number; q3: number } {
+  if (values.length === 0) return { median: 0, q1: 0, q3: 0 };
+  const v = [...values].sort((a, b) => a - b);
+  const at = (p: number) => {
+    const x = p * (v.length - 1);
+    const i = Math.floor(x);
+    return i + 1 < v.length ? v[i] + (x - i) * (v[i + 1] - v[i]) : v[i];
+  };
+  return { median: at(0.5), q1: at(0.25), q3: at(0.75) };
 }
 
 /** Rows of up to `perRow` cases: parents (grey frames) above their edits (green = shows the new attribute). */

@@ -3,7 +3,7 @@
 // not asserted here; `fisedit eval --edits` measures it on the bundled model): every case runs a recorded
 // parent and its edit, nothing outside the edit's region changes, and the summary adds up.
 import { editNode } from '../../src/engine/pipeline/edit';
-import { runEditEvaluation, summariseEdits, editSheetRows } from '../../src/eval/editEvaluation';
+import { runEditEvaluation, quartiles, summariseEdits, editSheetRows } from '../../src/eval/editEvaluation';
 import { parseSceneCaption } from '../../src/eval/sceneSpec';
 import { useTinyStateContext } from '../engine/pipeline/editFixtures';
 
@@ -74,4 +74,20 @@ test('summary splits success by kind, over all cases and over those whose parent
   expect(s.successWhereDenseRight).toBeCloseTo(1 / 2);
   expect(s.othersKept).toBeNull();
   expect(s.speedup).toBeCloseTo(3); // against the dense regeneration (3 ms), not the recorded parent (2 ms)
+});
+
+test('per-case speed: median and quartiles of regeneration ms / edit ms, which one slow job does not move as it moves the Σ ratio', () => {
+  // Four edits as fast as their regenerations (100 ms), one that met a 300 ms stall.
+  const ms: Array<[number, number]> = [[100, 100], [100, 100], [100, 100], [100, 100], [400, 100]];
+  const items = ms.map(([editMs, denseMs]) => ({ edit: { kind: 'colour' }, parentObject: { colourPosition: true }, success: true, denseSuccess: true, denseMs, editMs, generateMs: 1, outsideChanged: 0, othersKept: 0, others: 0, mode: 'DENSE', maskedFraction: 0.1 })) as unknown as Parameters<typeof summariseEdits>[0];
+  const s = summariseEdits(items);
+  expect(s.speedup).toBeCloseTo(500 / 800);
+  expect(s.speedupPerCase).toEqual({ median: 1, q1: 1, q3: 1 });
+});
+
+test('quartiles interpolate between order statistics, as numpy.percentile does', () => {
+  // numpy.percentile([4, 1, 3, 2], [25, 50, 75]) = [1.75, 2.5, 3.25]
+  expect(quartiles([4, 1, 3, 2])).toEqual({ median: 2.5, q1: 1.75, q3: 3.25 });
+  expect(quartiles([7])).toEqual({ median: 7, q1: 7, q3: 7 });
+  expect(quartiles([])).toEqual({ median: 0, q1: 0, q3: 0 });
 });

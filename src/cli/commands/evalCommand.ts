@@ -134,7 +134,7 @@ async function evalEdits(
         `  remnants of the old object  ${s.remnantPixels} px in ${s.editsWithRemnants} of ${s.cases} edits (old colour left where the dense regeneration has none)\n` +
         `  other objects kept        ${s.othersKept === null ? 'n/a (single-object scenes)' : pct(s.othersKept)}\n` +
         `  mean masked fraction      ${pct(s.meanMaskedFraction)}; modes ${Object.entries(s.modes).map(([m, n]) => `${m} ${n}`).join(', ')}\n` +
-        `  edit vs dense regeneration  ${s.speedup.toFixed(2)}x faster\n`,
+        `  edit vs dense regeneration  ${s.speedup.toFixed(2)}x faster (Σ); per case median ${s.speedupPerCase.median.toFixed(2)}x (q1–q3 ${s.speedupPerCase.q1.toFixed(2)}–${s.speedupPerCase.q3.toFixed(2)})\n`,
     );
     if (o.json) {
       const json = {

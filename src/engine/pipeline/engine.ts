@@ -6,7 +6,7 @@ import { buildUNetGraph } from '../arch/unet';
 import { buildVaeDecoderGraph } from '../arch/vaeDecoder';
 import type { WeightFormat } from '../graph/graphBuilder';
 import { loadModelFolder, type LoadModelFolderOptions, type ModelFolder } from '../model/modelFolder';
-import { createSession, float32Tensor, int64Tensor, type DeviceTensor, type EngineDevice, type OrtModelSession, type SessionOptions } from '../runtime/ortSession';
+import { createSession, float32Tensor, int64Tensor, TEXT_ENCODER_SPINNING, type DeviceTensor, type EngineDevice, type OrtModelSession, type SessionOptions } from '../runtime/ortSession';
 import { graphOptionsFor } from '../runtime/deviceGraphs';
 import { ClipTokenizer, type EncodedPrompt } from '../tokenizer/clipTokenizer';
 import { generate, type GenerateOptions, type GenerateRequest, type GenerateResult } from './generate';
@@ -102,7 +102,7 @@ export class DiffusionEngine implements DiffusionModels {
       const clip = buildClipTextGraph(textEncoder.config, textEncoder.weights, { seqLength: info.textLength, graph });
       const keep = sessionOpts.device === 'webgpu';
       if (keep) clip.g.output(TEXT_ON_DEVICE, 'last_hidden_state', 'float32', ['batch', info.textLength, info.textHiddenSize]);
-      textSession = await createSession(clip.g.build(), { ...sessionOpts, deviceOutputs: keep ? [TEXT_ON_DEVICE] : [] });
+      textSession = await createSession(clip.g.build(), { spinning: TEXT_ENCODER_SPINNING, ...sessionOpts, deviceOutputs: keep ? [TEXT_ON_DEVICE] : [] });
     }
     const unetGraph = { ...graph, weights: opts.weights ?? 'fp32' };
     const unetSession = want.has('unet') ? await createSession(buildUNetGraph(unet.config, unet.weights, { graph: unetGraph }).g.build(), sessionOpts) : null;

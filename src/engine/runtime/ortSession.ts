@@ -144,14 +144,20 @@ export type SpinMode = 'always' | 'in-run' | 'never';
 
 /**
  * Every session's mode unless asked otherwise. An edit switches UNet sessions (capture steps on one, sparse
- * or recording steps on another) and every job moves between the text encoder, the UNet and a decoder. On
- * 2 cores, after ORT's default spinning the first steps on the next UNet session took 24 / 18 / 20 ms
- * against 12 (bundled model, bench/edit/unetSwitch.ts), and the steps after a decode 20.7 / 19.9 / 19.9
- * against 12.0 (bench/edit/sessionSwitch.ts). In-run spinning keeps the spin between the ops of a run,
- * where it pays (never spinning: 14.7 ms a UNet step, an 8.4 against 7.0 ms decode); a session's own steps
- * in a row cost the same as with ORT's default (11.7 against 11.6 ms).
+ * or recording steps on another) and every job ends with a decode. On 2 cores, after ORT's default spinning
+ * the first steps on the next UNet session took 22 / 21 / 17 ms against 12 (bundled model,
+ * bench/edit/unetSwitch.ts), the steps after a decode 20.5 / 18.5 / 19.8 against 11.9, and a decode after
+ * the UNet's steps 13–15 ms against 10 (bench/edit/bundledCost.ts, fresh processes). In-run spinning keeps
+ * the spin between the ops of a run, where it pays (never spinning: 14.7 against 11.7 ms a UNet step; a
+ * decode 8.2 against 6.9 ms). Its cost: the threads are woken at each run, 0.2 ms a UNet step in a warm
+ * process and ~0.5 ms in a fresh one (a 20-step generation 262 → 272 ms there; its decode saves 4 of them).
  */
 export const DEFAULT_SPINNING: SpinMode = 'in-run';
+/**
+ * The text encoder runs once, before the first UNet step, in a few ms: spinning never helped it, and in-run
+ * made it 3.3 → 9.0 ms in a fresh process (the first run wakes threads that had never run).
+ */
+export const TEXT_ENCODER_SPINNING: SpinMode = 'never';
 
 export interface SessionOptions {
   /** Execution provider (default 'cpu'). See checkDeviceAvailable for the start-up check. */
