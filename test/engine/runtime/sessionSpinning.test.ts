@@ -1,7 +1,7 @@
 /** @jest-environment ./test/engine/runtime/ortTestEnvironment.js */
 // Every session of the engine but the text encoder spins during its runs and stops when a run returns, so
 // that its threads do not take the cores from the session that runs next (SessionOptions.spinning,
-// DEFAULT_SPINNING; bench/edit/unetSwitch.ts, bench/edit/sessionSwitch.ts); the text encoder never spins
+// DEFAULT_SPINNING; bench/edit/sessionSwitch.ts); the text encoder never spins
 // (TEXT_ENCODER_SPINNING). Seen where it is decided: the session config entries each session is created
 // with by onnxruntime.
 import * as ort from 'onnxruntime-node';
