@@ -146,11 +146,12 @@ export type SpinMode = 'always' | 'in-run' | 'never';
  * Every session's mode unless asked otherwise. An edit switches UNet sessions (capture steps on one, sparse
  * or recording steps on another) and every job ends with a decode. On 2 cores, after ORT's default spinning
  * the first steps on the next UNet session took 22 / 21 / 17 ms against 12 (bundled model,
- * bench/edit/sessionSwitch.ts --part unet), the steps after a decode 20.5 / 18.5 / 19.8 against 11.9, and a decode after
- * the UNet's steps 13–15 ms against 10 (bench/edit/bundledCost.ts, fresh processes). In-run spinning keeps
- * the spin between the ops of a run, where it pays (never spinning: 14.7 against 11.7 ms a UNet step; a
- * decode 8.2 against 6.9 ms). Its cost: the threads are woken at each run, 0.2 ms a UNet step in a warm
- * process and ~0.5 ms in a fresh one (a 20-step generation 262 → 272 ms there; its decode saves 4 of them).
+ * bench/edit/sessionSwitch.ts --part unet), the steps after a decode 20.5 / 18.5 / 19.8 against 11.9,
+ * and a decode after the UNet's steps 13–15 ms against 10 (bench/edit/bundledCost.ts, fresh processes).
+ * In-run spinning keeps the spin between the ops of a run, where it pays (never spinning: 14.7 against
+ * 11.7 ms a UNet step; a decode 8.2 against 6.9 ms). Its cost: the threads are woken at each run, 0.2 ms a
+ * UNet step in a warm process and ~0.5 ms in a fresh one (a 20-step generation's steps 262 → 272 ms there;
+ * its decode saves 4 of them).
  */
 export const DEFAULT_SPINNING: SpinMode = 'in-run';
 /**
