@@ -52,8 +52,9 @@ export const GENERATE_HELP = `Usage: fisedit generate [--model DIR] --prompt TEX
                            width/height default to its size
       --save-latents FILE  also write the final latents (.npy float32 [1,4,h,w], before VAE scaling)
       --state DIR          also record the image as a new root node in DIR (created if missing) for
-                           fisedit edit: its latents of every step and its UNet activations; prints
-                           the node id (--json: nodeId, parentId, mode, cacheBytes)
+                           fisedit edit: its latents of every step and its UNet activations (only
+                           where the step costs measured in DIR say its sparse edits repay them);
+                           prints the node id (--json: nodeId, parentId, mode, cacheBytes, recording)
   -o, --out FILE           PNG to write (default fisedit-<seed>.png); metadata in tEXt chunks:
                            prompt, negative, seed, steps, scheduler, guidance, model, width, height
       --variant NAME       load *.NAME.safetensors weight files (e.g. fp16) instead of the default ones

@@ -190,7 +190,7 @@ export async function generateCommand(argv: string[], io: CliIo): Promise<number
     // 5. report
     if (o.json) {
       const summary = {
-        ...(node ? { nodeId: node.record.id, parentId: null, mode: 'DENSE', state: store!.dir, cacheBytes: node.cacheBytes } : {}),
+        ...(node ? { nodeId: node.record.id, parentId: null, mode: 'DENSE', state: store!.dir, cacheBytes: node.cacheBytes, recording: node.recording } : {}),
         out,
         model: engine.info.name,
         modelDir: engine.info.dir,

@@ -32,7 +32,7 @@ import { putRecordedStep, putSparseStep, recordingUNetCall, sparseUNetCall } fro
 import { denoiseLoop, denseUNetCall, type UNetCall } from './denoiseLoop';
 import { GenerationAbortedError, InferenceError } from './pipelineErrors';
 import { commitEdit, type EditBase } from './editCommit';
-import { calibrateStepCosts, chooseEditSteps, measureKeepPageDecode, StepCostBook, stepCostKey, stepCostsEnabled, type StepChoice, type StepCosts } from './stepCosts';
+import { calibrateStepCosts, chooseEditSteps, measureKeepPageDecode, StepCostBook, stepCostsFor, type StepChoice, type StepCosts } from './stepCosts';
 import { decodeEditRegion, decodeReadsParentContext, readParentContext } from './editDecode';
 import { lazyCreationMs } from '../runtime/lazySession';
 import { autoDecodeMode } from './regionDecode';
@@ -249,14 +249,12 @@ interface StepPlan {
  */
 async function chooseByCost(run: EditRun, plan: StepPlan, levels: PyramidLevel[]): Promise<StepChoice | null> {
   const { ctx, input } = run;
-  const book = ctx.stepCosts === undefined ? (stepCostsEnabled() ? StepCostBook.forStateDir(ctx.store.dir) : null) : ctx.stepCosts;
-  // A caller's own dense threshold decides alone.
-  if (!book || run.request.denseAboveFraction !== undefined) return null;
   const { parent, channels: C, height: h, width: w } = input;
-  // Costs differ per device: DiffusionEngine says which it runs on (plain DiffusionModels: the CPU).
-  const device = (ctx.models as { device?: string }).device ?? 'cpu';
-  const key = stepCostKey(ctx.models.info, parent.width, parent.height, run.batch, device, ctx.unet?.weights ?? 'fp32');
-  plan.costs = { book, key };
+  const table = stepCostsFor(ctx, parent.width, parent.height, run.batch);
+  // A caller's own dense threshold decides alone.
+  if (!table || run.request.denseAboveFraction !== undefined) return null;
+  const { book, key } = table;
+  plan.costs = table;
   let costs = book.get(key);
   const x = () => run.child.slice(input.captureSteps * run.n, (input.captureSteps + 1) * run.n);
   const decodesFull = autoDecodeMode(ctx.models.info.vaeDecoderWidth, parent.width, parent.height) === 'full';
@@ -281,7 +279,9 @@ async function chooseByCost(run: EditRun, plan: StepPlan, levels: PyramidLevel[]
     const old = costs;
     costs = await measureOnce(`once what keeping the child's decoder page costs at ${size}`, async () => ({ ...old, keepPageDecodeMs: await measureKeepPageDecode(ctx.models, decoder, x(), h, w) }));
   }
-  return costs ? chooseEditSteps(costs, levels[0].active.length / (h * w), input.steps - input.captureSteps) : null;
+  const after = input.steps - input.captureSteps;
+  // A parent that was not recorded (stepCosts.rootRecording) must be re-recorded before sparse steps.
+  return costs ? chooseEditSteps(costs, levels[0].active.length / (h * w), after, parent.cache.recorded ? 0 : after) : null;
 }
 
 /** 6. cache plan: sparse steps need a sparse UNet and the parent's cache for steps k..T−1 (re-recorded when gone). */

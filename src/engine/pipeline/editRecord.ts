@@ -13,7 +13,8 @@ import { putDecoderEntries } from './editDecode';
 import { StepInputs } from './denoiseLoop';
 import { putRecordedStep, recordingModels, recordingUNetCall } from './editUNet';
 import type { StateContext } from './editTypes';
-import { generate, GenerationAbortedError, type GenerateOptions, type GenerateRequest, type GenerateResult } from './generate';
+import { generate, GENERATE_DEFAULTS, GenerationAbortedError, type GenerateOptions, type GenerateRequest, type GenerateResult } from './generate';
+import { rootRecording, stepCostsFor } from './stepCosts';
 import type { DiffusionModels } from './models';
 
 export interface GenerateNodeResult {
@@ -23,6 +24,16 @@ export interface GenerateNodeResult {
   cacheBytes: number;
   /** Writing the node into the store, ms (not in result.totalMs). */
   saveMs: number;
+  /** Whether and why the node's activations were recorded (stepCosts.rootRecording). */
+  recording: string;
+}
+
+/** rootRecording for this request, from the context's step-cost table (record when it has none). */
+function rootRecordingFor(ctx: StateContext, request: GenerateRequest): { record: boolean; reason: string } {
+  const { info } = ctx.models;
+  const guidance = request.guidance ?? GENERATE_DEFAULTS.guidance;
+  const table = stepCostsFor(ctx, request.width ?? info.defaultWidth, request.height ?? info.defaultHeight, guidance > 1 ? 2 : 1);
+  return rootRecording(table ? table.book.get(table.key) : null, request.steps ?? GENERATE_DEFAULTS.steps);
 }
 
 /** Text embeddings as the pipelines batch them: [negative, prompt] with guidance > 1, else [prompt]. */
@@ -35,7 +46,8 @@ export async function encodeCfgText(models: DiffusionModels, prompt: string, neg
 export async function generateNode(ctx: StateContext, request: GenerateRequest, options: GenerateOptions = {}): Promise<GenerateNodeResult> {
   const { store, cache, unet } = ctx;
   const id = store.newId();
-  const record = cache !== null && unet !== null;
+  const recording = rootRecordingFor(ctx, request);
+  const record = cache !== null && unet !== null && recording.record;
   const steps: Float32Array[] = [];
   let cacheBytes = 0;
   if (record) await cache.createNode(id, null);
@@ -109,7 +121,7 @@ export async function generateNode(ctx: StateContext, request: GenerateRequest, 
         edit: null,
       },
     });
-    return { record: rec, result, cacheBytes, saveMs: performance.now() - saveStart };
+    return { record: rec, result, cacheBytes, saveMs: performance.now() - saveStart, recording: cache !== null && unet !== null ? recording.reason : 'not recorded: no recording UNet or activation cache is open' };
   } catch (e) {
     if (record) await cache.deleteNode(id).catch(() => undefined);
     throw e;

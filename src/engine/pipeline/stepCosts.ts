@@ -65,23 +65,53 @@ export interface StepChoice {
 /**
  * The choice for the `steps` steps after capture at level-0 active fraction `fraction`, from measured costs:
  * sparse steps, or dense ones (recorded only where that is nearly free). Sparse steps make the child keep a
- * cache, and so a costlier decode (keepPageDecodeMs), which the comparison counts.
+ * cache, and so a costlier decode (keepPageDecodeMs), which the comparison counts; a parent that was not
+ * recorded (rootRecording) must first be re-recorded for them, `rerecordSteps` recording steps, counted too.
  */
-export function chooseEditSteps(costs: StepCosts, fraction: number, steps = 1): StepChoice {
+export function chooseEditSteps(costs: StepCosts, fraction: number, steps = 1, rerecordSteps = 0): StepChoice {
   const sparseMs = sparseMsAt(costs, fraction);
   const recordDense = costs.recordMs !== null && costs.recordMs <= RECORD_OVERHEAD_ALLOWED * costs.denseMs;
   const base = { recordDense, sparseMs, denseMs: costs.denseMs };
   if (sparseMs === null) return { ...base, steps: 'SPARSE', reason: '' };
   const keep = costs.keepPageDecodeMs ?? 0;
-  const sparseTotal = steps * sparseMs + keep;
+  const rerecord = rerecordSteps * (costs.recordMs ?? costs.denseMs);
+  const sparseTotal = steps * sparseMs + keep + rerecord;
   const denseTotal = steps * (recordDense ? costs.recordMs! : costs.denseMs) + (recordDense ? keep : 0);
   if (sparseTotal < denseTotal) return { ...base, steps: 'SPARSE', reason: '' };
-  const decode = keep > 0 && !recordDense ? `, and keeping the child's cache adds ${keep.toFixed(1)} ms to its decode (${steps} steps: ${sparseTotal.toFixed(0)} against ${denseTotal.toFixed(0)} ms)` : '';
+  const extras = [
+    keep > 0 && !recordDense ? `keeping the child's cache adds ${keep.toFixed(1)} ms to its decode` : '',
+    rerecord > 0 ? `its parent was not recorded: re-recording ${rerecordSteps} steps adds ${rerecord.toFixed(0)} ms` : '',
+  ].filter(Boolean);
+  const more = extras.length ? `, and ${extras.join(', and ')} (${steps} steps: ${sparseTotal.toFixed(0)} against ${denseTotal.toFixed(0)} ms)` : '';
   return {
     ...base,
     steps: 'DENSE',
-    reason: `a sparse step at ${(100 * fraction).toFixed(1)} % costs ${sparseMs.toFixed(1)} ms against ${(recordDense ? costs.recordMs! : costs.denseMs).toFixed(1)} ms for a dense one${decode} (measured for this model and size): ran dense`,
+    reason: `a sparse step at ${(100 * fraction).toFixed(1)} % costs ${sparseMs.toFixed(1)} ms against ${(recordDense ? costs.recordMs! : costs.denseMs).toFixed(1)} ms for a dense one${more} (measured for this model and size): ran dense`,
   };
+}
+
+/** The edit a root's recording is weighed against: a found mask of 10 %, sparse after the latent strategy's capture (30 % of the steps). */
+export const TYPICAL_EDIT = { fraction: 0.1, captureShare: 0.3 };
+
+/**
+ * Whether a new root records its activations for the sparse steps of its edits: only where that pays for
+ * itself in one typical sparse edit (TYPICAL_EDIT). Recording costs its steps' extra time and the decode that
+ * keeps the decoder's page; on the bundled model a recorded generation took 2.4× a plain one (its steps
+ * 17–22 against 12 ms, and 60 MiB of activations to write), while its sparse edits ran at the speed of
+ * dense ones. At SD width a recording step costs little more than a dense one and a sparse edit saves most
+ * of its steps. Unmeasured (no table entry, or no recording or sparse costs): record, as before; the first
+ * sparse edit measures them. A root that did not record is re-recorded by an edit that still chooses sparse
+ * steps (chooseEditSteps counts it).
+ */
+export function rootRecording(costs: StepCosts | null, steps: number): { record: boolean; reason: string } {
+  const sparseMs = costs ? sparseMsAt(costs, TYPICAL_EDIT.fraction) : null;
+  if (!costs || costs.recordMs === null || sparseMs === null) return { record: true, reason: 'recorded: its step costs are not measured yet' };
+  const keep = costs.keepPageDecodeMs ?? 0;
+  const cost = steps * Math.max(0, costs.recordMs - costs.denseMs) + keep;
+  const after = steps - Math.round(TYPICAL_EDIT.captureShare * steps);
+  const saves = after * (costs.denseMs - sparseMs) - keep;
+  const why = `recording its ${steps} steps costs ${cost.toFixed(0)} ms and a sparse ${(100 * TYPICAL_EDIT.fraction).toFixed(0)} % edit of it saves ${saves.toFixed(0)} ms (measured for this model and size)`;
+  return saves > cost ? { record: true, reason: `recorded: ${why}` } : { record: false, reason: `not recorded: ${why}; its edits run dense, or re-record it` };
 }
 
 /** Which measurements a table entry belongs to. */
@@ -89,6 +119,23 @@ export function stepCostKey(info: ModelInfo, width: number, height: number, batc
   const cpu = os.cpus()[0]?.model ?? 'unknown cpu';
   // int8 weights change both step costs (graph/quantizedWeights.ts); fp32 keys stay as they were.
   return `${info.name}|${info.variant ?? ''}|${width}x${height}|b${batch}|${device}|${os.hostname()}|${cpu}${weights === 'fp32' ? '' : `|${weights}`}`;
+}
+
+/** What the step-cost table of a state context is looked up by (StateContext's fields, without importing it). */
+interface CostContext {
+  models: { info: ModelInfo };
+  store: { dir: string };
+  unet: { weights?: string } | null;
+  stepCosts?: StepCostBook | null;
+}
+
+/** The context's table (its own, or its state directory's when the choice is on) and the key of a job at this size and CFG batch. */
+export function stepCostsFor(ctx: CostContext, width: number, height: number, batch: number): { book: StepCostBook; key: string } | null {
+  const book = ctx.stepCosts === undefined ? (stepCostsEnabled() ? StepCostBook.forStateDir(ctx.store.dir) : null) : ctx.stepCosts;
+  if (!book) return null;
+  // Costs differ per device: DiffusionEngine says which it runs on (plain DiffusionModels: the CPU).
+  const device = (ctx.models as { device?: string }).device ?? 'cpu';
+  return { book, key: stepCostKey(ctx.models.info, width, height, batch, device, ctx.unet?.weights ?? 'fp32') };
 }
 
 /** Weight of a new observation against the stored value (exponential moving average). */

@@ -361,6 +361,28 @@ describe('sparse or dense steps by measured cost (injected step costs)', () => {
     expect(book.get(key())!.denseMs).not.toBe(10);
   });
 
+  test('a root records nothing where its measured recording costs more than a sparse edit of it saves; its edit runs dense, not re-recording it', async () => {
+    const book = new StepCostBook();
+    // recording 20 ms a step against 10 dense; sparse 8 ms at 10 %: one edit would save far less than recording costs
+    book.set(key(), { denseMs: 10, recordMs: 20, sparse: [{ fraction: 0.1, ms: 8 }, { fraction: 0.3, ms: 9 }] });
+    const ctx = { ...(await state()), stepCosts: book };
+    const created = jest.spyOn(ctx.cache!, 'createNode');
+    const r = await root(ctx);
+    expect(created).not.toHaveBeenCalled();
+    created.mockRestore();
+    expect(r.cacheBytes).toBe(0);
+    expect(r.record.cache.recorded).toBe(false);
+    expect(r.recording).toMatch(/^not recorded: recording its 8 steps costs 80 ms and a sparse 10 % edit of it saves 12 ms /);
+    // the same image as a recorded root's
+    const recorded = await root(await state());
+    expect(recorded.recording).toBe('recorded: its step costs are not measured yet');
+    expect(maxAbsDiff(r.result.rgb, recorded.result.rgb)).toBe(0);
+    const e = await editNode(ctx, { parentId: r.record.id, prompt, mask });
+    expect([e.mode, e.rerecordSteps, e.cacheFallback]).toEqual(['DENSE', 0, null]);
+    expect(e.reason).toContain('its parent was not recorded: re-recording');
+    expect(pixelDiffs(e.rgb, r.result.rgb, e.affected).outside).toBe(0);
+  });
+
   test("sessions created at their first use are loading: reported as createSessions, in no phase and not in totalMs", async () => {
     const cheap = new StepCostBook();
     cheap.set(key(), { denseMs: 1000, recordMs: 1000, sparse: [{ fraction: 0.1, ms: 1 }, { fraction: 0.3, ms: 2 }] });

@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { chooseEditSteps, sparseMsAt, StepCostBook, type StepCosts } from '../../../src/engine/pipeline/stepCosts';
+import { chooseEditSteps, rootRecording, sparseMsAt, StepCostBook, type StepCosts } from '../../../src/engine/pipeline/stepCosts';
 
 const costs = (over: Partial<StepCosts> = {}): StepCosts => ({ denseMs: 25, recordMs: 40, sparse: [{ fraction: 0.1, ms: 20 }, { fraction: 0.3, ms: 40 }], ...over });
 
@@ -91,4 +91,27 @@ test('a busy spell seen in dense steps alone moves every kind alike: the choice 
   // A recording edit beside its dense capture steps moves the ratio (here to 1.02x: recording now pays)
   for (let i = 0; i < 12; i++) book.observe('m', { denseMs: 50, recordMs: 51 });
   expect(chooseEditSteps(book.get('m')!, 0.2).recordDense).toBe(true);
+});
+
+test('a parent that was not recorded: the sparse side pays its re-recording, and the reason says so', () => {
+  const c = costs({ denseMs: 10, recordMs: 12, sparse: [{ fraction: 0.1, ms: 4 }, { fraction: 0.3, ms: 8 }] });
+  expect(chooseEditSteps(c, 0.1, 14).steps).toBe('SPARSE'); // 56 against 140 ms
+  const after = chooseEditSteps(c, 0.1, 14, 14); // 56 + 14 × 12 = 224 against 140 ms
+  expect(after.steps).toBe('DENSE');
+  expect(after.reason).toBe('a sparse step at 10.0 % costs 4.0 ms against 10.0 ms for a dense one, and its parent was not recorded: re-recording 14 steps adds 168 ms (14 steps: 224 against 140 ms) (measured for this model and size): ran dense');
+  // re-recording the remaining steps costs at least as much as running them dense, however cheap sparse steps are
+  expect(chooseEditSteps(costs({ denseMs: 100, recordMs: 100, sparse: [{ fraction: 0.1, ms: 1 }, { fraction: 0.3, ms: 2 }] }), 0.1, 14, 14).steps).toBe('DENSE');
+  expect(chooseEditSteps(costs({ denseMs: 100, recordMs: 100, sparse: [{ fraction: 0.1, ms: 1 }, { fraction: 0.3, ms: 2 }] }), 0.1, 14, 0).steps).toBe('SPARSE');
+});
+
+test('a root records only where one sparse 10 % edit of it saves more than the recording costs', () => {
+  // unmeasured: record, as before
+  expect(rootRecording(null, 20)).toEqual({ record: true, reason: 'recorded: its step costs are not measured yet' });
+  expect(rootRecording(costs({ recordMs: null }), 20).record).toBe(true);
+  expect(rootRecording(costs({ sparse: [] }), 20).record).toBe(true);
+  // the bundled model as measured: recording 20 × (17.4 − 12.6) + 4.6 = 100.6 ms; a 10 % edit saves 14 × (12.6 − 7.6) − 4.6 = 65.4 ms
+  const bundled = rootRecording({ denseMs: 12.6, recordMs: 17.4, sparse: [{ fraction: 0.1, ms: 7.6 }, { fraction: 0.3, ms: 12.7 }], keepPageDecodeMs: 4.6 }, 20);
+  expect(bundled).toEqual({ record: false, reason: 'not recorded: recording its 20 steps costs 101 ms and a sparse 10 % edit of it saves 65 ms (measured for this model and size); its edits run dense, or re-record it' });
+  // SD width at 256 px: a recording step a little dearer than a dense one, a sparse one a fifth of it
+  expect(rootRecording({ denseMs: 1800, recordMs: 1950, sparse: [{ fraction: 0.1, ms: 400 }, { fraction: 0.3, ms: 700 }] }, 20).record).toBe(true);
 });
