@@ -2,7 +2,8 @@
 // RegionDecoder (src/engine/pipeline/regionDecoder.ts) on the sd-narrow fixture VAE (4 levels, ×8, mid
 // attention): the recording decoder is the plain decoder plus its context; the box decoder fed the
 // whole latent and the image's own context IS the full decode; on the bundled model's real latents the
-// context brings a box decode 10× closer to the full decode than a crop with its own statistics; the
+// context brings a box decode within half an 8-bit level of the full decode, 5× closer than a crop with
+// its own statistics (measured 9–16× over two sets of weights); the
 // child's context replaces exactly the changed tokens; pack/unpack round-trip and refuse a wrong size.
 import * as path from 'node:path';
 import { buildVaeDecoderGraph } from '../../../src/engine/arch/vaeDecoder';
@@ -105,7 +106,7 @@ test("the child's context replaces exactly the changed tokens and keeps the pare
   }
 });
 
-test("on the bundled model, an edit's box decoded with the parent's context matches the full decode 10× better than a crop with its own statistics", async () => {
+test("on the bundled model, an edit's box decoded with the parent's context is within half a level of the full decode, 5× closer than a crop with its own statistics", async () => {
   // Real latents: the bundled model's images of two prompts; the child takes the second's latents in a
   // 12×12 square (what an edit's final latents look like: the parent's outside the mask).
   const folder = loadModelFolder(DEFAULT_MODEL);
@@ -143,9 +144,10 @@ test("on the bundled model, an edit's box decoded with the parent's context matc
     };
     const own = err(await decodeFull(crop, box.height, box.width));
     const withContext = err((await dec.decodeBox(crop, box, parent.context, { width: w, height: h, data: new Uint8Array(h * w) })).image);
-    // measured: own statistics 5.3/255, the parent's context 0.33/255
+    // measured: own statistics 5.3/255, the parent's context 0.33/255 (step-14447 weights); 3.24 and 0.36/255 (step 17814)
     expect(own).toBeGreaterThan(1.5);
-    expect(withContext).toBeLessThan(own / 10);
+    expect(withContext).toBeLessThan(0.5);
+    expect(withContext).toBeLessThan(own / 5);
   } finally {
     await Promise.all([dec.release(), full.release(), engine.dispose()]);
   }
