@@ -18,6 +18,7 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { quartiles } from '../../src/eval/editEvaluation';
 
 const ROOT = path.resolve(__dirname, '../..');
 const CLI = path.join(ROOT, 'bin/fisedit.js');
@@ -67,18 +68,11 @@ function cli(argv: string[]): Record<string, any> {
   return { ...JSON.parse(r.stdout.trim().split('\n').pop()!), wallMs };
 }
 
-/** Linear-interpolated quantile of sorted values. */
-function quantile(sorted: number[], q: number): number {
-  const p = (sorted.length - 1) * q;
-  const lo = Math.floor(p);
-  const hi = Math.ceil(p);
-  return sorted[lo] + (sorted[hi] - sorted[lo]) * (p - lo);
-}
-
 function summary(values: number[]) {
   const s = [...values].sort((a, b) => a - b);
   const r = (v: number) => Math.round(v * 1000) / 1000;
-  return { min: r(s[0]), q1: r(quantile(s, 0.25)), median: r(quantile(s, 0.5)), q3: r(quantile(s, 0.75)), max: r(s[s.length - 1]) };
+  const q = quartiles(s);
+  return { min: r(s[0]), q1: r(q.q1), median: r(q.median), q3: r(q.q3), max: r(s[s.length - 1]) };
 }
 
 function main() {

@@ -46,8 +46,8 @@ export async function encodeCfgText(models: DiffusionModels, prompt: string, neg
 export async function generateNode(ctx: StateContext, request: GenerateRequest, options: GenerateOptions = {}): Promise<GenerateNodeResult> {
   const { store, cache, unet } = ctx;
   const id = store.newId();
-  const recording = rootRecordingFor(ctx, request);
-  const record = cache !== null && unet !== null && recording.record;
+  const recording = cache !== null && unet !== null ? rootRecordingFor(ctx, request) : { record: false, reason: 'not recorded: no recording UNet or activation cache is open' };
+  const record = cache !== null && unet !== null && recording.record; // (restated: TypeScript narrows cache and unet through it)
   const steps: Float32Array[] = [];
   let cacheBytes = 0;
   if (record) await cache.createNode(id, null);
@@ -121,7 +121,7 @@ export async function generateNode(ctx: StateContext, request: GenerateRequest, 
         edit: null,
       },
     });
-    return { record: rec, result, cacheBytes, saveMs: performance.now() - saveStart, recording: cache !== null && unet !== null ? recording.reason : 'not recorded: no recording UNet or activation cache is open' };
+    return { record: rec, result, cacheBytes, saveMs: performance.now() - saveStart, recording: recording.reason };
   } catch (e) {
     if (record) await cache.deleteNode(id).catch(() => undefined);
     throw e;
