@@ -15,6 +15,8 @@ export function stat(xs: number[]): Stat {
 export interface AreaResult {
   /** Requested user-mask area (fraction of latent pixels). */
   target: number;
+  /** The edit's coarse rule (EditRequest.coarseCover). */
+  coarseCover: 'any' | 'half';
   /** The mask's actual area, and the dilated active fraction per UNet level. */
   maskFraction: number;
   levelFractions: number[];
@@ -64,10 +66,10 @@ const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
 const ms = (v: number) => (v >= 1000 ? `${(v / 1000).toFixed(2)} s` : `${v.toFixed(0)} ms`);
 
 export function formatTable(rows: AreaResult[], k: number): string {
-  const head = ['mask', 'L0 active', 'mode', 'dense regen', 'edit', 'speedup', `bound k=${k}`, 'dense step', 'sparse step', 'step ×', 'decode d/e', 'decoded', 'child cache'];
+  const head = ['mask', 'levels active', 'mode', 'dense regen', 'edit', 'speedup', `bound k=${k}`, 'dense step', 'sparse step', 'step ×', 'decode d/e', 'decoded', 'child cache'];
   const body = rows.map((r) => [
     pct(r.maskFraction),
-    pct(r.levelFractions[0]),
+    `${r.levelFractions.map((f) => (100 * f).toFixed(0)).join('/')} %${r.coarseCover === 'half' ? ' (half)' : ''}`,
     r.mode,
     ms(r.denseMs.median),
     ms(r.editMs.median),

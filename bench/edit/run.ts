@@ -5,7 +5,10 @@
 //   npx tsx bench/edit/run.ts [--model DIR] [--steps N] [--areas 0.02,0.05,…] [--reps N] [--threads N]
 //                             [--size PX] [--out FILE.json] [--no-chart] [--no-latent] [--plain-crop] [--cache-mib N]
 //                             [--dense-first] [--weights fp32|int8] [--graph-cache DIR] [--scheduler NAME]
-//                             [--sparse-decoder-arena on|off]
+//                             [--sparse-decoder-arena on|off] [--coarse-cover any|half|any,half]
+//
+// --coarse-cover any,half runs an edit with each coarse rule (mask/pyramid.ts) per rep, against the same
+// dense regenerations; the table gets one row per area and rule.
 //
 // --dense-first (for 512 px on 24 GB): every dense regeneration runs first, then the engine's UNet is
 // freed before the edit sessions load, so the dense baseline's 3.4 GB session and arena are not held
@@ -19,6 +22,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { activeFraction } from '../../src/engine/mask/binaryMask';
+import type { CoarseCover } from '../../src/engine/mask/pyramid';
 import { editNode } from '../../src/engine/pipeline/edit';
 import { generateNode } from '../../src/engine/pipeline/editRecord';
 import type { EditResult, StateContext } from '../../src/engine/pipeline/editTypes';
@@ -60,11 +64,13 @@ interface Options {
   scheduler: SchedulerName | undefined;
   /** --sparse-decoder-arena off: the sparse decoder without onnxruntime's memory arena (before issue 20's change). */
   sparseDecoderArena: boolean;
+  /** --coarse-cover any,half: the edit's coarse rule(s) (EditRequest.coarseCover); several run side by side against the same dense runs. */
+  covers: CoarseCover[];
 }
 
 function parseArgs(argv: string[]): Options {
   const dflt = fs.existsSync(path.join(ROOT, 'models/default/unet/config.json')) ? path.join(ROOT, 'models/default') : path.join(ROOT, 'test/fixtures/models/sd-narrow');
-  const o: Options = { model: dflt, steps: 20, areas: [0.02, 0.05, 0.1, 0.25, 0.5], reps: 3, threads: 2, size: undefined, out: path.join(ROOT, 'bench/results/edit.json'), chart: true, latent: true, decoderContext: true, cacheBytes: Infinity, denseFirst: false, weights: 'fp32', graphCache: undefined, scheduler: undefined, sparseDecoderArena: true };
+  const o: Options = { model: dflt, steps: 20, areas: [0.02, 0.05, 0.1, 0.25, 0.5], reps: 3, threads: 2, size: undefined, out: path.join(ROOT, 'bench/results/edit.json'), chart: true, latent: true, decoderContext: true, cacheBytes: Infinity, denseFirst: false, weights: 'fp32', graphCache: undefined, scheduler: undefined, sparseDecoderArena: true, covers: ['any'] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -101,6 +107,10 @@ function parseArgs(argv: string[]): Options {
       const v = value();
       if (v !== 'on' && v !== 'off') throw new Error('bench/edit: --sparse-decoder-arena is on or off');
       o.sparseDecoderArena = v === 'on';
+    } else if (a === '--coarse-cover') {
+      const v = value().split(',');
+      if (v.length === 0 || v.some((c) => c !== 'any' && c !== 'half')) throw new Error('bench/edit: --coarse-cover is any, half or any,half');
+      o.covers = v as CoarseCover[];
     } else if (a === '--scheduler') {
       const v = value();
       if (!isSchedulerName(v)) throw new Error(`bench/edit: unknown --scheduler ${v}`);
@@ -163,10 +173,10 @@ async function main(): Promise<void> {
       return e;
     };
     // The first edit in the process (what a fresh CLI call pays): kept apart, with its step times.
-    const timedEdit = async (mask: ReturnType<typeof discMask>) => {
+    const timedEdit = async (mask: ReturnType<typeof discMask>, coarseCover: CoarseCover = o.covers[0]) => {
       const steps: number[] = [];
       let last = performance.now();
-      const e = await editNode(ctx, { parentId: root.id, prompt: editPrompt, mask, denseAboveFraction: 1 }, {
+      const e = await editNode(ctx, { parentId: root.id, prompt: editPrompt, mask, denseAboveFraction: 1, coarseCover }, {
         onStep: () => {
           const now = performance.now();
           steps.push(now - last);
@@ -185,13 +195,16 @@ async function main(): Promise<void> {
     for (const target of o.areas) {
       const mask = discMask(w, h, target);
       const denseRuns: GenerateResult[] = [];
-      const edits: EditResult[] = [];
-      const stepTimes: number[][] = [];
+      const editsBy = new Map(o.covers.map((c) => [c, [] as EditResult[]]));
+      const stepTimesBy = new Map(o.covers.map((c) => [c, [] as number[][]]));
       for (let r = 0; r < o.reps; r++) {
         const runEdit = async () => {
-          const t = await timedEdit(mask);
-          edits.push(t.e);
-          stepTimes.push(t.steps);
+          // Several covers alternate their order from rep to rep, as the dense runs do.
+          for (const c of r % 2 === 0 ? o.covers : [...o.covers].reverse()) {
+            const t = await timedEdit(mask, c);
+            editsBy.get(c)!.push(t.e);
+            stepTimesBy.get(c)!.push(t.steps);
+          }
         };
         const runDense = async () => denseRuns.push(await dense());
         if (o.denseFirst) {
@@ -205,6 +218,9 @@ async function main(): Promise<void> {
           await runDense();
         }
       }
+      for (const coarseCover of o.covers) {
+      const edits = editsBy.get(coarseCover)!;
+      const stepTimes = stepTimesBy.get(coarseCover)!;
       const e = edits[0];
       const E = stat(denseRuns.map((d) => d.timings.encodeText)).median;
       const dStep = stat(denseRuns.map((d) => d.timings.denoise / o.steps));
@@ -216,6 +232,7 @@ async function main(): Promise<void> {
       const box = e.decodeBox;
       const row: AreaResult = {
         target,
+        coarseCover,
         maskFraction: activeFraction(mask),
         levelFractions: e.maskedFractionPerLevel.map((l) => l.fraction),
         mode: e.mode,
@@ -240,7 +257,8 @@ async function main(): Promise<void> {
         outsideChangedPixels: Math.max(...edits.map((x) => outsideChanged(x, parentRgb))),
       };
       rows.push(row);
-      log(`area ${(100 * target).toFixed(0)}%: dense ${denseMs.median.toFixed(0)} ms, edit ${editMs.median.toFixed(0)} ms (${row.speedup.toFixed(2)}×), step ${dStep.median.toFixed(1)} → ${sStep.median.toFixed(1)} ms`);
+      log(`area ${(100 * target).toFixed(0)}%, coarse cover ${coarseCover}: dense ${denseMs.median.toFixed(0)} ms, edit ${editMs.median.toFixed(0)} ms (${row.speedup.toFixed(2)}×), step ${dStep.median.toFixed(1)} → ${sStep.median.toFixed(1)} ms, levels ${row.levelFractions.map((f) => `${(100 * f).toFixed(0)}%`).join('/')}`);
+      }
     }
 
     // 3. the automatic mask (target-area capture, default k) once, for the record

@@ -103,6 +103,10 @@ elsewhere (FISEdit). Outside the mask the image is the parent's, bit for bit.
                            (default: 1/16 of the latent side for a found mask, latent or attention,
                            which lets its border see the new prompt; 0 for --mask, as FISEdit; the
                            pixels that may change are the same, only the work grows)
+      --coarse-cover R     any (default) | half: which coarse UNet pixels the sparse steps recompute:
+                           every one the mask touches, as FISEdit, or those it covers at least half
+                           of (less work at large masks; the region's border reads the parent's
+                           coarse features there, so it is not exact)
       --dense-above F      run dense when the mask covers more than F of the latent (default 0.6)
       --cache-fallback P   when the parent's cache is gone: rerecord (default; rebuild it from its
                            stored latents) or dense (run this edit dense)

@@ -10,6 +10,7 @@
 //   - remnants: pixels of the object's old look the edit left where the dense regeneration has none
 //     (remnants.ts; a ring of the old object beside the new one);
 //   - cost: mode, masked fraction, edit time against that dense regeneration's time (no recording).
+import type { CoarseCover } from '../engine/mask/pyramid';
 import type { MaskStrategy, StateContext } from '../engine/pipeline/editTypes';
 import { editNode } from '../engine/pipeline/edit';
 import { generateNode } from '../engine/pipeline/editRecord';
@@ -25,6 +26,8 @@ export interface EditEvalSettings extends EvalSettings {
   strategy: Exclude<MaskStrategy, 'mask'>;
   /** Latent pixels the found mask grows by before the sparse steps (EditRequest.maskDilation). */
   maskDilation?: number;
+  /** EditRequest.coarseCover. */
+  coarseCover?: CoarseCover;
   /** Latent pixels each found mask grows by before its latents change (EditRequest.maskGrowth). */
   maskGrowth?: number;
   /** Dense capture steps k of each edit (EditRequest.captureSteps); default the strategy's. */
@@ -118,7 +121,7 @@ export async function runEditEvaluation(
     const c = editCase(specs[i], i);
     const seed = settings.baseSeed + i;
     const root = await generateNode(ctx, { prompt: c.parent.caption, seed, steps: settings.steps, guidance: settings.guidance, scheduler: settings.scheduler });
-    const edit = () => editNode(ctx, { parentId: root.record.id, prompt: c.child.caption, strategy: settings.strategy, maskDilation: settings.maskDilation, maskGrowth: settings.maskGrowth, captureSteps: settings.captureSteps, decode: settings.decode });
+    const edit = () => editNode(ctx, { parentId: root.record.id, prompt: c.child.caption, strategy: settings.strategy, maskDilation: settings.maskDilation, coarseCover: settings.coarseCover, maskGrowth: settings.maskGrowth, captureSteps: settings.captureSteps, decode: settings.decode });
     const regenerate = () => generate(ctx.models, { prompt: c.child.caption, seed, steps: settings.steps, guidance: settings.guidance, scheduler: settings.scheduler });
     // The edit and the dense regeneration alternate which runs first: whichever follows the root's recording
     // meets sessions another graph has just left (a 2–3× slower first step or two on the bundled model).

@@ -80,6 +80,7 @@ describe('fisedit generate --state, fisedit edit', () => {
       [['--prompt', '   '], 2, /edit: --prompt must not be empty/],
       [['--prompt', 'x', '--strategy', 'magic'], 2, /--strategy must be one of auto, latent, attention, mask, dense/],
       [['--prompt', 'x', '--decode', 'tiles'], 2, /--decode must be auto, sparse, crop or full/],
+      [['--prompt', 'x', '--coarse-cover', 'most'], 2, /--coarse-cover must be any or half/],
     ];
     const small = path.join(tmp, 'small.png');
     await writeMaskFile(small, rectMask(16, 16, 0, 0, 4, 4));

@@ -48,6 +48,9 @@ describe('fisedit eval', () => {
     const r5 = spawnSync('node', [cli, 'eval', '--model', model, '--edits', '--decode', 'tiles'], { encoding: 'utf8' });
     expect(r5.status).toBe(2);
     expect(r5.stderr).toMatch(/--decode must be auto, sparse, crop or full/);
+    const r6 = spawnSync('node', [cli, 'eval', '--model', model, '--edits', '--coarse-cover', 'most'], { encoding: 'utf8' });
+    expect(r6.status).toBe(2);
+    expect(r6.stderr).toMatch(/--coarse-cover must be any or half/);
   });
 
   it('--edits: edit quality, nothing outside the edit regions changed, a parent/edit sheet; --state keeps the nodes', async () => {

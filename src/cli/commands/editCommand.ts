@@ -35,6 +35,7 @@ const SPEC = {
   strategy: { type: 'string' },
   'capture-steps': { type: 'string' },
   dilation: { type: 'string' },
+  'coarse-cover': { type: 'string' },
   'dense-above': { type: 'string' },
   'cache-fallback': { type: 'string' },
   'save-mask': { type: 'string' },
@@ -108,6 +109,8 @@ export async function editCommand(argv: string[], io: CliIo): Promise<number> {
   const denseAbove = optionalFloat(o['dense-above'], 'dense-above');
   const dilation = optionalInt(o.dilation, 'dilation');
   if (dilation !== undefined && dilation < 0) throw new CliError(EXIT.usage, `edit: --dilation must be >= 0 (got ${dilation})`);
+  const coarseCover = o['coarse-cover'] ?? 'any';
+  if (coarseCover !== 'any' && coarseCover !== 'half') throw new CliError(EXIT.usage, `edit: --coarse-cover must be any or half (got ${JSON.stringify(o['coarse-cover'])})`);
   const progressMode = o.quiet ? 'none' : (o.progress ?? defaultProgressMode(io.stderr));
   if (progressMode !== 'bar' && progressMode !== 'lines' && progressMode !== 'none') {
     throw new CliError(EXIT.usage, `edit: --progress must be bar, lines or none (got ${JSON.stringify(progressMode)})`);
@@ -151,7 +154,7 @@ export async function editCommand(argv: string[], io: CliIo): Promise<number> {
     try {
       r = await editNode(
         ctx,
-        { parentId: parent.id, prompt, negativePrompt: o.negative, strategy, mask, captureSteps, maskDilation: dilation, denseAboveFraction: denseAbove, cacheFallback: fallback, decode },
+        { parentId: parent.id, prompt, negativePrompt: o.negative, strategy, mask, captureSteps, maskDilation: dilation, coarseCover, denseAboveFraction: denseAbove, cacheFallback: fallback, decode },
         { signal: abort.signal, onStep: (p) => bar.update(p.done, p.total) },
       );
     } catch (e) {

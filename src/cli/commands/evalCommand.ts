@@ -35,6 +35,7 @@ const SPEC = {
   edits: { type: 'boolean' },
   strategy: { type: 'string' },
   dilation: { type: 'string' },
+  'coarse-cover': { type: 'string' },
   'mask-growth': { type: 'string' },
   'capture-steps': { type: 'string' },
   decode: { type: 'string' },
@@ -60,6 +61,8 @@ shape (bounding-box fill ratio), and per image the background colour. Prints acc
                        left where the dense regeneration of the new prompt has none), the other objects
                        kept, mode and speed
   --strategy S         the edits' mask strategy: auto | latent | attention | dense (default auto)
+  --coarse-cover R     any | half: which coarse UNet pixels the edits' sparse steps recompute
+                       (edit --coarse-cover; default any)
   --dilation N         recompute N latent pixels around each found mask in the sparse steps
                        (edit --dilation; default 1/16 of the latent side: 2 on the bundled model)
   --mask-growth N      grow each found mask by N latent pixels before its latents change (default 1/16
@@ -94,7 +97,7 @@ function loadSpecs(file: string): EvalSpec[] {
 const EDIT_STRATEGIES = ['auto', 'latent', 'attention', 'dense'] as const;
 
 async function evalEdits(
-  o: { strategy?: string; dilation?: string; 'mask-growth'?: string; 'capture-steps'?: string; decode?: string; state?: string; json?: string; sheet?: string; progress?: string },
+  o: { strategy?: string; dilation?: string; 'coarse-cover'?: string; 'mask-growth'?: string; 'capture-steps'?: string; decode?: string; state?: string; json?: string; sheet?: string; progress?: string },
   engine: DiffusionEngine,
   specs: EvalSpec[],
   settings: EvalSettings,
@@ -105,6 +108,8 @@ async function evalEdits(
   if (!EDIT_STRATEGIES.includes(strategy)) throw usageError(`--strategy must be one of ${EDIT_STRATEGIES.join(', ')} (got ${JSON.stringify(o.strategy)})`);
   const maskDilation = o.dilation === undefined ? undefined : Number(o.dilation);
   if (maskDilation !== undefined && !(Number.isInteger(maskDilation) && maskDilation >= 0)) throw usageError(`--dilation must be an integer >= 0 (got ${JSON.stringify(o.dilation)})`);
+  const coarseCover = o['coarse-cover'] ?? 'any';
+  if (coarseCover !== 'any' && coarseCover !== 'half') throw usageError(`--coarse-cover must be any or half (got ${JSON.stringify(o['coarse-cover'])})`);
   const maskGrowth = o['mask-growth'] === undefined ? undefined : Number(o['mask-growth']);
   if (maskGrowth !== undefined && !(Number.isInteger(maskGrowth) && maskGrowth >= 0)) throw usageError(`--mask-growth must be an integer >= 0 (got ${JSON.stringify(o['mask-growth'])})`);
   const captureSteps = o['capture-steps'] === undefined ? undefined : Number(o['capture-steps']);
@@ -119,13 +124,13 @@ async function evalEdits(
     const store = await openStateStore(dir, 'eval', true);
     const ctx = await loadStateContext(engine, store, { threads, sparse: true });
     const bar = new ProgressBar(io.stderr, 'edits', (o.progress as 'bar' | 'lines' | 'none' | undefined) ?? defaultProgressMode(io.stderr));
-    const report = await inPhase(EXIT.inference, () => runEditEvaluation(ctx, specs, { ...settings, strategy, maskDilation, maskGrowth, captureSteps, decode }, (d, t) => bar.update(d, t)));
+    const report = await inPhase(EXIT.inference, () => runEditEvaluation(ctx, specs, { ...settings, strategy, maskDilation, coarseCover, maskGrowth, captureSteps, decode }, (d, t) => bar.update(d, t)));
     bar.finish();
     await releaseEditComponents(ctx);
     const s = report.summary;
     const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
     io.stdout.write(
-      `model ${engine.info.name}: ${s.cases} edits (strategy ${strategy}${maskDilation === undefined ? '' : `, mask dilation ${maskDilation}`}${maskGrowth === undefined ? '' : `, mask growth ${maskGrowth}`}${captureSteps === undefined ? '' : `, ${captureSteps} capture steps`}), ${settings.steps} steps ${settings.scheduler}, guidance ${settings.guidance}\n` +
+      `model ${engine.info.name}: ${s.cases} edits (strategy ${strategy}${maskDilation === undefined ? '' : `, mask dilation ${maskDilation}`}${coarseCover === 'any' ? '' : `, coarse cover ${coarseCover}`}${maskGrowth === undefined ? '' : `, mask growth ${maskGrowth}`}${captureSteps === undefined ? '' : `, ${captureSteps} capture steps`}), ${settings.steps} steps ${settings.scheduler}, guidance ${settings.guidance}\n` +
         `  shows the new attribute   ${pct(s.success)} (colour ${pct(s.byKind.colour.success)} of ${s.byKind.colour.cases}, shape ${pct(s.byKind.shape.success)} of ${s.byKind.shape.cases})\n` +
         `  ... where the parent drew the object  ${pct(s.successWhereParentRight)} of ${s.parentRight} (colour ${pct(s.byKind.colour.successWhereParentRight)} of ${s.byKind.colour.parentRight}, shape ${pct(s.byKind.shape.successWhereParentRight)} of ${s.byKind.shape.parentRight})\n` +
         `  dense regeneration shows it  ${pct(s.denseSuccess)} (colour ${pct(s.byKind.colour.denseSuccess)}, shape ${pct(s.byKind.shape.denseSuccess)}): the model's own ceiling\n` +

@@ -4,11 +4,16 @@
 // 512 px: 64², 32², 16², 8²). A_i is the set of active pixels at level i: their rows are recomputed,
 // every other pixel takes the parent's cached value.
 //   A_0     = dilate(mask, d_0)
-//   A_{i+1} = dilate(anyChild(A_i), d_{i+1})   a coarse pixel is active if any of its 2×2 children is
+//   A_{i+1} = dilate(cover(A_i), d_{i+1})   cover 'any' (default, FISEdit's and SIGE's rule): a coarse
+//             pixel is active if any of its 2×2 children is; 'half': if at least 2 of the 4 are
 // d_i (options.dilation, default 1 px per level, as SIGE) keeps the recomputed region one step ahead of
 // the change: a 3×3 conv spreads a change by 1 px, so the ring just outside the changed pixels is
-// recomputed rather than read stale from the cache. Because A_{i+1} ⊇ parent(A_i), a nearest upsample
-// into level i only ever reads active coarse rows. coverCoarse additionally adds children(A_{i+1}) to
+// recomputed rather than read stale from the cache. With 'any', A_{i+1} ⊇ parent(A_i), so a nearest
+// upsample into level i only ever reads active coarse rows. 'half' trades exactness at the region's
+// border for work (a 25 % disc at a 32² latent: coarse levels 27/25/38 % active instead of 30/38/50 %):
+// a fine active pixel whose coarse parent is inactive takes the parent node's upsampled coarse value,
+// i.e. its cached upsampler-conv input (upsampleFallback). A level that 'half' would leave empty falls
+// back to 'any' (a tiny mask still reaches the coarsest level). coverCoarse additionally adds children(A_{i+1}) to
 // A_i (top-down), so that everything the coarse level changes is recomputed at the fine level too; it
 // costs area (a 1-px dilation at 8² is 8 px at 64²), so it is off by default.
 //
@@ -37,8 +42,10 @@
 //   Full-map variant: neighborsIntoFullMap() rewrites a table to index
 //               concat([newActiveRows (N) ; cachedFullMap (h·w rows) ; zeroRow]) instead (cached pixel p is
 //               row N + p, the zero row N + h·w): no halo Gather, at the cost of passing the whole map.
-//   Nearest upsample (level i+1 → i): upsample[r] = row in level i+1's active rows of the parent
-//               (y>>1, x>>1) of level i's active row r; always ≥ 0 (A_{i+1} ⊇ parent(A_i)).
+//   Nearest upsample (level i+1 → i): upsample[r] indexes concat([level i+1's active rows (N_{i+1}) ;
+//               fallback rows]) for level i's active row r: the row of its parent (y>>1, x>>1) when
+//               that parent is active, else N_{i+1} + j where upsampleFallback[j] is the pixel itself
+//               (its row is the parent node's cached upsampled map at that pixel). 'any' has no fallback.
 
 import { BinaryMask, checkMask, downsampleAny, MaskError, upsampleNearest } from './binaryMask';
 import { dilate } from './morphology';
@@ -66,9 +73,14 @@ export interface PyramidLevel {
   conv: ConvTable;
   /** Stride-2 conv from level − 1 into this level's active pixels (absent at level 0). */
   downsample?: ConvTable;
-  /** [N]: row in level + 1's active rows of each active pixel's coarse parent (absent at the last level). */
+  /** [N]: row of each active pixel's coarse parent in concat(level + 1's active rows ; fallback rows) (absent at the last level). */
   upsample?: Int32Array;
+  /** Active pixels of this level whose coarse parent is inactive, ascending (only with coarseCover 'half'; absent at the last level). */
+  upsampleFallback?: Int32Array;
 }
+
+/** Which coarse pixels a finer level's active set makes active (see the header). */
+export type CoarseCover = 'any' | 'half';
 
 export interface PyramidOptions {
   /** Number of UNet resolutions (SD: 4). The mask's size must be divisible by 2^(levels−1). */
@@ -77,6 +89,8 @@ export interface PyramidOptions {
   dilation?: number | readonly number[];
   /** Also activate the children of active coarse pixels (see the header). Default false. */
   coverCoarse?: boolean;
+  /** Default 'any'. */
+  coarseCover?: CoarseCover;
 }
 
 function perLevel(opts: PyramidOptions): number[] {
@@ -100,8 +114,10 @@ export function buildMaskPyramid(mask: BinaryMask, opts: PyramidOptions): Pyrami
     throw new MaskError('buildMaskPyramid', `mask ${mask.width}x${mask.height} is not divisible by 2^${L - 1} = ${f} (needed for ${L} levels)`);
   }
   const d = perLevel(opts);
+  const cover = opts.coarseCover ?? 'any';
+  if (cover !== 'any' && cover !== 'half') throw new MaskError('buildMaskPyramid', `coarseCover must be 'any' or 'half', got ${String(cover)}`);
   const masks: BinaryMask[] = [grow(mask, d[0])];
-  for (let i = 1; i < L; i++) masks.push(grow(downsampleAny(masks[i - 1], 2), d[i]));
+  for (let i = 1; i < L; i++) masks.push(grow(coarseLevel(masks[i - 1], cover), d[i]));
   if (opts.coverCoarse) {
     for (let i = L - 2; i >= 0; i--) {
       const up = upsampleNearest(masks[i + 1], 2);
@@ -111,8 +127,30 @@ export function buildMaskPyramid(mask: BinaryMask, opts: PyramidOptions): Pyrami
   }
   const levels = masks.map((m, i) => describeLevel(m, i));
   for (let i = 1; i < L; i++) lazyField(levels[i], 'downsample', () => buildTable(levels[i].active, levels[i].width, levels[i - 1], 2));
-  for (let i = 0; i < L - 1; i++) lazyField(levels[i], 'upsample', () => buildUpsampleMap(levels[i], levels[i + 1]));
+  for (let i = 0; i < L - 1; i++) {
+    let map: UpsampleMap | undefined;
+    const made = () => (map ??= buildUpsampleMap(levels[i], levels[i + 1]));
+    lazyField(levels[i], 'upsample', () => made().upsample);
+    lazyField(levels[i], 'upsampleFallback', () => made().fallback);
+  }
   return levels;
+}
+
+/** The next coarser level's active set before dilation; 'half' falls back to 'any' rather than leave it empty. */
+function coarseLevel(fine: BinaryMask, cover: CoarseCover): BinaryMask {
+  const any = downsampleAny(fine, 2);
+  if (cover === 'any') return any;
+  const { width: w, height: h } = any;
+  const data = new Uint8Array(w * h);
+  let n = 0;
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const p = 2 * y * fine.width + 2 * x;
+      const children = fine.data[p] + fine.data[p + 1] + fine.data[p + fine.width] + fine.data[p + fine.width + 1];
+      if (children >= 2) (data[y * w + x] = 1), n++;
+    }
+  }
+  return n > 0 ? { width: w, height: h, data } : any;
 }
 
 /**
@@ -120,7 +158,7 @@ export function buildMaskPyramid(mask: BinaryMask, opts: PyramidOptions): Pyrami
  * sparse and dense steps, and a dense edit never reads a table (building them was half of a bundled-model
  * edit's mask phase in a fresh process). Enumerable, so a copy or a comparison sees the values.
  */
-function lazyField<K extends 'conv' | 'downsample' | 'upsample'>(level: PyramidLevel, key: K, make: () => NonNullable<PyramidLevel[K]>): void {
+function lazyField<K extends 'conv' | 'downsample' | 'upsample' | 'upsampleFallback'>(level: PyramidLevel, key: K, make: () => NonNullable<PyramidLevel[K]>): void {
   let value: PyramidLevel[K] | undefined;
   let made = false;
   Object.defineProperty(level, key, {
@@ -205,17 +243,23 @@ function buildTable(outputs: Int32Array, outW: number, input: InputGrid, stride:
   return { halo, neighbors, zeroRow };
 }
 
-function buildUpsampleMap(fine: PyramidLevel, coarse: PyramidLevel): Int32Array {
-  const out = new Int32Array(fine.active.length);
-  for (let r = 0; r < out.length; r++) {
+interface UpsampleMap {
+  upsample: Int32Array;
+  fallback: Int32Array;
+}
+
+function buildUpsampleMap(fine: PyramidLevel, coarse: PyramidLevel): UpsampleMap {
+  const upsample = new Int32Array(fine.active.length);
+  const fallback: number[] = [];
+  const nCoarse = coarse.active.length;
+  for (let r = 0; r < upsample.length; r++) {
     const p = fine.active[r];
     const y = Math.floor(p / fine.width);
     const x = p - y * fine.width;
     const row = coarse.rowOf[(y >> 1) * coarse.width + (x >> 1)];
-    if (row < 0) throw new MaskError('buildMaskPyramid', `internal: level ${fine.level} pixel ${p} has an inactive parent at level ${coarse.level}`);
-    out[r] = row;
+    upsample[r] = row >= 0 ? row : nCoarse + fallback.push(p) - 1;
   }
-  return out;
+  return { upsample, fallback: Int32Array.from(fallback) };
 }
 
 /**

@@ -220,7 +220,7 @@ function findMask(
   // A found mask is the changing object's core: grow it over the object's soft edge, so that the
   // latents, the recomputed ring and the decoded region cover the whole object (no ring of the old one).
   if (found && !unchanged) mask = growMask(mask, request.maskGrowth ?? foundMaskGrowth(h, w));
-  const levels = buildMaskPyramid(mask, { levels: nLevels, dilation: request.dilation ?? defaultEditDilation(nLevels, request.maskDilation ?? (found ? foundMaskDilation(h, w) : DEFAULT_MASK_DILATION)) });
+  const levels = buildMaskPyramid(mask, { levels: nLevels, coarseCover: request.coarseCover, dilation: request.dilation ?? defaultEditDilation(nLevels, request.maskDilation ?? (found ? foundMaskDilation(h, w) : DEFAULT_MASK_DILATION)) });
   let decision: EditDecision = decideEditMode(levels[0].mask, { denseAboveFraction: request.denseAboveFraction });
   if (unchanged) decision = { mode: 'PARENT', fraction: 0, reason: 'the prompt is unchanged: the result is the parent' };
   else if (strategy === 'dense') decision = { mode: 'DENSE', fraction: 1, reason: 'strategy dense: every pixel is regenerated' };

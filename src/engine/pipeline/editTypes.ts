@@ -4,6 +4,7 @@
 import type { RegionDecoder } from './regionDecoder';
 import type { ActivationCache } from '../cache/activationCache';
 import type { BinaryMask } from '../mask/binaryMask';
+import type { CoarseCover } from '../mask/pyramid';
 import type { NodeMode, NodeRecord } from '../state/nodeRecord';
 import type { NodeStore } from '../state/nodeStore';
 import type { EditUNet } from './editUNet';
@@ -62,6 +63,12 @@ export interface EditRequest {
   dilation?: number | readonly number[];
   /** Shorthand for dilation = [maskDilation, 0, 0, …]: latent pixels the mask grows by (ignored with `dilation`). */
   maskDilation?: number;
+  /**
+   * Which coarse UNet pixels the sparse steps recompute (mask/pyramid.ts): 'any' (default, FISEdit's rule)
+   * every one with an active child; 'half' those with at least 2 of their 4 children active, the rest of
+   * the region's border reading the parent's coarse features: less work at 25 % masks, not exact there.
+   */
+  coarseCover?: CoarseCover;
   /**
    * Latent pixels a FOUND mask (latent, attention) grows by before its latents change, so the whole
    * changing object, soft edge included, is recomputed and decoded (default foundMaskGrowth: 1/16 of the

@@ -6,7 +6,11 @@
 //   convHalo      [M_l]     pixels whose rows come from the cached conv input (halo of the active set)
 //   downNeighbors [N_l, 9]  stride-2 table (level l−1 → l) into concat(level l−1 rows; its halo; zero)
 //   downHalo      [M'_l]    level l−1 pixels read from the cached downsampler input
-//   upsample      [N_l]     row of level l+1 holding each active pixel's coarse parent (nearest ×2)
+//   upsample      [N_l]     row of concat(level l+1 rows ; fallback rows) holding each active pixel's
+//                           coarse parent (nearest ×2)
+//   upsampleFallback [F_l]  pixels of level l whose coarse parent is inactive (coarseCover 'half'): their
+//                           rows come from the cached upsampler-conv input; padded with pixel 0 to one
+//                           row when there are none, so that no graph meets an empty tensor
 //   inactive      [h_l·w_l − N_l]  pixels whose self-attention K/V come from the cache
 //   overlay       [h_l·w_l]  row of concat(cached entry; new rows) holding each pixel of the child's full
 //                 entry: p itself where inactive, h_l·w_l + rank where active (device-resident caches)
@@ -15,7 +19,7 @@
 import { PyramidLevel } from '../mask/pyramid';
 import { EngineTensor } from '../runtime/ortSession';
 
-export type PyramidInputKind = 'convNeighbors' | 'convHalo' | 'downNeighbors' | 'downHalo' | 'upsample' | 'inactive' | 'overlay';
+export type PyramidInputKind = 'convNeighbors' | 'convHalo' | 'downNeighbors' | 'downHalo' | 'upsample' | 'upsampleFallback' | 'inactive' | 'overlay';
 
 export function pyramidInputName(kind: PyramidInputKind, level: number): string {
   return `l${level}.${kind}`;
@@ -62,8 +66,10 @@ export function buildPyramidFeed(levels: readonly PyramidLevel[]): SparsePyramid
       tensors[pyramidInputName('downHalo', i)] = i32(l.downsample.halo, [l.downsample.halo.length]);
     }
     if (i < levels.length - 1) {
-      if (!l.upsample) throw new SparseInputError(`level ${i} has no upsample map`);
+      if (!l.upsample || !l.upsampleFallback) throw new SparseInputError(`level ${i} has no upsample map`);
       tensors[pyramidInputName('upsample', i)] = i32(l.upsample, [n]);
+      const fallback = l.upsampleFallback.length > 0 ? l.upsampleFallback : new Int32Array(1);
+      tensors[pyramidInputName('upsampleFallback', i)] = i32(fallback, [fallback.length]);
     }
   });
   return { levels, height: levels[0].height, width: levels[0].width, activeCounts: levels.map((l) => l.active.length), tensors };

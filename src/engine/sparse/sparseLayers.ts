@@ -9,7 +9,7 @@
 // and what it writes for the child's cache: "delta:<entry name>" [B, N_l, C] fp16, the new rows of
 // every row entry at the level's active pixels (stored by the edit as a delta over the parent).
 
-import { ArchContext } from '../arch/archContext';
+import { ArchContext, inModule } from '../arch/archContext';
 import { GraphBuilder, type GraphBuilderOptions } from '../graph/graphBuilder';
 import { attention, linear } from '../graph/nn';
 import { isQuantizable, matMulInt8 } from '../graph/quantizedWeights';
@@ -183,6 +183,23 @@ export function sparseConv3x3(s: SparseBuild, ctx: ArchContext, x: string, name:
       ? matMulInt8(g, cols, w, 'conv')
       : g.op('MatMul', [cols, g.op('Reshape', [g.op('Transpose', [g.weight(w)], { perm: [2, 3, 1, 0] }), g.constI64([9 * cin, cout])], {}, { hint: 'w_9c' })], {}, { hint: 'conv_mm' });
     return g.op('Add', [y, g.weight(b)], {}, { hint: 'conv_bias' }); // [B,N,Cout]
+  });
+}
+
+/**
+ * Nearest ×2 upsample of coarse rows x [B, N_{l+1}, C] into the active rows of `level` [B, N_l, C], then
+ * that level's 3×3 conv (module `upsamplers.0`, child `conv`). A fine pixel whose coarse parent is
+ * inactive (coarseCover 'half', mask/pyramid.ts) takes the parent node's upsampled map there, which is
+ * the conv's own cached input: stack = concat(x ; Gather(cache, upsampleFallback)), rows by `upsample`.
+ */
+export function sparseUpsample(s: SparseBuild, ctx: ArchContext, x: string, channels: number, level: number): string {
+  const { g } = ctx;
+  return inModule(ctx, 'upsamplers.0', (u) => {
+    const cacheRows = s.cached(u.w.path('conv'), 'convInput', level, channels); // [B, HW_l, C]
+    const fallback = s.toF32(g.op('Gather', [cacheRows, s.table('upsampleFallback', level)], { axis: 1 }, { hint: 'upsample_fallback' })); // [B,F,C]
+    const stack = g.op('Concat', [x, fallback], { axis: 1 }, { hint: 'upsample_stack' });
+    const up = g.op('Gather', [stack, s.table('upsample', level)], { axis: 1 }, { hint: 'upsample' }); // [B,N_l,C]
+    return sparseConv3x3(s, u, up, 'conv', { shape: [channels, channels, 3, 3], table: 'same', level });
   });
 }
 

@@ -11,7 +11,8 @@
 //
 // Per level the active set is the same for every layer, so skip connections concatenate rows of the
 // same pixels; a stride-2 downsample maps level l−1 rows to level l rows through its table, and a nearest
-// ×2 upsample is a Gather of the coarse rows (pyramid.ts guarantees each active pixel's parent is active).
+// ×2 upsample is a Gather of the coarse rows (or, where a coarse parent is inactive, of the parent node's
+// upsampled map: sparseLayers.ts sparseUpsample).
 
 import { ArchContext, ArchError, inModule, WeightScope } from '../arch/archContext';
 import { timestepFeatures } from '../arch/unet';
@@ -21,7 +22,7 @@ import { layerNorm, linear, silu } from '../graph/nn';
 import { UNetConfig } from '../model/configs';
 import { WeightMap } from '../model/tensor';
 import { CacheEntrySpec } from './cacheManifest';
-import { DeltaSpec, SparseBuild, SparseBuildOptions, sparseConv3x3, sparseGroupNorm, SparseGraphError, sparseSelfAttention } from './sparseLayers';
+import { DeltaSpec, SparseBuild, SparseBuildOptions, sparseConv3x3, sparseGroupNorm, SparseGraphError, sparseSelfAttention, sparseUpsample } from './sparseLayers';
 
 export interface SparseUNetGraph {
   g: GraphBuilder;
@@ -152,8 +153,7 @@ export function buildSparseUNetGraph(cfg: UNetConfig, weights: WeightMap, opts: 
         cur = out;
       }
       if (k < levels - 1) {
-        const up = g.op('Gather', [x, s.table('upsample', level - 1)], { axis: 1 }, { hint: 'upsample' }); // [B,N_{l−1},out]
-        x = inModule(blk, 'upsamplers.0', (u) => sparseConv3x3(s, u, up, 'conv', { shape: [out, out, 3, 3], table: 'same', level: level - 1 }));
+        x = sparseUpsample(s, blk, x, out, level - 1); // [B,N_{l−1},out]
       }
       return x;
     });

@@ -26,7 +26,7 @@ import { attention, linear, silu } from '../graph/nn';
 import { VaeConfig } from '../model/configs';
 import { WeightMap } from '../model/tensor';
 import { CacheEntrySpec } from './cacheManifest';
-import { DeltaSpec, SparseBuild, sparseConv3x3, SparseGraphError } from './sparseLayers';
+import { DeltaSpec, SparseBuild, sparseConv3x3, SparseGraphError, sparseUpsample } from './sparseLayers';
 
 const VAE_EPS = 1e-6;
 
@@ -128,8 +128,7 @@ export function buildSparseVaeDecoderGraph(cfg: VaeConfig, weights: WeightMap, o
           y = inModule(b, `resnets.${j}`, (r) => resnet(r, y, cin, o, level));
         }
         if (i < L - 1) {
-          const up = g.op('Gather', [y, s.table('upsample', level - 1)], { axis: 1 }, { hint: 'upsample' }); // [1,N_{l−1},o]
-          y = inModule(b, 'upsamplers.0', (u) => sparseConv3x3(s, u, up, 'conv', { shape: [o, o, 3, 3], table: 'same', level: level - 1 }));
+          y = sparseUpsample(s, b, y, o, level - 1); // [1,N_{l−1},o]
         }
         return y;
       });

@@ -214,3 +214,52 @@ describe('lazy gather tables', () => {
     expect(a[0].conv).toEqual(buildConvTable(a[0].mask));
   });
 });
+
+describe("coarseCover 'half'", () => {
+  // Children counted directly from the finer level (an independent count, not the module's code).
+  const childCount = (fine: BinaryMask, y: number, x: number) =>
+    fine.data[2 * y * fine.width + 2 * x] + fine.data[2 * y * fine.width + 2 * x + 1] + fine.data[(2 * y + 1) * fine.width + 2 * x] + fine.data[(2 * y + 1) * fine.width + 2 * x + 1];
+
+  it('activates the coarse pixels with at least 2 of 4 children active, and no more than any', () => {
+    const rnd = seededRandom(5);
+    for (let trial = 0; trial < 20; trial++) {
+      const mask = randomMask(rnd, 32, 32, 0.1 + 0.02 * trial);
+      const half = buildMaskPyramid(mask, { levels: 4, dilation: 0, coarseCover: 'half' });
+      const any = buildMaskPyramid(mask, { levels: 4, dilation: 0 });
+      expect(half[0].mask.data).toEqual(any[0].mask.data);
+      for (let i = 1; i < 4; i++) {
+        const fine = half[i - 1].mask;
+        const expected = new Uint8Array(half[i].width * half[i].height);
+        for (let y = 0; y < half[i].height; y++) for (let x = 0; x < half[i].width; x++) expected[y * half[i].width + x] = childCount(fine, y, x) >= 2 ? 1 : 0;
+        if (expected.some((v) => v)) expect(half[i].mask.data).toEqual(expected);
+        expect(half[i].active.length).toBeLessThanOrEqual(any[i].active.length);
+      }
+    }
+  });
+
+  it('lists the active pixels whose coarse parent is inactive, and indexes them after the coarse rows', () => {
+    // A 3-pixel L at the top left: its 2×2 cell has 3 children (active); a lone pixel at (1, 5) has 1 (inactive).
+    const m: BinaryMask = { width: 8, height: 8, data: new Uint8Array(64) };
+    for (const [y, x] of [[0, 0], [0, 1], [1, 0], [1, 5]]) m.data[y * 8 + x] = 1;
+    const [l0, l1] = buildMaskPyramid(m, { levels: 2, dilation: 0, coarseCover: 'half' });
+    expect(setOf(l1.active)).toEqual([0]);
+    expect(setOf(l0.upsampleFallback!)).toEqual([13]);
+    // active rows of l0: pixels 0, 1, 8, 13 → parents row 0, 0, 0, then fallback 0 after N_1 = 1 coarse row
+    expect(setOf(l0.active)).toEqual([0, 1, 8, 13]);
+    expect(setOf(l0.upsample!)).toEqual([0, 0, 0, 1]);
+    // 'any' keeps both cells and has no fallback
+    const [a0, a1] = buildMaskPyramid(m, { levels: 2, dilation: 0 });
+    expect(setOf(a1.active)).toEqual([0, 2]);
+    expect(a0.upsampleFallback!.length).toBe(0);
+    expect(setOf(a0.upsample!)).toEqual([0, 0, 0, 1]);
+  });
+
+  it("falls back to 'any' where 'half' would leave a level empty (a tiny mask still reaches the coarsest level)", () => {
+    const m: BinaryMask = { width: 16, height: 16, data: new Uint8Array(256) };
+    m.data[5 * 16 + 9] = 1;
+    const half = buildMaskPyramid(m, { levels: 4, dilation: 0, coarseCover: 'half' });
+    expect(half.map((l) => l.active.length)).toEqual([1, 1, 1, 1]);
+    expect(half.slice(0, 3).every((l) => l.upsampleFallback!.length === 0)).toBe(true);
+    expect(() => buildMaskPyramid(m, { levels: 2, coarseCover: 'most' as never })).toThrow(/coarseCover/);
+  });
+});

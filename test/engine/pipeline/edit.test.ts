@@ -213,6 +213,22 @@ describe('edit', () => {
     await expect(editNode(ctx, { parentId: record.id, prompt, mask: user, maskDilation: -1 })).rejects.toThrow(/maskDilation/);
   });
 
+  test("coarseCover 'half' recomputes fewer coarse pixels than 'any', runs sparse, and keeps every pixel outside the region the parent's", async () => {
+    const ctx = await state();
+    const { record, result } = await root(ctx);
+    const user = rectMask(H, H, 3, 3, 10, 8); // odd edges: the border cells at level 1 hold 1 or 2 of their 4 children
+    const prompt = 'a blue circle on the left';
+    const any = await editNode(ctx, { parentId: record.id, prompt, mask: user });
+    const half = await editNode(ctx, { parentId: record.id, prompt, mask: user, coarseCover: 'half' });
+    expect([any.mode, half.mode]).toEqual(['SPARSE', 'SPARSE']);
+    expect(half.maskedFractionPerLevel[0].fraction).toBe(any.maskedFractionPerLevel[0].fraction);
+    expect(half.maskedFractionPerLevel[1].fraction).toBeLessThan(any.maskedFractionPerLevel[1].fraction);
+    expect(half.affected.data).toEqual(any.affected.data);
+    expect(pixelDiffs(half.rgb, result.rgb, half.affected)).toMatchObject({ outside: 0 });
+    expect(pixelDiffs(half.rgb, result.rgb, half.affected).inside).toBeGreaterThan(0);
+    await expect(editNode(ctx, { parentId: record.id, prompt, mask: user, coarseCover: 'most' as never })).rejects.toThrow(/coarseCover/);
+  });
+
   test('a found mask (latent strategy) is recomputed with a ring of 1/16 of the latent side by default; a user mask stays exact', async () => {
     expect([foundMaskDilation(16, 16), foundMaskDilation(32, 32), foundMaskDilation(64, 96), foundMaskDilation(8, 8)]).toEqual([1, 2, 4, 1]);
     const r = foundMaskDilation(H, H);

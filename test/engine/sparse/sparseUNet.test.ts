@@ -109,6 +109,20 @@ describe.each(FIXTURE_MODELS)('sparse UNet step (%s)', (name) => {
     expect(worstDelta).toBeLessThan(1e-4);
   });
 
+  it("(b-half) coarseCover 'half', parent = child input: a fine pixel under an inactive coarse parent reads the parent's upsampled map, so active rows still equal dense within 1e-4", async () => {
+    // No dilation (the edit's default): with 1 px at every level both rules reach the same sets here.
+    const pyr = buildMaskPyramid(mask, { levels, dilation: 0, coarseCover: 'half' });
+    const any = buildMaskPyramid(mask, { levels, dilation: 0 });
+    expect(pyr.slice(0, -1).some((l) => l.upsampleFallback!.length > 0)).toBe(true); // the fallback path runs
+    expect(pyr.reduce((n, l) => n + l.active.length, 0)).toBeLessThan(any.reduce((n, l) => n + l.active.length, 0));
+    const feed = cached32.preparePyramid(pyr);
+    const res = await cached32.sparseStep(feed, gatherActiveRows(sample, BATCH, cin, H * W, pyr[0].active), T, text, (n) => rec32.entries.get(n)!.data);
+    const ref = gatherActiveRows(await runDense(text), BATCH, cout, H * W, pyr[0].active);
+    const err = relErr(res.noise, ref);
+    console.log(`${name} (b-half) active [${pyr.map((l) => l.active.length).join(',')}] against any's [${any.map((l) => l.active.length).join(',')}], fallback [${pyr.slice(0, -1).map((l) => l.upsampleFallback!.length).join(',')}]: noise rel err ${err.toExponential(2)}`);
+    expect(err).toBeLessThan(1e-4);
+  });
+
   it('(b16) the same with the production fp16 cache stays within fp16 rounding (1e-2)', async () => {
     const pyr = buildMaskPyramid(mask, { levels });
     const feed = cached16.preparePyramid(pyr);
@@ -146,6 +160,19 @@ describe.each(FIXTURE_MODELS)('sparse UNet step (%s)', (name) => {
     expect(stale).toBeGreaterThan(1e-3); // the edit changes the output at all
     expect(err).toBeLessThan(stale);
     expect(rms(res.noise, refNew)).toBeLessThan(rms(refOld, refNew));
+    // Without dilation (the edit's default), 'any' against 'half', which recomputes fewer coarse pixels
+    // (errors reported; both must still move toward the new prompt).
+    const byCover = async (coarseCover: 'any' | 'half') => {
+      const p = buildMaskPyramid(mask, { levels, dilation: 0, coarseCover });
+      const r = await cached16.sparseStep(cached16.preparePyramid(p), gatherActiveRows(sample, BATCH, cin, H * W, p[0].active), T, newText, (n) => rec16.entries.get(n)!.data);
+      const rows = (t: Float32Array) => gatherActiveRows(t, BATCH, cout, H * W, p[0].active);
+      const fresh = rows(await runDense(newText));
+      return { err: relErr(r.noise, fresh), stale: relErr(rows(await runDense(text)), fresh) };
+    };
+    const [any, half] = [await byCover('any'), await byCover('half')];
+    console.log(`${name} (c) no dilation: sparse vs dense(new) rel err ${any.err.toExponential(2)} ('any'), ${half.err.toExponential(2)} ('half'); parent's ${any.stale.toExponential(2)}`);
+    expect(any.err).toBeLessThan(any.stale);
+    expect(half.err).toBeLessThan(half.stale);
   });
 
   it('refuses a pyramid of the wrong depth and a cache entry of the wrong size', async () => {
