@@ -10,3 +10,20 @@ export function outsideChanged(e: EditResult, parent: Uint8Array): number {
   }
   return n;
 }
+
+/** Mean and max |a − b| (in /255, over channels) at the pixels inside `region` (e.g. two edits of one mask). */
+export function insideDifference(a: Uint8Array, b: Uint8Array, region: { data: Uint8Array }): { mean: number; max: number } {
+  let sum = 0;
+  let n = 0;
+  let max = 0;
+  for (let p = 0; p < region.data.length; p++) {
+    if (!region.data[p]) continue;
+    for (let c = 0; c < 3; c++) {
+      const d = Math.abs(a[3 * p + c] - b[3 * p + c]);
+      sum += d;
+      max = Math.max(max, d);
+      n++;
+    }
+  }
+  return { mean: n ? sum / n : 0, max };
+}

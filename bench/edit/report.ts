@@ -17,6 +17,10 @@ export interface AreaResult {
   target: number;
   /** The edit's coarse rule (EditRequest.coarseCover). */
   coarseCover: 'any' | 'half';
+  /** Mean / max |edit − dense regeneration| in /255 inside the affected region (first rep). */
+  insideVsDense?: { mean: number; max: number };
+  /** The same against the 'any' edit of the same rep, for 'half' rows run beside one. */
+  insideVsAny?: { mean: number; max: number } | null;
   /** The mask's actual area, and the dilated active fraction per UNet level. */
   maskFraction: number;
   levelFractions: number[];

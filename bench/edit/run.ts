@@ -36,7 +36,7 @@ import { GraphCache } from '../../src/engine/runtime/graphCache';
 import { isSchedulerName, type SchedulerName } from '../../src/engine/scheduler';
 import { discMask } from './masks';
 import { amdahl, AreaResult, formatTable, stat, writeChart } from './report';
-import { outsideChanged } from './outsideChanged';
+import { insideDifference, outsideChanged } from './outsideChanged';
 
 const ROOT = path.resolve(__dirname, '../..');
 
@@ -255,9 +255,14 @@ async function main(): Promise<void> {
         bound: amdahl({ E, d: dStep.median, V, N: o.steps, k: e.captureSteps, phi }),
         childCacheBytes: e.cacheBytes,
         outsideChangedPixels: Math.max(...edits.map((x) => outsideChanged(x, parentRgb))),
+        // What the coarse rule changes in the picture, beside what the sparse edit already differs from
+        // the dense regeneration by (first rep, /255 inside the affected region).
+        insideVsDense: insideDifference(e.rgb, denseRuns[0].rgb, e.affected),
+        insideVsAny: coarseCover === 'any' || !editsBy.has('any') ? null : insideDifference(e.rgb, editsBy.get('any')![0].rgb, e.affected),
       };
       rows.push(row);
-      log(`area ${(100 * target).toFixed(0)}%, coarse cover ${coarseCover}: dense ${denseMs.median.toFixed(0)} ms, edit ${editMs.median.toFixed(0)} ms (${row.speedup.toFixed(2)}×), step ${dStep.median.toFixed(1)} → ${sStep.median.toFixed(1)} ms, levels ${row.levelFractions.map((f) => `${(100 * f).toFixed(0)}%`).join('/')}`);
+      const diff = (d: { mean: number; max: number } | null | undefined) => (d ? `${d.mean.toFixed(2)} / ${d.max}` : '—');
+      log(`area ${(100 * target).toFixed(0)}%, coarse cover ${coarseCover}: dense ${denseMs.median.toFixed(0)} ms, edit ${editMs.median.toFixed(0)} ms (${row.speedup.toFixed(2)}×), step ${dStep.median.toFixed(1)} → ${sStep.median.toFixed(1)} ms, levels ${row.levelFractions.map((f) => `${(100 * f).toFixed(0)}%`).join('/')}; inside, mean / max /255: vs dense ${diff(row.insideVsDense)}, vs 'any' ${diff(row.insideVsAny)}`);
       }
     }
 
