@@ -96,7 +96,7 @@ export async function writeChart(rows: AreaResult[], title: string, file: string
   const W = 640;
   const H = 400;
   const left = 60;
-  const right = 190;
+  const right = 210;
   const top = 40;
   const bottom = 50;
   const pw = W - left - right;
@@ -119,12 +119,22 @@ export async function writeChart(rows: AreaResult[], title: string, file: string
     ['UNet step', '#1f77b4', (r) => r.stepSpeedup],
     ['edit vs dense regen', '#d62728', (r) => r.speedup],
   ];
-  series.forEach(([name, color, f], i) => {
-    const pts = rows.map((r) => `${X(r.maskFraction).toFixed(1)},${Y(f(r)).toFixed(1)}`).join(' ');
-    parts.push(`<polyline points="${pts}" fill="none" stroke="${color}" stroke-width="2"${i === 0 ? ' stroke-dasharray="6 4"' : ''}/>`);
-    for (const r of rows) parts.push(`<circle cx="${X(r.maskFraction).toFixed(1)}" cy="${Y(f(r)).toFixed(1)}" r="3" fill="${color}"/>`);
-    parts.push(`<line x1="${left + pw + 14}" y1="${top + 10 + i * 20}" x2="${left + pw + 34}" y2="${top + 10 + i * 20}" stroke="${color}" stroke-width="2"/>`);
-    parts.push(`<text x="${left + pw + 40}" y="${top + 14 + i * 20}" font-size="11" font-family="sans-serif">${esc(name)}</text>`);
+  // One line per coarse cover (bench --coarse-cover any,half): 'half' dotted, its bound not repeated.
+  const covers = [...new Set(rows.map((r) => r.coarseCover ?? 'any'))];
+  let legend = 0;
+  covers.forEach((cover, c) => {
+    const group = rows.filter((r) => (r.coarseCover ?? 'any') === cover);
+    series.forEach(([name, color, f], i) => {
+      if (c > 0 && i === 0) return;
+      const pts = group.map((r) => `${X(r.maskFraction).toFixed(1)},${Y(f(r)).toFixed(1)}`).join(' ');
+      const dash = i === 0 ? ' stroke-dasharray="6 4"' : c > 0 ? ' stroke-dasharray="2 3"' : '';
+      parts.push(`<polyline points="${pts}" fill="none" stroke="${color}" stroke-width="2"${dash}/>`);
+      for (const r of group) parts.push(`<circle cx="${X(r.maskFraction).toFixed(1)}" cy="${Y(f(r)).toFixed(1)}" r="3" fill="${color}"/>`);
+      const ly = top + 10 + legend * 20;
+      parts.push(`<line x1="${left + pw + 14}" y1="${ly}" x2="${left + pw + 34}" y2="${ly}" stroke="${color}" stroke-width="2"${dash}/>`);
+      parts.push(`<text x="${left + pw + 40}" y="${ly + 4}" font-size="11" font-family="sans-serif">${esc(covers.length > 1 && i > 0 ? `${name}, ${cover}` : name)}</text>`);
+      legend++;
+    });
   });
   const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}">${parts.join('')}</svg>`;
   await sharp(Buffer.from(svg)).png().toFile(file);
