@@ -44,7 +44,7 @@ describe('fisedit generate --state, fisedit edit', () => {
     const out = path.join(tmp, 'edit.png');
     const saved = path.join(tmp, 'saved-mask.png');
     const j = json(await fisedit('edit', '--model', TINY, '--state', STATE, '--prompt', 'a blue square', '--mask', maskFile, '--save-mask', saved, '--out', out, '--json'));
-    expect(j).toMatchObject({ parentId: second, mode: 'SPARSE', strategy: 'mask', denseSteps: 0, sparseSteps: 6, captureSteps: 0, cacheFallback: null, out });
+    expect(j).toMatchObject({ parentId: second, mode: 'SPARSE', strategy: 'mask', coarseCover: 'any', denseSteps: 0, sparseSteps: 6, captureSteps: 0, cacheFallback: null, out });
     expect(j.maskedFraction).toBeCloseTo((7 * 7) / 256, 4);
     expect(j.maskedFractionPerLevel.map((l: { level: number; width: number }) => [l.level, l.width])).toEqual([[0, 16], [1, 8]]);
     expect(j.cacheBytes).toBeGreaterThan(0);

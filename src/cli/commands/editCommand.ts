@@ -190,6 +190,7 @@ export async function editCommand(argv: string[], io: CliIo): Promise<number> {
         weights,
         maskedFraction: round4(r.maskedFraction),
         maskedFractionPerLevel: r.maskedFractionPerLevel.map((l) => ({ level: l.level, width: l.width, height: l.height, fraction: round4(l.fraction) })),
+        coarseCover,
         denseSteps: r.denseSteps,
         sparseSteps: r.sparseSteps,
         captureSteps: r.captureSteps,
