@@ -219,50 +219,50 @@ async function main(): Promise<void> {
         }
       }
       for (const coarseCover of o.covers) {
-      const edits = editsBy.get(coarseCover)!;
-      const stepTimes = stepTimesBy.get(coarseCover)!;
-      const e = edits[0];
-      const E = stat(denseRuns.map((d) => d.timings.encodeText)).median;
-      const dStep = stat(denseRuns.map((d) => d.timings.denoise / o.steps));
-      const V = stat(denseRuns.map((d) => d.timings.decode + d.timings.postprocess)).median;
-      const sStep = stat(edits.map((x) => x.timings.denoise / Math.max(1, x.sparseSteps)));
-      const denseMs = stat(denseRuns.map((d) => d.totalMs));
-      const editMs = stat(edits.map((x) => x.totalMs));
-      const phi = e.maskedFractionPerLevel[0].fraction;
-      const box = e.decodeBox;
-      const row: AreaResult = {
-        target,
-        coarseCover,
-        maskFraction: activeFraction(mask),
-        levelFractions: e.maskedFractionPerLevel.map((l) => l.fraction),
-        mode: e.mode,
-        denseMs,
-        editMs,
-        speedup: denseMs.median / editMs.median,
-        denseStepMs: dStep,
-        sparseStepMs: sStep,
-        stepSpeedup: dStep.median / sStep.median,
-        stepCostPerArea: sStep.median / dStep.median / phi,
-        denseDecodeMs: stat(denseRuns.map((d) => d.timings.decode)),
-        editDecodeMs: stat(edits.map((x) => x.timings.decode)),
-        decodeBoxFraction: box ? (box.width * box.height) / (w * h) : null,
-        decodeContext: e.decodeContext,
-        decodeMethod: e.decodeMethod,
-        decodeMacFraction: e.decodeMacFraction,
-        editTimings: Object.fromEntries(Object.entries(e.timings).map(([k, v]) => [k, Math.round(v * 10) / 10])),
-        /** Wall time between the edit's step callbacks (first: from the call; includes cache reads and writes). */
-        editStepMs: stepTimes[0].map((t) => Math.round(t)),
-        bound: amdahl({ E, d: dStep.median, V, N: o.steps, k: e.captureSteps, phi }),
-        childCacheBytes: e.cacheBytes,
-        outsideChangedPixels: Math.max(...edits.map((x) => outsideChanged(x, parentRgb))),
-        // What the coarse rule changes in the picture, beside what the sparse edit already differs from
-        // the dense regeneration by (first rep, /255 inside the affected region).
-        insideVsDense: insideDifference(e.rgb, denseRuns[0].rgb, e.affected),
-        insideVsAny: coarseCover === 'any' || !editsBy.has('any') ? null : insideDifference(e.rgb, editsBy.get('any')![0].rgb, e.affected),
-      };
-      rows.push(row);
-      const diff = (d: { mean: number; max: number } | null | undefined) => (d ? `${d.mean.toFixed(2)} / ${d.max}` : '—');
-      log(`area ${(100 * target).toFixed(0)}%, coarse cover ${coarseCover}: dense ${denseMs.median.toFixed(0)} ms, edit ${editMs.median.toFixed(0)} ms (${row.speedup.toFixed(2)}×), step ${dStep.median.toFixed(1)} → ${sStep.median.toFixed(1)} ms, levels ${row.levelFractions.map((f) => `${(100 * f).toFixed(0)}%`).join('/')}; inside, mean / max /255: vs dense ${diff(row.insideVsDense)}, vs 'any' ${diff(row.insideVsAny)}`);
+        const edits = editsBy.get(coarseCover)!;
+        const stepTimes = stepTimesBy.get(coarseCover)!;
+        const e = edits[0];
+        const E = stat(denseRuns.map((d) => d.timings.encodeText)).median;
+        const dStep = stat(denseRuns.map((d) => d.timings.denoise / o.steps));
+        const V = stat(denseRuns.map((d) => d.timings.decode + d.timings.postprocess)).median;
+        const sStep = stat(edits.map((x) => x.timings.denoise / Math.max(1, x.sparseSteps)));
+        const denseMs = stat(denseRuns.map((d) => d.totalMs));
+        const editMs = stat(edits.map((x) => x.totalMs));
+        const phi = e.maskedFractionPerLevel[0].fraction;
+        const box = e.decodeBox;
+        const row: AreaResult = {
+          target,
+          coarseCover,
+          maskFraction: activeFraction(mask),
+          levelFractions: e.maskedFractionPerLevel.map((l) => l.fraction),
+          mode: e.mode,
+          denseMs,
+          editMs,
+          speedup: denseMs.median / editMs.median,
+          denseStepMs: dStep,
+          sparseStepMs: sStep,
+          stepSpeedup: dStep.median / sStep.median,
+          stepCostPerArea: sStep.median / dStep.median / phi,
+          denseDecodeMs: stat(denseRuns.map((d) => d.timings.decode)),
+          editDecodeMs: stat(edits.map((x) => x.timings.decode)),
+          decodeBoxFraction: box ? (box.width * box.height) / (w * h) : null,
+          decodeContext: e.decodeContext,
+          decodeMethod: e.decodeMethod,
+          decodeMacFraction: e.decodeMacFraction,
+          editTimings: Object.fromEntries(Object.entries(e.timings).map(([k, v]) => [k, Math.round(v * 10) / 10])),
+          /** Wall time between the edit's step callbacks (first: from the call; includes cache reads and writes). */
+          editStepMs: stepTimes[0].map((t) => Math.round(t)),
+          bound: amdahl({ E, d: dStep.median, V, N: o.steps, k: e.captureSteps, phi }),
+          childCacheBytes: e.cacheBytes,
+          outsideChangedPixels: Math.max(...edits.map((x) => outsideChanged(x, parentRgb))),
+          // What the coarse rule changes in the picture, beside what the sparse edit already differs from
+          // the dense regeneration by (first rep, /255 inside the affected region).
+          insideVsDense: insideDifference(e.rgb, denseRuns[0].rgb, e.affected),
+          insideVsAny: coarseCover === 'any' || !editsBy.has('any') ? null : insideDifference(e.rgb, editsBy.get('any')![0].rgb, e.affected),
+        };
+        rows.push(row);
+        const diff = (d: { mean: number; max: number } | null | undefined) => (d ? `${d.mean.toFixed(2)} / ${d.max}` : '—');
+        log(`area ${(100 * target).toFixed(0)}%, coarse cover ${coarseCover}: dense ${denseMs.median.toFixed(0)} ms, edit ${editMs.median.toFixed(0)} ms (${row.speedup.toFixed(2)}×), step ${dStep.median.toFixed(1)} → ${sStep.median.toFixed(1)} ms, levels ${row.levelFractions.map((f) => `${(100 * f).toFixed(0)}%`).join('/')}; inside, mean / max /255: vs dense ${diff(row.insideVsDense)}, vs 'any' ${diff(row.insideVsAny)}`);
       }
     }
 
