@@ -22,7 +22,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { activeFraction } from '../../src/engine/mask/binaryMask';
-import type { CoarseCover } from '../../src/engine/mask/pyramid';
+import { isCoarseCover, type CoarseCover } from '../../src/engine/mask/pyramid';
 import { editNode } from '../../src/engine/pipeline/edit';
 import { generateNode } from '../../src/engine/pipeline/editRecord';
 import type { EditResult, StateContext } from '../../src/engine/pipeline/editTypes';
@@ -109,7 +109,7 @@ function parseArgs(argv: string[]): Options {
       o.sparseDecoderArena = v === 'on';
     } else if (a === '--coarse-cover') {
       const v = value().split(',');
-      if (v.length === 0 || v.some((c) => c !== 'any' && c !== 'half')) throw new Error('bench/edit: --coarse-cover is any, half or any,half');
+      if (v.length === 0 || !v.every(isCoarseCover)) throw new Error('bench/edit: --coarse-cover is any, half or any,half');
       o.covers = v as CoarseCover[];
     } else if (a === '--scheduler') {
       const v = value();

@@ -5,6 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readUserMask, UserMaskError, writeMaskPng } from '../../engine/mask/userMask';
+import { isCoarseCover } from '../../engine/mask/pyramid';
 import { editNode } from '../../engine/pipeline/edit';
 import { EditInputError, MASK_STRATEGIES, type EditResult, type MaskStrategy } from '../../engine/pipeline/editTypes';
 import { DiffusionEngine, RECORDING_ENGINE_COMPONENTS } from '../../engine/pipeline/engine';
@@ -110,7 +111,7 @@ export async function editCommand(argv: string[], io: CliIo): Promise<number> {
   const dilation = optionalInt(o.dilation, 'dilation');
   if (dilation !== undefined && dilation < 0) throw new CliError(EXIT.usage, `edit: --dilation must be >= 0 (got ${dilation})`);
   const coarseCover = o['coarse-cover'] ?? 'any';
-  if (coarseCover !== 'any' && coarseCover !== 'half') throw new CliError(EXIT.usage, `edit: --coarse-cover must be any or half (got ${JSON.stringify(o['coarse-cover'])})`);
+  if (!isCoarseCover(coarseCover)) throw new CliError(EXIT.usage, `edit: --coarse-cover must be any or half (got ${JSON.stringify(o['coarse-cover'])})`);
   const progressMode = o.quiet ? 'none' : (o.progress ?? defaultProgressMode(io.stderr));
   if (progressMode !== 'bar' && progressMode !== 'lines' && progressMode !== 'none') {
     throw new CliError(EXIT.usage, `edit: --progress must be bar, lines or none (got ${JSON.stringify(progressMode)})`);

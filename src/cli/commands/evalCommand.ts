@@ -17,6 +17,7 @@ import { defaultProgressMode, ProgressBar } from '../progressBar';
 import type { CliIo } from './io';
 import { loadStateContext, openStateStore } from './stateContext';
 import { DEVICE_OPTION, parseDevice, requireDevice } from '../device';
+import { isCoarseCover } from '../../engine/mask/pyramid';
 
 export const DEFAULT_HELDOUT = path.resolve(__dirname, '..', '..', '..', 'training', 'heldout_captions.json');
 
@@ -109,7 +110,7 @@ async function evalEdits(
   const maskDilation = o.dilation === undefined ? undefined : Number(o.dilation);
   if (maskDilation !== undefined && !(Number.isInteger(maskDilation) && maskDilation >= 0)) throw usageError(`--dilation must be an integer >= 0 (got ${JSON.stringify(o.dilation)})`);
   const coarseCover = o['coarse-cover'] ?? 'any';
-  if (coarseCover !== 'any' && coarseCover !== 'half') throw usageError(`--coarse-cover must be any or half (got ${JSON.stringify(o['coarse-cover'])})`);
+  if (!isCoarseCover(coarseCover)) throw usageError(`--coarse-cover must be any or half (got ${JSON.stringify(o['coarse-cover'])})`);
   const maskGrowth = o['mask-growth'] === undefined ? undefined : Number(o['mask-growth']);
   if (maskGrowth !== undefined && !(Number.isInteger(maskGrowth) && maskGrowth >= 0)) throw usageError(`--mask-growth must be an integer >= 0 (got ${JSON.stringify(o['mask-growth'])})`);
   const captureSteps = o['capture-steps'] === undefined ? undefined : Number(o['capture-steps']);

@@ -80,7 +80,12 @@ export interface PyramidLevel {
 }
 
 /** Which coarse pixels a finer level's active set makes active (see the header). */
-export type CoarseCover = 'any' | 'half';
+export const COARSE_COVERS = ['any', 'half'] as const;
+export type CoarseCover = (typeof COARSE_COVERS)[number];
+
+export function isCoarseCover(v: unknown): v is CoarseCover {
+  return (COARSE_COVERS as readonly unknown[]).includes(v);
+}
 
 export interface PyramidOptions {
   /** Number of UNet resolutions (SD: 4). The mask's size must be divisible by 2^(levels−1). */
@@ -115,7 +120,7 @@ export function buildMaskPyramid(mask: BinaryMask, opts: PyramidOptions): Pyrami
   }
   const d = perLevel(opts);
   const cover = opts.coarseCover ?? 'any';
-  if (cover !== 'any' && cover !== 'half') throw new MaskError('buildMaskPyramid', `coarseCover must be 'any' or 'half', got ${String(cover)}`);
+  if (!isCoarseCover(cover)) throw new MaskError('buildMaskPyramid', `coarseCover must be one of ${COARSE_COVERS.join(', ')}, got ${String(cover)}`);
   const masks: BinaryMask[] = [grow(mask, d[0])];
   for (let i = 1; i < L; i++) masks.push(grow(coarseLevel(masks[i - 1], cover), d[i]));
   if (opts.coverCoarse) {

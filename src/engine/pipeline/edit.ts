@@ -19,7 +19,7 @@
 import type { BinaryMask } from '../mask/binaryMask';
 import { decideEditMode, type EditDecision } from '../mask/decide';
 import { TargetAreaCapture, targetAreaMask } from '../mask/latentDifference';
-import { buildMaskPyramid, type PyramidLevel } from '../mask/pyramid';
+import { buildMaskPyramid, COARSE_COVERS, isCoarseCover, type PyramidLevel } from '../mask/pyramid';
 import { createScheduler, type Scheduler } from '../scheduler';
 import type { NodeRecord } from '../state/nodeRecord';
 import { diffTokens } from '../tokenizer/tokenDiff';
@@ -108,6 +108,7 @@ async function checkInputs(ctx: StateContext, request: EditRequest): Promise<Che
   const userMask = strategy === 'mask' ? await loadUserMask(request.mask!, parent, info) : null;
   const policy = request.cacheFallback ?? 'rerecord';
   if (policy !== 'rerecord' && policy !== 'dense') throw new EditInputError('cacheFallback', `must be rerecord or dense (got ${JSON.stringify(policy)})`);
+  if (request.coarseCover !== undefined && !isCoarseCover(request.coarseCover)) throw new EditInputError('coarseCover', `must be one of ${COARSE_COVERS.join(', ')} (got ${JSON.stringify(request.coarseCover)})`);
   return { parent, channels: C, height: h, width: w, negative, steps: parent.steps, strategy, captureSteps, userMask, policy };
 }
 
