@@ -325,6 +325,16 @@ class UNetMidBlock2DCrossAttn(nn.Module):
         return self.resnets[1](h, emb)
 
 
+def coord_planes(b, h, w, n, like):
+    """[b, n, h, w] coordinate channels at pixel centres: x = (2j+1)/w - 1, then y = (2i+1)/h - 1 (n = 2)."""
+    if n != 2:
+        raise ValueError(f"coord_channels {n}: only 2 (x, y) is defined")
+    x = (torch.arange(w, dtype=torch.float32, device=like.device) * 2 + 1) / w - 1
+    y = (torch.arange(h, dtype=torch.float32, device=like.device) * 2 + 1) / h - 1
+    planes = torch.stack([x[None, :].expand(h, w), y[:, None].expand(h, w)]).to(like.dtype)
+    return planes[None].expand(b, n, h, w)
+
+
 class UNet2DConditionModel(nn.Module):
     def __init__(self, cfg):
         super().__init__()
@@ -341,7 +351,10 @@ class UNet2DConditionModel(nn.Module):
         temb = ch[0] * 4
         self.flip = cfg.get("flip_sin_to_cos", True)
         self.freq_shift = cfg.get("freq_shift", 0)
-        self.conv_in = nn.Conv2d(cfg.get("in_channels", 4), ch[0], 3, padding=1)
+        # coord_channels (a FISEdit extension; absent in SD folders = 0): conv_in also sees the pixel's x and y in
+        # [-1, 1] (CoordConv), since a net whose scenes are left-right symmetric cannot tell left from right otherwise.
+        self.coord_channels = cfg.get("coord_channels", 0)
+        self.conv_in = nn.Conv2d(cfg.get("in_channels", 4) + self.coord_channels, ch[0], 3, padding=1)
         self.time_embedding = TimestepEmbedding(ch[0], temb)
         self.down_blocks = nn.ModuleList()
         cout = ch[0]
@@ -368,6 +381,8 @@ class UNet2DConditionModel(nn.Module):
         b = sample.shape[0]
         t = torch.as_tensor(timestep, dtype=torch.float32).reshape(-1).expand(b)
         emb = self.time_embedding(timestep_embedding(t, self.conv_in.out_channels, self.flip, self.freq_shift))
+        if self.coord_channels:
+            sample = torch.cat([sample, coord_planes(b, sample.shape[2], sample.shape[3], self.coord_channels, sample)], 1)
         h = self.conv_in(sample)
         skips = [h]
         for blk in self.down_blocks:

@@ -8,10 +8,11 @@
 
 import { GraphBuilder, type GraphBuilderOptions } from '../graph/graphBuilder';
 import { linear, silu, upsampleNearest2x } from '../graph/nn';
-import { UNetConfig } from '../model/configs';
+import { convInChannels, UNetConfig } from '../model/configs';
 import { WeightMap } from '../model/tensor';
 import { ArchContext, ArchError, ArchHooks, inModule, norm, spatialConv, WeightScope } from './archContext';
 import { resnetBlock } from './resnetBlock';
+import { appendCoordPlanes } from './coordChannels';
 import { transformer2d, TransformerSpec } from './transformerBlock';
 
 export interface UNetGraphOptions {
@@ -80,8 +81,9 @@ export function buildUNetGraph(cfg: UNetConfig, weights: WeightMap, opts: UNetGr
     return transformer2d(c, x, text, spec);
   };
 
-  // 2. conv_in: [B,Cin,h,w] → [B,C0,h,w]
-  let h = spatialConv(ctx, sample, 'conv_in', [ch[0], cfg.inChannels, 3, 3], { pad: 1 });
+  // 2. conv_in: [B,Cin(+2 coordinate planes),h,w] → [B,C0,h,w]
+  const convIn = cfg.coordChannels ? appendCoordPlanes(g, sample) : sample;
+  let h = spatialConv(ctx, convIn, 'conv_in', [ch[0], convInChannels(cfg), 3, 3], { pad: 1 });
   const skips: { v: string; c: number }[] = [{ v: h, c: ch[0] }];
 
   // 3. down blocks: level i runs at (h,w)/2^i with ch[i] channels; pushes one skip per resnet and one

@@ -1,6 +1,13 @@
 // Typed diffusers configs with the constructor defaults that SD 1.5's config.json files leave out
 // (see shared/reference/sd-architecture.md §1.3–1.5). Parsing validates what the graph builders rely on.
 
+import { COORD_CHANNELS } from '../arch/coordChannels';
+
+/** Input channels of conv_in: the latent channels plus any coordinate planes. */
+export function convInChannels(cfg: Pick<UNetConfig, 'inChannels' | 'coordChannels'>): number {
+  return cfg.inChannels + cfg.coordChannels;
+}
+
 export class ModelConfigError extends Error {
   constructor(readonly file: string, readonly reason: string) {
     super(`${file}: ${reason}`);
@@ -12,7 +19,10 @@ export type DownBlockType = 'CrossAttnDownBlock2D' | 'DownBlock2D';
 export type UpBlockType = 'CrossAttnUpBlock2D' | 'UpBlock2D';
 
 export interface UNetConfig {
+  /** Latent channels of the sample. */
   inChannels: number;
+  /** Coordinate planes conv_in also sees (`coord_channels`, FISEdit's extension: 0 or 2; arch/coordChannels.ts). */
+  coordChannels: number;
   outChannels: number;
   blockOutChannels: number[];
   downBlockTypes: DownBlockType[];
@@ -109,6 +119,7 @@ export function parseUNetConfig(c: Json, file: string): UNetConfig {
   if (tlpb !== 1) throw new ModelConfigError(file, 'only transformer_layers_per_block = 1 is supported');
   const cfg: UNetConfig = {
     inChannels: num(c, 'in_channels', file, 4),
+    coordChannels: num(c, 'coord_channels', file, 0),
     outChannels: num(c, 'out_channels', file, 4),
     blockOutChannels,
     downBlockTypes,
@@ -125,6 +136,9 @@ export function parseUNetConfig(c: Json, file: string): UNetConfig {
     sampleSize: num(c, 'sample_size', file, 64),
     transformerLayersPerBlock: 1,
   };
+  if (cfg.coordChannels !== 0 && cfg.coordChannels !== COORD_CHANNELS) {
+    throw new ModelConfigError(file, `coord_channels ${cfg.coordChannels}: only 0 or ${COORD_CHANNELS} (x, y) is defined`);
+  }
   for (const ch of blockOutChannels) {
     if (ch % cfg.normNumGroups !== 0) throw new ModelConfigError(file, `block channel ${ch} is not divisible by norm_num_groups ${cfg.normNumGroups}`);
   }

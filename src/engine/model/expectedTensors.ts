@@ -3,7 +3,7 @@
 // the forward pass, the same order as shared/reference/sd15-keys/*.tsv, so the lists can be compared
 // line by line. Shapes are PyTorch layouts: Conv2d [out, in, kh, kw], Linear [out, in].
 
-import { ClipTextConfig, UNetConfig, VaeConfig } from './configs';
+import { ClipTextConfig, convInChannels, UNetConfig, VaeConfig } from './configs';
 
 export type ExpectedTensors = Map<string, number[]>;
 
@@ -61,7 +61,7 @@ export function expectedUNetTensors(cfg: UNetConfig): ExpectedTensors {
   const temb = ch[0] * 4;
   const xattn = (p: string, c: number) => transformer(m, p, c, cfg.crossAttentionDim, cfg.useLinearProjection);
 
-  conv(m, 'conv_in', ch[0], cfg.inChannels, 3);
+  conv(m, 'conv_in', ch[0], convInChannels(cfg), 3);
   linear(m, 'time_embedding.linear_1', temb, ch[0]);
   linear(m, 'time_embedding.linear_2', temb, temb);
 

@@ -12,14 +12,17 @@
 //                           rows come from the cached upsampler-conv input; padded with pixel 0 to one
 //                           row when there are none, so that no graph meets an empty tensor
 //   inactive      [h_l·w_l − N_l]  pixels whose self-attention K/V come from the cache
+//   coords        [N_0, 2] float32, level 0 only: (x, y) of each active pixel for a UNet with coordinate
+//                 input channels (arch/coordChannels.ts)
 //   overlay       [h_l·w_l]  row of concat(cached entry; new rows) holding each pixel of the child's full
 //                 entry: p itself where inactive, h_l·w_l + rank where active (device-resident caches)
 // ONNX Gather takes int32 indices, so no int64 conversion (or 2× memory) is paid per edit.
 
+import { COORD_CHANNELS, coordRows } from '../arch/coordChannels';
 import { PyramidLevel } from '../mask/pyramid';
 import { EngineTensor } from '../runtime/ortSession';
 
-export type PyramidInputKind = 'convNeighbors' | 'convHalo' | 'downNeighbors' | 'downHalo' | 'upsample' | 'upsampleFallback' | 'inactive' | 'overlay';
+export type PyramidInputKind = 'convNeighbors' | 'convHalo' | 'downNeighbors' | 'downHalo' | 'upsample' | 'upsampleFallback' | 'inactive' | 'overlay' | 'coords';
 
 export function pyramidInputName(kind: PyramidInputKind, level: number): string {
   return `l${level}.${kind}`;
@@ -60,6 +63,7 @@ export function buildPyramidFeed(levels: readonly PyramidLevel[]): SparsePyramid
     tensors[pyramidInputName('convHalo', i)] = i32(l.conv.halo, [l.conv.halo.length]);
     tensors[pyramidInputName('inactive', i)] = i32(l.inactive, [l.inactive.length]);
     tensors[pyramidInputName('overlay', i)] = i32(overlayTable(l.width * l.height, l.active), [l.width * l.height]);
+    if (i === 0) tensors[pyramidInputName('coords', 0)] = { dtype: 'float32', dims: [n, COORD_CHANNELS], data: coordRows(l.active, l.height, l.width) };
     if (i > 0) {
       if (!l.downsample) throw new SparseInputError(`level ${i} has no downsample table`);
       tensors[pyramidInputName('downNeighbors', i)] = i32(l.downsample.neighbors, [n, 9]);

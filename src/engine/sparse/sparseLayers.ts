@@ -88,6 +88,18 @@ export class SparseBuild {
     return v;
   }
 
+  /** float32 [N_level, 2] (x, y) of the active pixels (pyramid input 'coords'), declared on first use. */
+  coords(level: number): string {
+    const name = pyramidInputName('coords', level);
+    let v = this.declared.get(name);
+    if (!v) {
+      v = this.g.input(name, 'float32', [`n${level}`, 2]);
+      this.declared.set(name, v);
+      this.pyramidInputs.push(name);
+    }
+    return v;
+  }
+
   /** Cache entry graph input (cacheDType; toF32() converts): rows [B, h_l·w_l, C] or statistics [B, G]. Declared on first use. */
   cached(path: string, kind: CacheEntryKind, level: number, width: number): string {
     const name = entryName(path, kind);

@@ -15,11 +15,12 @@
 // upsampled map: sparseLayers.ts sparseUpsample).
 
 import { ArchContext, ArchError, inModule, WeightScope } from '../arch/archContext';
+import { appendCoordRows } from '../arch/coordChannels';
 import { timestepFeatures } from '../arch/unet';
 import { attentionModule, feedForward } from '../arch/transformerBlock';
 import { GraphBuilder } from '../graph/graphBuilder';
 import { layerNorm, linear, silu } from '../graph/nn';
-import { UNetConfig } from '../model/configs';
+import { convInChannels, UNetConfig } from '../model/configs';
 import { WeightMap } from '../model/tensor';
 import { CacheEntrySpec } from './cacheManifest';
 import { DeltaSpec, SparseBuild, SparseBuildOptions, sparseConv3x3, sparseGroupNorm, SparseGraphError, sparseSelfAttention, sparseUpsample } from './sparseLayers';
@@ -99,8 +100,9 @@ export function buildSparseUNetGraph(cfg: UNetConfig, weights: WeightMap, opts: 
   });
   const b: Blocks = { s, cfg, embAct: silu(g, emb), text, tembCh };
 
-  // 2. conv_in at level 0: [B,N0,Cin] → [B,N0,C0]
-  let h = sparseConv3x3(s, ctx, sample, 'conv_in', { shape: [ch[0], cfg.inChannels, 3, 3], table: 'same', level: 0 });
+  // 2. conv_in at level 0: [B,N0,Cin(+2 coordinates)] → [B,N0,C0]
+  const convIn = cfg.coordChannels ? appendCoordRows(g, sample, s.coords(0)) : sample;
+  let h = sparseConv3x3(s, ctx, convIn, 'conv_in', { shape: [ch[0], convInChannels(cfg), 3, 3], table: 'same', level: 0 });
   const skips: { v: string; c: number }[] = [{ v: h, c: ch[0] }];
 
   // 3. down blocks: level i rows [B,N_i,ch[i]]; the downsampler maps level i rows to level i+1 rows.

@@ -5,7 +5,7 @@
 // A sparse step computes every row-wise layer on N_l rows at level l, every 3×3 conv on N_l output
 // pixels, and self-attention for N_l queries against all h_l·w_l keys (new ∪ cached K/V).
 
-import { UNetConfig } from '../model/configs';
+import { convInChannels, UNetConfig } from '../model/configs';
 
 export interface UNetMacs {
   /** Total MACs for the batch. */
@@ -43,7 +43,7 @@ export function unetMacs(cfg: UNetConfig, height: number, width: number, opts: {
     add(l, n * c * 8 * c + n * 4 * c * c); // GEGLU feed-forward
   };
 
-  conv3(0, cfg.inChannels, ch[0]);
+  conv3(0, convInChannels(cfg), ch[0]);
   let cur = ch[0];
   const skips: number[] = [ch[0]];
   for (let i = 0; i < levels; i++) {

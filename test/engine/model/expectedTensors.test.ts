@@ -63,6 +63,14 @@ describe('expected tensors follow the config', () => {
     expect(got.size).toBe(686);
   });
 
+  test('coord_channels 2 widens conv_in by two input channels; SD folders have none; other counts are refused', () => {
+    expect(parseUNetConfig(SD15_UNET, 'unet/config.json').coordChannels).toBe(0);
+    const got = expectedUNetTensors(parseUNetConfig({ ...SD15_UNET, coord_channels: 2 }, 'unet/config.json'));
+    expect(got.get('conv_in.weight')).toEqual([320, 6, 3, 3]);
+    expect(got.get('conv_out.weight')).toEqual([4, 320, 3, 3]); // the output stays latent-shaped
+    expect(() => parseUNetConfig({ ...SD15_UNET, coord_channels: 3 }, 'unet/config.json')).toThrow(/coord_channels 3: only 0 or 2/);
+  });
+
   test('a 2-level UNet (tiny-2level shape): skip channels, shortcuts, GEGLU and cross-attention dims', () => {
     const cfg = parseUNetConfig(
       {
