@@ -100,6 +100,12 @@ export interface GraphBuilderOptions {
    * 'int8', block-quantised (graph/quantizedWeights.ts): a quarter of the bytes a step streams.
    */
   weights?: WeightFormat;
+  /**
+   * Convolutions whose input channels are not a multiple of this get zero channels (and zero weight taps)
+   * appended up to one (default 1: none). runtime/deviceGraphs.ts sets 4 for WebGPU, whose Conv is wrong
+   * at 6 input channels.
+   */
+  convChannelMultiple?: number;
 }
 
 export type WeightFormat = 'fp32' | 'int8';
@@ -135,6 +141,7 @@ export class GraphBuilder {
   readonly attention: AttentionImpl;
   readonly attentionChunks: number;
   readonly weightFormat: WeightFormat;
+  readonly convChannelMultiple: number;
   private readonly nodes: NodeSpec[] = [];
   private readonly inits: Initializer[] = [];
   private readonly inputs: ValueInfoSpec[] = [];
@@ -153,6 +160,7 @@ export class GraphBuilder {
     this.attention = opts.attention ?? 'mha';
     this.attentionChunks = opts.attentionChunks ?? 16;
     this.weightFormat = opts.weights ?? 'fp32';
+    this.convChannelMultiple = opts.convChannelMultiple ?? 1;
   }
 
   /** Unique value name derived from a hint. */

@@ -20,7 +20,7 @@
 
 import { GraphBuilder, f, type AttentionImpl } from './graphBuilder';
 import { dequantizedConvWeight, isQuantizable, matMulInt8 } from './quantizedWeights';
-import { WeightTensor } from '../model/tensor';
+import { toFloat32, WeightTensor } from '../model/tensor';
 
 export class LayerShapeError extends Error {
   constructor(reason: string) {
@@ -42,8 +42,23 @@ export function conv2d(g: GraphBuilder, x: string, weight: WeightTensor, bias: W
   const p = opts.pad ?? 0;
   const pads = typeof p === 'number' ? [p, p, p, p] : [p[0], p[1], p[2], p[3]];
   const s = opts.stride ?? 1;
+  const int8 = g.weightFormat === 'int8' && isQuantizable(weight);
+  const [cout, cin] = weight.shape;
+  const m = g.convChannelMultiple;
+  if (m > 1 && cin % m !== 0) {
+    // Zero input channels up to a multiple of m (an EP whose Conv kernel is wrong otherwise: deviceGraphs.ts).
+    const cp = Math.ceil(cin / m) * m;
+    const base = int8 ? dequantizedConvWeight(weight) : toFloat32(weight);
+    const padded = new Float32Array(cout * cp * kh * kw);
+    for (let o = 0; o < cout; o++) padded.set(base.subarray(o * cin * kh * kw, (o + 1) * cin * kh * kw), o * cp * kh * kw);
+    const w = g.initializer(`${weight.name}.pad${cp}`, 'float32', [cout, cp, kh, kw], new Uint8Array(padded.buffer));
+    x = g.op('Pad', [x, g.constI64([0, 0, 0, 0, 0, cp - cin, 0, 0])], { mode: 'constant' }, { hint: 'pad_channels' });
+    const padInputs = [x, w];
+    if (bias) padInputs.push(g.weight(bias));
+    return g.op('Conv', padInputs, { kernel_shape: [kh, kw], strides: [s, s], pads, dilations: [1, 1], group: 1 }, { hint: 'conv' });
+  }
   // int8 weights: the Conv runs in fp32 on the dequantised int8 values, the ones a sparse step's MatMul uses.
-  const w = g.weightFormat === 'int8' && isQuantizable(weight)
+  const w = int8
     ? g.initializer(`${weight.name}.dq8`, 'float32', weight.shape, new Uint8Array(dequantizedConvWeight(weight).buffer))
     : g.weight(weight);
   const inputs = [x, w];

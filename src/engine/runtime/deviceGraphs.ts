@@ -38,5 +38,8 @@ export function graphOptionsFor(device: EngineDevice = 'cpu', env: NodeJS.Proces
     throw new Error(`FISEDIT_WEBGPU_ATTENTION must be mha, matmul, mha-unfused, chunked or chunked:<chunks> (got ${JSON.stringify(value)})`);
   }
   const form = m[1] as AttentionImpl;
-  return m[2] !== undefined ? { attention: form, attentionChunks: Number(m[2]) } : { attention: form };
+  // Its Conv is also wrong at 6 input channels (max abs 1.3 on lavapipe; 4, 5 and 8 are right), which a UNet
+  // with coordinate planes (4 latent + 2) has at conv_in: such convs get zero channels up to 8.
+  const conv = { convChannelMultiple: 4 };
+  return m[2] !== undefined ? { attention: form, attentionChunks: Number(m[2]), ...conv } : { attention: form, ...conv };
 }

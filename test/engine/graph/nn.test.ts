@@ -35,6 +35,25 @@ describe('conv2d', () => {
   }
 });
 
+it("conv2d with convChannelMultiple 4 (WebGPU's graphs): 6 input channels padded to 8 with zero taps give the same result", async () => {
+  const xd = [2, 6, 5, 4];
+  const wd = [5, 6, 3, 3];
+  const x6 = randArray(2 * 6 * 5 * 4, 7);
+  const w = randArray(5 * 6 * 9, 8);
+  const b = randArray(5, 9);
+  const ref = refConv2d(x6, xd, w, wd, b, 1, [1, 1, 1, 1]);
+  const g = new GraphBuilder('padded', { convChannelMultiple: 4 });
+  const x = g.input('x', 'float32', ['B', 6, 'H', 'W']);
+  g.output('y', conv2d(g, x, f32Weight('w', w, wd), f32Weight('b', b, [5]), { pad: 1 }), 'float32');
+  const model = g.build();
+  expect(g.stats().opCounts.Pad).toBe(1);
+  const s = await createSession(model, { intraOpNumThreads: 1 });
+  const y = (await s.run({ x: float32Tensor(x6, xd) })).y;
+  await s.release();
+  expect(y.dims).toEqual(ref.dims);
+  expect(relErr(y.data as Float32Array, ref.y)).toBeLessThan(TOL);
+});
+
 describe('linear', () => {
   it('x·Wᵀ+b over the last axis, also for a squeezed 1×1 conv weight', async () => {
     const [B, N, I, O] = [2, 5, 6, 4];

@@ -2,19 +2,19 @@
 import { graphOptionsFor } from '../../../src/engine/runtime/deviceGraphs';
 
 describe('graphOptionsFor', () => {
-  test('CPU and CUDA keep the fused MultiHeadAttention (builder default); WebGPU writes attention out', () => {
+  test('CPU and CUDA keep the fused MultiHeadAttention (builder default); WebGPU writes attention out and pads conv input channels to a multiple of 4', () => {
     expect(graphOptionsFor('cpu', {})).toEqual({});
     expect(graphOptionsFor('cuda', {})).toEqual({});
-    expect(graphOptionsFor('webgpu', {})).toEqual({ attention: 'matmul' });
+    expect(graphOptionsFor('webgpu', {})).toEqual({ attention: 'matmul', convChannelMultiple: 4 });
   });
 
   test('FISEDIT_WEBGPU_ATTENTION picks the WebGPU form; anything else is refused, naming the variable', () => {
-    expect(graphOptionsFor('webgpu', { FISEDIT_WEBGPU_ATTENTION: 'mha' })).toEqual({ attention: 'mha' });
-    expect(graphOptionsFor('webgpu', { FISEDIT_WEBGPU_ATTENTION: ' matmul ' })).toEqual({ attention: 'matmul' });
+    expect(graphOptionsFor('webgpu', { FISEDIT_WEBGPU_ATTENTION: 'mha' })).toEqual({ attention: 'mha', convChannelMultiple: 4 });
+    expect(graphOptionsFor('webgpu', { FISEDIT_WEBGPU_ATTENTION: ' matmul ' })).toEqual({ attention: 'matmul', convChannelMultiple: 4 });
     expect(graphOptionsFor('cpu', { FISEDIT_WEBGPU_ATTENTION: 'mha' })).toEqual({});
-    expect(graphOptionsFor('webgpu', { FISEDIT_WEBGPU_ATTENTION: 'mha-unfused' })).toEqual({ attention: 'mha-unfused' });
-    expect(graphOptionsFor('webgpu', { FISEDIT_WEBGPU_ATTENTION: 'chunked' })).toEqual({ attention: 'chunked' });
-    expect(graphOptionsFor('webgpu', { FISEDIT_WEBGPU_ATTENTION: 'chunked:64' })).toEqual({ attention: 'chunked', attentionChunks: 64 });
+    expect(graphOptionsFor('webgpu', { FISEDIT_WEBGPU_ATTENTION: 'mha-unfused' })).toEqual({ attention: 'mha-unfused', convChannelMultiple: 4 });
+    expect(graphOptionsFor('webgpu', { FISEDIT_WEBGPU_ATTENTION: 'chunked' })).toEqual({ attention: 'chunked', convChannelMultiple: 4 });
+    expect(graphOptionsFor('webgpu', { FISEDIT_WEBGPU_ATTENTION: 'chunked:64' })).toEqual({ attention: 'chunked', attentionChunks: 64, convChannelMultiple: 4 });
     expect(() => graphOptionsFor('webgpu', { FISEDIT_WEBGPU_ATTENTION: 'flash' })).toThrow(/FISEDIT_WEBGPU_ATTENTION must be mha, matmul/);
     expect(() => graphOptionsFor('webgpu', { FISEDIT_WEBGPU_ATTENTION: 'mha:4' })).toThrow(/FISEDIT_WEBGPU_ATTENTION/);
     expect(() => graphOptionsFor('webgpu', { FISEDIT_WEBGPU_ATTENTION: 'chunked:0' })).toThrow(/FISEDIT_WEBGPU_ATTENTION/);

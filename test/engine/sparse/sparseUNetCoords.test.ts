@@ -16,6 +16,7 @@ import { RecordedStep, SparseUNetRunner } from '../../../src/engine/sparse/spars
 import { fixtureModel } from '../arch/goldens';
 import { randArray, relErr } from '../graph/reference';
 import { BATCH, blobMask, fullMask, goldenText, seededSample } from './sparseFixtures';
+import { describeWithWebGpu } from '../../helpers/webgpu';
 
 const H = 16;
 const W = 12; // non-square: a swapped x / y shows
@@ -101,4 +102,38 @@ describe('sparse UNet step with coordinate input channels (tiny-2level + 2 coord
     console.log(`coord (b) mask ${(100 * pyr[0].fraction).toFixed(1)}%: rel err ${err.toExponential(2)}`);
     expect(err).toBeLessThan(1e-4);
   });
+});
+
+describeWithWebGpu('coordinate input channels on webgpu match the CPU (tiny-2level + 2 coordinate taps)', () => {
+  const model = fixtureModel('tiny-2level');
+  const cfg: UNetConfig = { ...model.unet.config, coordChannels: 2 };
+  const weights = withCoordTaps(model.unet.weights, cfg.inChannels);
+  const cin = cfg.inChannels;
+  const sample = seededSample(cin, H, W);
+  const text = goldenText('tiny-2level');
+  const runners: SparseUNetRunner<'float32'>[] = [];
+
+  afterAll(async () => {
+    await Promise.all(runners.map((r) => r.release()));
+  });
+
+  it('the recording step and a sparse step (the planes built on the device from the shape and the pyramid feed)', async () => {
+    const opts = { intraOpNumThreads: 1, cacheDType: 'float32' as const };
+    const [cpu, gpu] = await Promise.all([
+      SparseUNetRunner.create(cfg, weights, opts),
+      SparseUNetRunner.create(cfg, weights, { ...opts, sessionOptions: { device: 'webgpu' } }),
+    ]);
+    runners.push(cpu, gpu);
+    const recC = await cpu.recordStep(sample, H, W, T, text);
+    const recG = await gpu.recordStep(sample, H, W, T, text);
+    const dense = relErr(recG.noise, recC.noise);
+    const pyr = buildMaskPyramid(blobMask(W, H, [3, 5, 7, 9], [[10, 2]]), { levels: cfg.blockOutChannels.length });
+    const rows = gatherActiveRows(sample, BATCH, cin, H * W, pyr[0].active);
+    const c = await cpu.sparseStep(cpu.preparePyramid(pyr), rows, T, text, (n) => recC.entries.get(n)!.data);
+    const g = await gpu.sparseStep(gpu.preparePyramid(pyr), rows, T, text, (n) => recC.entries.get(n)!.data);
+    const sparse = relErr(g.noise, c.noise);
+    console.log(`coord UNet webgpu vs cpu: recording step rel err ${dense.toExponential(2)}, sparse step ${sparse.toExponential(2)}`);
+    expect(dense).toBeLessThan(1e-4);
+    expect(sparse).toBeLessThan(1e-4);
+  }, 120_000);
 });
