@@ -28,6 +28,27 @@ def train_specs(seed, step, batch):
     return out
 
 
+def mirror_spec(spec):
+    """The left-right mirror image of a scene, captioned anew: column c -> 2 - c, horizontal jitter negated
+    (every shape is left-right symmetric, so the render is exactly the mirrored image)."""
+    objs = [dict(o, cell=[o["cell"][0], 2 - o["cell"][1]], jitter=[-o["jitter"][0], o["jitter"][1]]) for o in spec["objects"]]
+    out = dict(spec, objects=objs)
+    out["caption"] = scenes.caption_of(out)
+    return out
+
+
+def mirror_pair_specs(seed, step, batch):
+    """Half a batch of training specs, then their mirror images (a held-out mirror caption keeps the original):
+    the same scene under "left" and under "right" in one step, so the gradient that teaches the two words
+    apart is not averaged away between batches."""
+    half = train_specs(seed, step, batch - batch // 2)
+    twins = []
+    for s_ in half[: batch // 2]:
+        m = mirror_spec(s_)
+        twins.append(s_ if scenes.is_heldout(m["caption"]) else m)
+    return half + twins
+
+
 def pack(specs):
     """specs -> dict of numpy arrays (fixed MAX_OBJ slots; `valid` marks the used ones)."""
     b = len(specs)
@@ -88,14 +109,15 @@ def to_model_input(u8):
 class TrainData(torch.utils.data.Dataset):
     """Item `step`: packed specs, caption token ids (10% dropped to "" for CFG) and the captions."""
 
-    def __init__(self, seed, batch, tok, p_uncond):
+    def __init__(self, seed, batch, tok, p_uncond, mirror_pairs=False):
         self.seed, self.batch, self.tok, self.p_uncond = seed, batch, tok, p_uncond
+        self.mirror_pairs = mirror_pairs
 
     def __len__(self):
         return 1 << 40
 
     def __getitem__(self, step):
-        specs = train_specs(self.seed, step, self.batch)
+        specs = (mirror_pair_specs if self.mirror_pairs else train_specs)(self.seed, step, self.batch)
         drop = np.random.default_rng([self.seed, step, 7]).random(self.batch) < self.p_uncond
         caps = ["" if d else s["caption"] for s, d in zip(specs, drop)]
         return {"packed": pack(specs), "ids": self.tok(caps), "step": step}
@@ -115,9 +137,9 @@ class StepSampler(torch.utils.data.Sampler):
         return 1 << 40
 
 
-def loader(seed, batch, tok, p_uncond, start_step, workers):
+def loader(seed, batch, tok, p_uncond, start_step, workers, mirror_pairs=False):
     """Endless iterator of TrainData items from start_step on, built in `workers` processes (0: in-process)."""
     kw = {"num_workers": workers, "batch_size": None, "sampler": StepSampler(start_step)}
     if workers > 0:
         kw.update(prefetch_factor=4, persistent_workers=True)
-    return iter(torch.utils.data.DataLoader(TrainData(seed, batch, tok, p_uncond), **kw))
+    return iter(torch.utils.data.DataLoader(TrainData(seed, batch, tok, p_uncond, mirror_pairs), **kw))

@@ -82,6 +82,8 @@ p.add_argument("--layout-weight", type=float, default=0.0,
                     "where sampling decides the layout, is small whatever the caption says (measured: 'left' and "
                     "'right' captions of the same scene differ by ~1 %% there), so placement learns slowly; 1/alpha_bar "
                     "is what a v-prediction loss puts on those steps")
+p.add_argument("--mirror-pairs", action="store_true",
+               help="half of each batch is the other half mirrored left-right with the caption redone (scene_batch.py)")
 p.add_argument("--init-from", default=None,
                help="with no checkpoint yet: start UNet, text encoder and their EMA from a diffusers folder "
                     "(e.g. models/default, the committed resume point)")
@@ -313,12 +315,12 @@ if not os.path.exists(loss_path):
     with open(loss_path, "w") as f:
         f.write("step,train_s,loss,lr\n")
 lossf = open(loss_path, "a")
-data = scene_batch.loader(args.seed, args.batch, tok, args.p_uncond, step, workers)
+data = scene_batch.loader(args.seed, args.batch, tok, args.p_uncond, step, workers, args.mirror_pairs)
 try:  # worker processes need shared memory; a machine without it still trains, in-process
     first = next(data)
 except Exception as e:  # noqa: BLE001
     print(f"data workers failed ({type(e).__name__}: {e}); building batches in-process", flush=True)
-    data = scene_batch.loader(args.seed, args.batch, tok, args.p_uncond, step, 0)
+    data = scene_batch.loader(args.seed, args.batch, tok, args.p_uncond, step, 0, args.mirror_pairs)
     first = next(data)
 data = itertools.chain([first], data)
 t0 = time.time() - elapsed

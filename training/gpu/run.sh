@@ -1,17 +1,20 @@
 #!/bin/bash
 # One-shot GPU training of the bundled model (issue 19), run from the repo root on the device machine:
 #   bash training/gpu/run.sh --seconds 330            # writes to $OUT (default training/runs/gpu_out)
-# Trains two models side by side on the one GPU, each for --seconds of wall clock (lr cosine to 10% over them):
-#   v1: the shipped layout, continued from models/default (--init-from), lr 3e-4;
-#   v2: cross-attention also at 16x16 and a 4x256 text encoder (common.UNET_CONFIG_V2), from scratch, lr 8e-4.
+# Trains two models side by side on the one GPU, each for --seconds of wall clock (lr cosine to 10% over them),
+# both continued from models/default (--init-from), lr 3e-4:
+#   v1:  the plain recipe (the control; with a v1c models/default it continues v1c the plain way);
+#   v1c: coordinate input channels (common.UNET_CONFIG_V1C), --layout-weight 6 and --mirror-pairs (issue 19's
+#        left/right diagnosis, training/README.md "Session 14").
+#   (--only v2: the older experiment, cross-attention also at 16x16 and a 4x256 text encoder, from scratch.)
 # Both train on the latents of models/default's VAE (no decoder fine-tuning), batch 256, bf16 autocast, and
 # score their EMA weights on all 100 held-out captions (DPM-Solver++ 20 steps, CFG 4.5, checker.py) at the
-# start (v1), every --eval-every s and at the end. Outputs (8 files, each <= 15 MiB):
-#   curve_v1.csv curve_v2.csv   held-out curve (utc, step, train_min, guidance, colour_pos, shape, background, scene)
-#   log_v1.txt log_v2.txt       training logs
-#   weights_gpu_v1.part*of* weights_gpu_v2.part*of*  EMA UNet + text encoder F32, rewritten at every evaluation;
+# start, every --eval-every s and at the end. Outputs (8 files, each <= 15 MiB):
+#   curve_<run>.csv             held-out curve (utc, step, train_min, guidance, colour_pos, shape, background, scene)
+#   log_<run>.txt               training logs
+#   weights_gpu_<run>.part*of*  EMA UNet + text encoder F32, rewritten at every evaluation;
 #                               training/gpu/import_weights.py turns them into a diffusers folder.
-# Options: --seconds N (330), --batch B (256), --eval-every S (60), --only v1|v2; for a CPU smoke test also
+# Options: --seconds N (330), --batch B (256), --eval-every S (60), --only v1|v1c|v2; for a CPU smoke test also
 # --eval-n K (100: held-out captions per evaluation) and --workers W (6: data processes per run).
 set -u
 cd "$(dirname "$0")/../.." || exit 1
@@ -29,11 +32,12 @@ while [ $# -gt 0 ]; do
 done
 OUT=${OUT:-training/runs/gpu_out}
 mkdir -p "$OUT" training/runs
-rm -f "$OUT"/curve_v1.csv "$OUT"/curve_v2.csv "$OUT"/weights_gpu_v1.part* "$OUT"/weights_gpu_v2.part*
+rm -f "$OUT"/curve_*.csv "$OUT"/weights_gpu_*.part*
 PY=${PY:-python3}
 export PYTHONUNBUFFERED=1 OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=2
-{ date -u; nvidia-smi -L 2>&1; } > "$OUT/log_v1.txt" 2>&1
-cp "$OUT/log_v1.txt" "$OUT/log_v2.txt"
+RUNS=(v1 v1c)
+[ -n "$ONLY" ] && RUNS=("$ONLY")
+for r in "${RUNS[@]}"; do { date -u; nvidia-smi -L 2>&1; } > "$OUT/log_$r.txt" 2>&1; done
 
 # The torch scene renderer against scenes.render on this device (seconds, on the CPU cores beside the training).
 $PY training/test_gpu_render.py --device auto --n 400 > training/runs/render_check.txt 2>&1 &
@@ -49,11 +53,19 @@ start() {  # name, then train.py arguments; both runs start at once
     exec $PY training/train.py --run "gpu_$name" --curve "$OUT/curve_$name.csv" "${COMMON[@]}" "$@" ) >> "$OUT/log_$name.txt" 2>&1 &
   pids+=($!)
 }
-[ "$ONLY" != v2 ] && start v1 --arch v1 --init-from models/default --lr 3e-4 --warmup 100 --eval-at-start
-[ "$ONLY" != v1 ] && start v2 --arch v2 --lr 8e-4 --warmup 300
+V1_ARCH=v1
+grep -q '"coord_channels"' models/default/unet/config.json && V1_ARCH=v1c   # v1 cannot load a v1c folder
+for r in "${RUNS[@]}"; do
+  case "$r" in
+    v1) start v1 --arch "$V1_ARCH" --init-from models/default --lr 3e-4 --warmup 100 --eval-at-start ;;
+    v1c) start v1c --arch v1c --init-from models/default --lr 3e-4 --warmup 100 --eval-at-start --layout-weight 6 --mirror-pairs ;;
+    v2) start v2 --arch v2 --lr 8e-4 --warmup 300 ;;
+    *) echo "run.sh: --only v1|v1c|v2, not $r" >&2; exit 2 ;;
+  esac
+done
 rc=0
 for p in "${pids[@]}"; do wait "$p" || rc=1; done
-wait "$render_pid"; echo "render check (exit $?): $(cat training/runs/render_check.txt)" | tee -a "$OUT/log_v1.txt"
+wait "$render_pid"; echo "render check (exit $?): $(cat training/runs/render_check.txt)" | tee -a "$OUT/log_${RUNS[0]}.txt"
 for f in "$OUT"/curve_*.csv; do echo "== $f"; cat "$f"; done
 tail -n 3 "$OUT"/log_*.txt
 ls -la "$OUT"
