@@ -77,11 +77,10 @@ UNET_CONFIG_V2 = dict(
 )
 TEXT_V2 = {"hidden_size": 256, "num_hidden_layers": 4, "num_attention_heads": 4, "intermediate_size": 512,
            "projection_dim": 256}
-# v1c: v1 plus two coordinate input channels (x, y) at conv_in. Evidence (session 14): the v1 model places
-# 63 of 65 held-out objects of the middle column right but only 66 of 145 in the left and right columns, and
-# for one prompt the column it picks follows the seed, not "left"/"right": every scene is left-right mirror
-# symmetric except its caption, and zero padding is all the position a conv net gets. Starts from v1 weights
-# with zero coordinate weights (identical outputs), so it continues the shipped model.
+# v1c: v1 plus two coordinate input channels (x, y) at conv_in. The v1 model places held-out objects of the
+# middle column right 63 of 65 times but those of the left and right columns 66 of 145 (the mirror cell for
+# most of the rest): it never learnt "left" from "right" (training/README.md, Session 14). The coordinates give
+# its queries a signal linear in x from the first layer on. Grown from v1 weights (load_folder_weights).
 UNET_CONFIG_V1C = dict(UNET_CONFIG, coord_channels=2)
 ARCHS = ("v1", "v2", "v1c")
 

@@ -1,10 +1,11 @@
 // Coordinate input channels (UNet config `coord_channels`, a FISEdit extension; SD folders have none).
 // With coord_channels 2, conv_in sees each latent pixel's x and y besides its latent channels (CoordConv):
 //   x = (2j + 1) / width − 1,  y = (2i + 1) / height − 1   (pixel centres, in [−1, 1])
-// The bundled model needs them: its scenes are left-right mirror symmetric except for the caption, and a
-// conv net whose only sense of position is zero padding learnt "top" but not "left". Both graphs build the
-// planes themselves, so every caller still feeds plain latents: the dense graph from the sample's shape,
-// the sparse step from the pyramid feed's coordinate rows of the active pixels.
+// They give a model's layers a position signal that is linear in x and y from the first layer on, for the
+// bundled model's training (its scenes are left-right symmetric apart from the caption, and it never learnt
+// "left" from "right": training/README.md). Both graphs build the planes themselves, so every caller still
+// feeds plain latents: the dense graph from the sample's shape, the sparse step from the pyramid feed's
+// coordinate rows of the active pixels.
 
 import { GraphBuilder } from '../graph/graphBuilder';
 
