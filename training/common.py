@@ -253,6 +253,19 @@ def load_folder_weights(module, path, grow_std=0.03):
     module.load_state_dict(sd)
 
 
+def load_model_folder(folder):
+    """An exported diffusers folder -> (unet, text_encoder, vae, vae_config), in eval mode."""
+    def load(sub, cls, weights):
+        cfg = json.load(open(os.path.join(folder, sub, "config.json")))
+        m = cls(cfg)
+        load_folder_weights(m, os.path.join(folder, sub, weights))
+        return m.eval(), cfg
+    unet, _ = load("unet", sd_torch.UNet2DConditionModel, "diffusion_pytorch_model.safetensors")
+    te, _ = load("text_encoder", sd_torch.CLIPTextModel, "model.safetensors")
+    vae, vae_cfg = load("vae", sd_torch.AutoencoderKL, "diffusion_pytorch_model.safetensors")
+    return unet, te, vae, vae_cfg
+
+
 def write_json(path, obj):
     tmp = path + ".tmp"
     with open(tmp, "w") as f:

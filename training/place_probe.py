@@ -20,7 +20,6 @@ import torch  # noqa: E402
 import common  # noqa: E402
 import scenes  # noqa: E402
 import schedulers  # noqa: E402  (tools/reference, on the path via common)
-from common import sd_torch  # noqa: E402
 
 p = argparse.ArgumentParser()
 p.add_argument("--model", required=True)
@@ -31,16 +30,7 @@ a = p.parse_args()
 torch.set_num_threads(a.threads)
 
 
-def load(sub, cls, weights):
-    cfg = json.load(open(os.path.join(a.model, sub, "config.json")))
-    m = cls(cfg)
-    common.load_folder_weights(m, os.path.join(a.model, sub, weights))
-    return m.eval(), cfg
-
-
-unet, _ = load("unet", sd_torch.UNet2DConditionModel, "diffusion_pytorch_model.safetensors")
-te, _ = load("text_encoder", sd_torch.CLIPTextModel, "model.safetensors")
-vae, vae_cfg = load("vae", sd_torch.AutoencoderKL, "diffusion_pytorch_model.safetensors")
+unet, te, vae, vae_cfg = common.load_model_folder(a.model)
 tok = common.Tokenizer()
 cells = list(scenes.CELLS)
 BGS = ["white", "black", "gray"]

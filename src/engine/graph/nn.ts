@@ -45,22 +45,21 @@ export function conv2d(g: GraphBuilder, x: string, weight: WeightTensor, bias: W
   const int8 = g.weightFormat === 'int8' && isQuantizable(weight);
   const [cout, cin] = weight.shape;
   const m = g.convChannelMultiple;
+  let w: string;
   if (m > 1 && cin % m !== 0) {
     // Zero input channels up to a multiple of m (an EP whose Conv kernel is wrong otherwise: deviceGraphs.ts).
     const cp = Math.ceil(cin / m) * m;
     const base = int8 ? dequantizedConvWeight(weight) : toFloat32(weight);
     const padded = new Float32Array(cout * cp * kh * kw);
     for (let o = 0; o < cout; o++) padded.set(base.subarray(o * cin * kh * kw, (o + 1) * cin * kh * kw), o * cp * kh * kw);
-    const w = g.initializer(`${weight.name}.pad${cp}`, 'float32', [cout, cp, kh, kw], new Uint8Array(padded.buffer));
+    w = g.initializer(`${weight.name}.pad${cp}`, 'float32', [cout, cp, kh, kw], new Uint8Array(padded.buffer));
     x = g.op('Pad', [x, g.constI64([0, 0, 0, 0, 0, cp - cin, 0, 0])], { mode: 'constant' }, { hint: 'pad_channels' });
-    const padInputs = [x, w];
-    if (bias) padInputs.push(g.weight(bias));
-    return g.op('Conv', padInputs, { kernel_shape: [kh, kw], strides: [s, s], pads, dilations: [1, 1], group: 1 }, { hint: 'conv' });
+  } else {
+    // int8 weights: the Conv runs in fp32 on the dequantised int8 values, the ones a sparse step's MatMul uses.
+    w = int8
+      ? g.initializer(`${weight.name}.dq8`, 'float32', weight.shape, new Uint8Array(dequantizedConvWeight(weight).buffer))
+      : g.weight(weight);
   }
-  // int8 weights: the Conv runs in fp32 on the dequantised int8 values, the ones a sparse step's MatMul uses.
-  const w = int8
-    ? g.initializer(`${weight.name}.dq8`, 'float32', weight.shape, new Uint8Array(dequantizedConvWeight(weight).buffer))
-    : g.weight(weight);
   const inputs = [x, w];
   if (bias) inputs.push(g.weight(bias));
   return g.op('Conv', inputs, { kernel_shape: [kh, kw], strides: [s, s], pads, dilations: [1, 1], group: 1 }, { hint: 'conv' });
