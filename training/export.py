@@ -4,7 +4,10 @@
 
 Writes model_index.json, unet/, text_encoder/, vae/ (full AutoencoderKL: encoder + quant_conv too),
 tokenizer/ (copied from training/tokenizer/), scheduler/scheduler_config.json (SD 1.5 values).
-Weights are F32 (the whole model is ~20 MB), F16 when the F32 total would pass 30 MB.
+The UNet and text encoder are written F16 (the engine computes in F32 either way; measured on the step-23328
+weights: 99 of 100 held-out captions score the same, colour+position 85.7 % F32 / 86.2 % F16), which halves the
+repository's largest files and keeps the GPU bench's upload (repository + bundle) under its 64 MiB. The VAE
+stays F32 (2.5 MB; its decoder draws the object edges the shape score measures, and it was not re-measured).
 Every file is written to a temp name and renamed, so a reader never sees half a file.
 """
 import argparse
@@ -19,7 +22,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 import safetensors_io  # noqa: E402  (tools/reference, on the path via common)
 
-F16_ABOVE_BYTES = 30 * 1024 * 1024
+# Per part: UNet and text encoder F16, VAE F32 (module docstring).
+PART_DTYPES = {"unet": "F16", "text_encoder": "F16", "vae": "F32"}
 
 MODEL_INDEX = {
     "_class_name": "StableDiffusionPipeline",
@@ -66,12 +70,11 @@ def export_weights(unet_sd, unet_cfg, te_sd, te_cfg, vae_sd, vae_cfg, out_dir):
         "vae": (vae_sd, vae_cfg, "diffusion_pytorch_model.safetensors"),
     }
     total = sum(v.numel() * 4 for sd, _, _ in parts.values() for v in sd.values())
-    dtype = "F16" if total > F16_ABOVE_BYTES else "F32"
     os.makedirs(out_dir, exist_ok=True)
     for sub, (sd, cfg, fname) in parts.items():
         d = os.path.join(out_dir, sub)
         os.makedirs(d, exist_ok=True)
-        write_safetensors(os.path.join(d, fname), {k: v for k, v in sd.items()}, dtype)
+        write_safetensors(os.path.join(d, fname), {k: v for k, v in sd.items()}, PART_DTYPES[sub])
         common.write_json(os.path.join(d, "config.json"), cfg)
     d = os.path.join(out_dir, "tokenizer")
     os.makedirs(d, exist_ok=True)
@@ -82,7 +85,7 @@ def export_weights(unet_sd, unet_cfg, te_sd, te_cfg, vae_sd, vae_cfg, out_dir):
     os.makedirs(d, exist_ok=True)
     common.write_json(os.path.join(d, "scheduler_config.json"), common.SCHEDULER_CONFIG)
     common.write_json(os.path.join(out_dir, "model_index.json"), MODEL_INDEX)
-    return {"dtype": dtype, "bytes_f32": total}
+    return {"dtypes": PART_DTYPES, "bytes_f32": total}
 
 
 if __name__ == "__main__":
