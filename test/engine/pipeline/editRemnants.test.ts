@@ -2,12 +2,13 @@
 // Issue 15 item 1 on the bundled model: "a red circle on the left" → "a green circle on the left" with the
 // default strategy (latent, found mask) must not leave a ring of the red circle beside the green one. The
 // found mask is the object's core; without growing it over the object's soft edge (editMask.ts
-// foundMaskGrowth) these seeds leave 13, 15 and 14 pixels of red/orange/yellow where the dense
+// foundMaskGrowth) these seeds leave 20, 15 and 12 pixels of red/orange/yellow where the dense
 // regeneration has none. Counted by src/eval/remnants.ts (tested on drawn scenes in test/eval).
-// Seeds: where the shipped model (session 14, step 23328) shows the defect without the growth. Over seeds
-// 1–14 the default leaves 0–6 pixels on every seed (2/0/4/1/6/2/0/4/6/1/1/4/3/2), the found mask alone 8–17
-// (11/9/12/13/15/11/8/12/17/12/11/15/11/14). Each newer model drew other seeds' edges crisper: the step-17814
-// weights used seeds 1/7/11, the step-14447 ones 1/2/4, the step-13275 ones 2/3/4.
+// Seeds: where the shipped model (session 15, step 27212 with the edge-tuned decoder) shows the defect
+// without the growth. Over seeds 1–14 the default leaves 1–5 pixels on every seed
+// (2/2/3/5/1/5/3/2/1/1/2/5/3/5), the found mask alone 4–20 (12/7/4/9/10/8/20/8/15/12/7/10/10/11). Each newer
+// model drew other seeds' edges crisper: the step-23328 weights used seeds 4/12/14, the step-17814 ones
+// 1/7/11, the step-14447 ones 1/2/4, the step-13275 ones 2/3/4.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -20,7 +21,7 @@ import { NodeStore } from '../../../src/engine/state/nodeStore';
 import { remnantPixels } from '../../../src/eval/remnants';
 
 const MODEL = path.resolve(__dirname, '../../../models/default');
-const SEEDS = [4, 12, 14];
+const SEEDS = [7, 9, 10];
 const PARENT = 'a red circle on the left on a white background';
 const CHILD = 'a green circle on the left on a white background';
 
@@ -58,9 +59,9 @@ test('recolouring a circle leaves no ring of the old one (found mask grown over 
   const grown = await remnants(ctx);
   const core = await remnants(ctx, 0);
   console.log(`remnant pixels, seeds ${SEEDS.join('/')}: default ${grown.join('/')}, found mask only (maskGrowth 0) ${core.join('/')}`);
-  // A ring of the old circle is 15+ pixels; what remains with the growth is the new circle's own edge tint.
+  // A ring of the old circle is 12+ pixels; what remains with the growth is the new circle's own edge tint.
   for (const n of grown) expect(n).toBeLessThanOrEqual(8);
   expect(grown.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(15);
   // The measurement sees the defect where it is: without the growth every seed leaves a ring.
-  for (const n of core) expect(n).toBeGreaterThanOrEqual(12);
+  for (const n of core) expect(n).toBeGreaterThanOrEqual(10); // measured 20/15/12
 }, 600_000); // 18 runs of the bundled model on one thread
