@@ -25,11 +25,16 @@ import sd_torch  # noqa: E402  (tools/reference, on the path via common)
 def load_vae(model_dir, vae_pt=None):
     """The folder's VAE, or a checkpoint {"model": state_dict, "config": cfg} (finetune_decoder.py, train_vae.py)."""
     if vae_pt:
+        if not os.path.isfile(vae_pt):
+            raise SystemExit(f"--vae-pt {vae_pt}: no such file")
         ck = common.load_pt(vae_pt)
         vae = sd_torch.AutoencoderKL(ck["config"])
         vae.load_state_dict(ck["model"])
         return vae.eval()
-    cfg = json.load(open(os.path.join(model_dir, "vae", "config.json")))
+    cfg_path = os.path.join(model_dir, "vae", "config.json")
+    if not os.path.isfile(cfg_path):
+        raise SystemExit(f"--model {model_dir}: not a diffusers folder with a VAE (no vae/config.json)")
+    cfg = json.load(open(cfg_path))
     vae = sd_torch.AutoencoderKL(cfg)
     common.load_folder_weights(vae, os.path.join(model_dir, "vae", "diffusion_pytorch_model.safetensors"))
     return vae.eval()
