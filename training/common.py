@@ -253,6 +253,25 @@ def load_folder_weights(module, path, grow_std=0.03):
     module.load_state_dict(sd)
 
 
+def decoder_loss(vae, x, scaling_factor, latent_noise=0.05, edge_weight=0.0):
+    """The decoder fine-tuning loss (train.py's decoder steps, finetune_decoder.py): x [B,3,H,W] in [-1,1] is
+    encoded by the frozen encoder, its latents get a little noise (the decoder must tolerate the UNet's
+    imprecision), and the decode is scored by L1 + MSE. With edge_weight > 0 the L1 term weighs target pixels
+    on an object edge (3x3 neighbourhood not one colour) 1 + edge_weight: flat interiors otherwise take almost
+    all of the weight, and corners come back filled (vae_ceiling.py)."""
+    import torch.nn.functional as F
+    with torch.no_grad():
+        z = vae.encode(x)[0]
+        z = z + latent_noise / scaling_factor * torch.randn_like(z)
+    y = vae.decode(z)
+    l1 = (y - x).abs()
+    if edge_weight > 0:
+        spread = (F.max_pool2d(x, 3, 1, 1) + F.max_pool2d(-x, 3, 1, 1)).amax(1, keepdim=True)
+        w = 1.0 + edge_weight * (spread > 0.05).float()
+        l1 = l1 * w / w.mean()
+    return l1.mean() + F.mse_loss(y, x)
+
+
 def load_model_folder(folder):
     """An exported diffusers folder -> (unet, text_encoder, vae, vae_config), in eval mode."""
     def load(sub, cls, weights):

@@ -18,21 +18,12 @@ import sys
 import time
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 import export  # noqa: E402
 import scene_batch  # noqa: E402
 from vae_ceiling import ceiling, load_vae  # noqa: E402
-
-
-def edge_weights(x, edge_weight):
-    """x [B,3,H,W] -> [B,1,H,W]: 1 + edge_weight where the 3x3 neighbourhood spans more than one colour."""
-    mx = F.max_pool2d(x, 3, 1, 1)
-    mn = -F.max_pool2d(-x, 3, 1, 1)
-    edge = ((mx - mn).amax(1, keepdim=True) > 0.05).float()
-    return 1.0 + edge_weight * edge
 
 
 def main():
@@ -82,12 +73,7 @@ def main():
             break
         specs = scene_batch.train_specs(a.seed, step, a.batch)
         x = scene_batch.to_model_input(scene_batch.render(scene_batch.pack(specs), dev))
-        with torch.no_grad():
-            z = vae.encode(x)[0]
-            z = z + a.latent_noise / sf * torch.randn_like(z)
-        y = vae.decode(z)
-        w = edge_weights(x, a.edge_weight)
-        loss = ((y - x).abs() * w).mean() / w.mean() + F.mse_loss(y, x)
+        loss = common.decoder_loss(vae, x, sf, a.latent_noise, a.edge_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

@@ -33,7 +33,6 @@ import time
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 import checker
 import common
@@ -294,11 +293,7 @@ def decoder_step():
     global dec_step
     specs = scene_batch.train_specs(args.seed + 3000, dec_step, args.dec_batch)
     dx = scene_batch.to_model_input(scene_batch.render(scene_batch.pack(specs), dev))
-    with torch.no_grad():
-        m = vae.encode(dx)[0]
-        m = m + 0.05 / sf * torch.randn_like(m)  # small latent noise: tolerate the UNet's imprecision
-    dy = vae.decode(m)
-    dloss = (dy - dx).abs().mean() + F.mse_loss(dy, dx)
+    dloss = common.decoder_loss(vae, dx, sf)
     dec_opt.zero_grad(set_to_none=True)
     dloss.backward()
     torch.nn.utils.clip_grad_norm_(dec_params, 1.0)
