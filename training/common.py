@@ -272,6 +272,16 @@ def decoder_loss(vae, x, scaling_factor, latent_noise=0.05, edge_weight=0.0):
     return l1.mean() + F.mse_loss(y, x)
 
 
+def decoder_fit_step(vae, opt, params, x, scaling_factor, latent_noise=0.05, edge_weight=0.0):
+    """One decoder fine-tuning step on the batch x (decoder_loss, gradient clipped at 1); returns the loss."""
+    loss = decoder_loss(vae, x, scaling_factor, latent_noise, edge_weight)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    opt.step()
+    return loss
+
+
 def load_model_folder(folder):
     """An exported diffusers folder -> (unet, text_encoder, vae, vae_config), in eval mode."""
     def load(sub, cls, weights):

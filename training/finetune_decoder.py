@@ -73,11 +73,7 @@ def main():
             break
         specs = scene_batch.train_specs(a.seed, step, a.batch)
         x = scene_batch.to_model_input(scene_batch.render(scene_batch.pack(specs), dev))
-        loss = common.decoder_loss(vae, x, sf, a.latent_noise, a.edge_weight)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
+        loss = common.decoder_fit_step(vae, opt, params, x, sf, a.latent_noise, a.edge_weight)
         step += 1
         if step % 25 == 0:
             print(f"step {step} {time.time() - t0:.0f}s loss {loss.item():.4f}", flush=True)

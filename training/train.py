@@ -293,11 +293,7 @@ def decoder_step():
     global dec_step
     specs = scene_batch.train_specs(args.seed + 3000, dec_step, args.dec_batch)
     dx = scene_batch.to_model_input(scene_batch.render(scene_batch.pack(specs), dev))
-    dloss = common.decoder_loss(vae, dx, sf)
-    dec_opt.zero_grad(set_to_none=True)
-    dloss.backward()
-    torch.nn.utils.clip_grad_norm_(dec_params, 1.0)
-    dec_opt.step()
+    dloss = common.decoder_fit_step(vae, dec_opt, dec_params, dx, sf)
     dec_step += 1
     if dec_step % 10 == 0:
         print(f"decoder step {dec_step} loss {dloss.item():.4f}", flush=True)
