@@ -66,6 +66,32 @@ async function placed(id: string): Promise<{ status: string; stats: { worker: st
   return (await gqlOk(api!.url, PLACED, { id }, token)).node;
 }
 
+/**
+ * Waits until a worker has started running the node: its STARTED event is recorded (the node turns RUNNING
+ * at the claim, a moment before the worker announces the start, so a kill in between would hit a job that
+ * never started). On a timeout it says where the job stands and what each worker printed last.
+ */
+async function waitUntilStarted(nodeId: string, timeoutMs = 60_000): Promise<void> {
+  const db = api!.service.database.db;
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const node = await db.node.findUniqueOrThrow({ where: { id: nodeId } });
+    const started = await db.treeEvent.findMany({ where: { treeId: node.treeId, type: 'STARTED' } });
+    if (node.status === 'RUNNING' && started.some((e) => (JSON.parse(e.payload) as { node?: { id?: string } }).node?.id === nodeId)) return;
+    if (Date.now() > deadline) {
+      const job = await db.job.findUnique({ where: { nodeId } });
+      const tails = [...workers.values()].map((w) => `--- ${w.id}:\n${w.out().slice(-800)}`).join('\n');
+      throw new Error(`node ${nodeId} not started after ${timeoutMs} ms: node ${node.status}, job ${JSON.stringify(job)}\n${tails}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Two live workers at the start of a test, whatever an earlier test left (a failed one may not have replaced its victim). */
+async function twoWorkers(): Promise<void> {
+  for (let i = 3; workers.size < 2; i++) if (!workers.has(`w${i}`)) workers.set(`w${i}`, await startWorker(`w${i}`, database!.url, imagesDir));
+}
+
 const probe = postgresProbe().up ? redisProbe() : postgresProbe();
 describeWithService(probe, 'scale-out: API replica and two workers on PostgreSQL + Redis (BullMQ)', () => {
   beforeAll(async () => {
@@ -133,8 +159,9 @@ describeWithService(probe, 'scale-out: API replica and two workers on PostgreSQL
   }, 120_000);
 
   it('re-runs a killed worker’s job on the other worker, once', async () => {
+    await twoWorkers();
     const { generate } = await gqlOk(api!.url, GENERATE, { input: { prompt: 'a long blue square', seed: 9, steps: 80 } }, token);
-    await waitForStatus(api!.url, token, generate.id, ['RUNNING'], 60_000);
+    await waitUntilStarted(generate.id);
     const job = await api!.service.database.db.job.findUniqueOrThrow({ where: { nodeId: generate.id } });
     const victim = workers.get(job.worker!)!;
     const survivor = [...workers.values()].find((w) => w !== victim)!;
@@ -161,13 +188,12 @@ describeWithService(probe, 'scale-out: API replica and two workers on PostgreSQL
       expect(e.stats).toMatchObject({ worker: survivor.id, cacheHit: false });
       expect(e.stats.fallbackReason).toMatch(/did not hold the parent's cache.*(regenerated the root|recorded ancestor)/);
     }
-    // A new worker takes the victim's place for the next test.
-    workers.set('w3', await startWorker('w3', database!.url, imagesDir));
   }, 120_000);
 
   it('drains a worker on SIGTERM: its job is handed back and runs on the other worker', async () => {
+    await twoWorkers();
     const { generate } = await gqlOk(api!.url, GENERATE, { input: { prompt: 'a long green triangle', seed: 4, steps: 80 } }, token);
-    await waitForStatus(api!.url, token, generate.id, ['RUNNING'], 60_000);
+    await waitUntilStarted(generate.id);
     const job = await api!.service.database.db.job.findUniqueOrThrow({ where: { nodeId: generate.id } });
     const draining = workers.get(job.worker!)!;
     draining.proc.kill('SIGTERM');
