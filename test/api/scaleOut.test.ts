@@ -80,15 +80,21 @@ async function waitUntilStarted(nodeId: string, timeoutMs = 60_000): Promise<voi
     if (node.status === 'RUNNING' && started.some((e) => (JSON.parse(e.payload) as { node?: { id?: string } }).node?.id === nodeId)) return;
     if (Date.now() > deadline) {
       const job = await db.job.findUnique({ where: { nodeId } });
-      const tails = [...workers.values()].map((w) => `--- ${w.id}:\n${w.out().slice(-800)}`).join('\n');
+      const tails = [...workers.values()].map((w) => `--- ${w.id} (${w.proc.exitCode === null && w.proc.signalCode === null ? 'running' : `exited ${w.proc.exitCode ?? w.proc.signalCode}`}):\n${w.out().slice(-800)}`).join('\n');
       throw new Error(`node ${nodeId} not started after ${timeoutMs} ms: node ${node.status}, job ${JSON.stringify(job)}\n${tails}`);
     }
     await new Promise((r) => setTimeout(r, 50));
   }
 }
 
-/** Two live workers at the start of a test, whatever an earlier test left (a failed one may not have replaced its victim). */
+/**
+ * Two live workers at the start of a test, whatever an earlier test left (a failed one may not have replaced
+ * its victim). A worker the tests did not stop must still be running: one that exited by itself is a defect.
+ */
 async function twoWorkers(): Promise<void> {
+  for (const w of workers.values()) {
+    if (w.proc.exitCode !== null || w.proc.signalCode !== null) throw new Error(`worker ${w.id} exited by itself (${w.proc.exitCode ?? w.proc.signalCode}): ${w.out().slice(-2000)}`);
+  }
   for (let i = 3; workers.size < 2; i++) if (!workers.has(`w${i}`)) workers.set(`w${i}`, await startWorker(`w${i}`, database!.url, imagesDir));
 }
 
