@@ -7,10 +7,12 @@
 //      timestamp queries) at --profile-sizes for each variant in --profile-forms;
 //   1b. the GPU dense step at the sparse size once per variant in --forms (attention forms and WebGPU
 //      EP options: the candidate fixes side by side, each checked against the default's output);
+//   1c. what each host↔device copy costs on webgpu (copyCosts.ts): the per-step latents and ε, which
+//      cross to the host every step, against the dense step;
 //   2. the sparse UNet step at 2/5/10/25/50 % of a 512 px latent against that device's dense step;
 //   3. an edit end to end (user disc mask) against dense regeneration of the same prompt.
-// Phases run in that order and each checks the time budget first (--budget-s): what does not fit is
-// reported as skipped, never silently dropped. The PyTorch anchor is bench/gpu/torch_anchor.py (run.sh).
+// Phases run in that order (1c, a few seconds, right after 1) and each checks the time budget first
+// (--budget-s): what does not fit is reported as skipped, never silently dropped. The PyTorch anchor is bench/gpu/torch_anchor.py (run.sh).
 //
 //   node bench.js [--quick] [--model DIR] [--preset sd15|narrow] [--devices webgpu,cpu] [--sizes 256,512]
 //                 [--sparse-size 512] [--fractions 0.02,0.05,0.1,0.25,0.5] [--e2e-devices webgpu]
@@ -42,6 +44,7 @@ import { discMask } from '../edit/masks';
 import { RandomModelPreset, writeRandomModelFolder } from './randomModel';
 import { outsideChanged } from '../edit/outsideChanged';
 import { DEFAULT_FORMS, measureAttentionForms, printAttentionForms, SD_CASES, SMALL_CASES, type AttentionFormRow } from './attentionForms';
+import { COPY_TABLE_HEAD, copyCost, copyRow, STEP_TENSORS, type CopyCost } from './copyCosts';
 import { formatProfile, profileRuns, type ProfileSummary } from './profile';
 
 interface Options {
@@ -463,6 +466,23 @@ async function main(): Promise<void> {
   result.dense = dense;
   save();
 
+  // 1c. what each host↔device copy costs: the latents go up and ε comes down every step (the scheduler
+  // runs in TypeScript), so they are worth keeping on the device only if that is a visible share of a step.
+  // Only WebGPU keeps buffers on the device between runs in onnxruntime-node (CUDA outputs come back).
+  const copies: (CopyCost & { device: EngineDevice })[] = [];
+  for (const device of o.devices.filter((d) => devices.includes(d) && d === 'webgpu')) {
+    // --quick (lavapipe, ~60 MB/s): the per-step tensors only, not the 16/64 MiB cache pages.
+    const tensors = o.quick ? STEP_TENSORS.slice(0, 2) : STEP_TENSORS;
+    if (!budget.allows(`copies ${device}`, o.quick ? 30 : 20)) continue;
+    try {
+      for (const [label, n] of tensors) copies.push({ device, ...(await copyCost(label, n, o.quick ? 3 : 10, device)) });
+    } catch (e) {
+      log(`copies ${device} failed: ${(e as Error).message}`);
+    }
+  }
+  result.copies = copies;
+  save();
+
   // 1a. where the GPU dense step's time goes: per-kernel GPU times (WebGPU timestamp queries).
   const profiles: (ProfileSummary & { device: EngineDevice; size: number; form: string; sessionMs: number })[] = [];
   for (const size of o.profileSizes) {
@@ -557,6 +577,17 @@ async function main(): Promise<void> {
   console.log(`\nFISEdit GPU bench — ${o.preset} random weights, CFG batch 2, ${o.reps} reps (median ms), ${os.cpus().length} cores`);
   console.log(`\n1. dense UNet step\nsize   | ${shown.map((d) => d.padStart(10)).join(' | ')}`);
   for (const size of o.sizes) console.log(`${String(size).padEnd(6)} | ${shown.map((d) => fmt(defaultRow(d, size)?.step.median).padStart(10)).join(' | ')}`);
+  if (copies.length) {
+    console.log(`\n1c. host↔device copies (median ms; upload/download net of a device-only run)`);
+    for (const line of COPY_TABLE_HEAD) console.log(line);
+    for (const c of copies) console.log(copyRow(c));
+    const lat = copies.find((c) => c.label === STEP_TENSORS[0][0]);
+    const step = lat && defaultRow(lat.device, o.sparseSize)?.step.median;
+    if (lat && step) {
+      const trip = lat.uploadMs + lat.downloadMs;
+      console.log(`per step: latents up + ε down ${trip.toFixed(2)} ms = ${((100 * trip) / step).toFixed(1)} % of the ${o.sparseSize} px dense ${lat.device} step (${step.toFixed(1)} ms)`);
+    }
+  }
   if (profiles.length) {
     console.log('\n1a. GPU profile of the dense step (ms per run; GPU kernel sum vs wall; top op types)');
     for (const p of profiles) {
