@@ -7,6 +7,7 @@
 import { GraphBuilder } from '../../src/engine/graph/graphBuilder';
 import { gaussianFloat32 } from '../../src/engine/random/gaussian';
 import { createSession, float32Tensor, type DeviceTensor, type EngineDevice, type EngineTensor } from '../../src/engine/runtime/ortSession';
+import { median } from '../sparse/benchArgs';
 
 export interface CopyCost {
   label: string;
@@ -26,8 +27,6 @@ export const STEP_TENSORS: readonly [string, number][] = [
   ['16 MiB of cached rows', 4 * 2 ** 20],
   ['64 MiB of cached rows', 16 * 2 ** 20],
 ];
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /** Median ms of each variant, the variants interleaved rep by rep so that load on the machine hits all alike. */
 export async function timeInterleaved(fns: (() => Promise<unknown>)[], reps: number): Promise<number[]> {
