@@ -9,20 +9,11 @@
 // [2, 8, 4096, 4096] score matrix, so which form is right and fastest on a real GPU decides how fast a
 // dense step can be. bench.ts runs it as phase 0 on a GPU machine.
 //   XDG_RUNTIME_DIR=/tmp/xdg npx tsx bench/gpu/attentionForms.ts [--device webgpu] [--sd] [--forms mha,matmul,...]
-import { GraphBuilder, type AttentionImpl } from '../../src/engine/graph/graphBuilder';
-import { attention } from '../../src/engine/graph/nn';
-import { gaussianFloat32 } from '../../src/engine/random/gaussian';
-import { createSession, float32Tensor, isEngineDevice, type EngineDevice } from '../../src/engine/runtime/ortSession';
+import { attentionFeeds, maxAbsDifference, runAttentionForm, type AttentionCase } from '../../src/engine/runtime/attentionProbe';
+import { parseAttentionForm } from '../../src/engine/runtime/deviceGraphs';
+import { isEngineDevice, type EngineDevice } from '../../src/engine/runtime/ortSession';
 
-export interface AttentionCase {
-  name: string;
-  batch: number;
-  /** Queries L, keys M, channels C, heads. */
-  L: number;
-  M: number;
-  C: number;
-  heads: number;
-}
+export type { AttentionCase };
 
 /** A form as FISEDIT_WEBGPU_ATTENTION spells it: mha, matmul, mha-unfused, chunked:N. */
 export type AttentionForm = string;
@@ -36,12 +27,6 @@ export interface AttentionFormRow extends AttentionCase {
   ms: Record<AttentionForm, number>;
 }
 
-function parseForm(form: AttentionForm): { impl: AttentionImpl; chunks?: number } {
-  const [impl, n] = form.split(':');
-  if (!['mha', 'matmul', 'mha-unfused', 'chunked'].includes(impl)) throw new Error(`attention form ${form}: want mha, matmul, mha-unfused or chunked:N`);
-  return { impl: impl as AttentionImpl, chunks: n === undefined ? undefined : Number(n) };
-}
-
 export const SMALL_CASES: AttentionCase[] = [[8, 8], [16, 16], [17, 17], [32, 32], [77, 77], [16, 77], [77, 16], [256, 77], [256, 256]].map(([L, M]) => ({ name: `${L}x${M}`, batch: 1, L, M, C: 64, heads: 4 }));
 
 /** SD-1.5 at 512 px, CFG batch 2: self-attention at the two finest levels, cross-attention at the finest. */
@@ -51,42 +36,18 @@ export const SD_CASES: AttentionCase[] = [
   { name: 'cross 64x64 x 77 text', batch: 2, L: 4096, M: 77, C: 320, heads: 8 },
 ];
 
-async function timedRun(form: AttentionForm, dev: EngineDevice, c: AttentionCase, feeds: Record<string, Float32Array>, reps: number): Promise<{ y: Float32Array; ms: number }> {
-  const g = new GraphBuilder('attention_form');
-  const q = g.input('q', 'float32', [c.batch, c.L, c.C]);
-  const k = g.input('k', 'float32', [c.batch, c.M, c.C]);
-  const v = g.input('v', 'float32', [c.batch, c.M, c.C]);
-  g.output('y', attention(g, q, k, v, c.C, c.heads, parseForm(form)), 'float32');
-  const s = await createSession(g.build(), { device: dev });
-  try {
-    const inputs = { q: float32Tensor(feeds.q, [c.batch, c.L, c.C]), k: float32Tensor(feeds.k, [c.batch, c.M, c.C]), v: float32Tensor(feeds.v, [c.batch, c.M, c.C]) };
-    const first = await s.run(inputs);
-    const times: number[] = [];
-    for (let r = 0; r < reps; r++) {
-      const t = performance.now();
-      await s.run(inputs);
-      times.push(performance.now() - t);
-    }
-    times.sort((a, b) => a - b);
-    return { y: first.y.data as Float32Array, ms: times.length ? times[times.length >> 1] : NaN };
-  } finally {
-    await s.release();
-  }
-}
-
 /** Each form on `device` for each case, against MatMul/Softmax on the CPU. A form that fails is NaN (and said). */
 export async function measureAttentionForms(device: EngineDevice, cases: readonly AttentionCase[], reps = 3, forms: readonly AttentionForm[] = DEFAULT_FORMS): Promise<AttentionFormRow[]> {
-  forms.forEach(parseForm);
+  forms.forEach(parseAttentionForm);
   const rows: AttentionFormRow[] = [];
   for (const c of cases) {
-    const feeds = { q: gaussianFloat32(1n, c.batch * c.L * c.C), k: gaussianFloat32(2n, c.batch * c.M * c.C), v: gaussianFloat32(3n, c.batch * c.M * c.C) };
-    const ref = (await timedRun('matmul', 'cpu', c, feeds, 0)).y;
-    const diff = (a: Float32Array) => a.reduce((m, x, i) => Math.max(m, Math.abs(x - ref[i])), 0);
+    const feeds = attentionFeeds(c);
+    const ref = (await runAttentionForm('matmul', 'cpu', c, feeds)).y;
     const row: AttentionFormRow = { ...c, device, maxAbs: {}, ms: {} };
     for (const form of forms) {
       try {
-        const r = await timedRun(form, device, c, feeds, reps);
-        row.maxAbs[form] = diff(r.y);
+        const r = await runAttentionForm(form, device, c, feeds, reps);
+        row.maxAbs[form] = maxAbsDifference(r.y, ref);
         row.ms[form] = r.ms;
       } catch (e) {
         process.stderr.write(`attention form ${form} on ${device}, ${c.name}: ${(e as Error).message}\n`);

@@ -35,6 +35,7 @@ import { generateNode } from '../../src/engine/pipeline/editRecord';
 import type { EditResult, StateContext } from '../../src/engine/pipeline/editTypes';
 import { loadEditComponents, releaseEditComponents } from '../../src/engine/pipeline/editUNet';
 import { DiffusionEngine } from '../../src/engine/pipeline/engine';
+import { resolveWebgpuAttention, type AttentionChoice } from '../../src/engine/runtime/attentionProbe';
 import { graphOptionsFor } from '../../src/engine/runtime/deviceGraphs';
 import { checkDeviceAvailable, createSession, EngineDevice, float32Tensor, isEngineDevice, type WebGpuProviderOptions } from '../../src/engine/runtime/ortSession';
 import { SparseUNetRunner } from '../../src/engine/sparse/sparseUNetRunner';
@@ -148,8 +149,12 @@ function parseArgs(argv: string[]): Options {
 }
 
 const log = (s: string) => process.stderr.write(`${s}\n`);
-/** The engine's WebGPU attention form as the environment sets it (runtime/deviceGraphs.ts). */
-const defaultForm = () => process.env.FISEDIT_WEBGPU_ATTENTION?.trim() || 'matmul';
+/** The engine's WebGPU attention form as the environment sets it (runtime/deviceGraphs.ts): auto unless named. */
+const defaultForm = () => process.env.FISEDIT_WEBGPU_ATTENTION?.trim() || 'auto';
+/** What `auto` became on this machine (runtime/attentionProbe.ts), once the probe ran. */
+let autoChoice: AttentionChoice | null = null;
+/** A variant with `auto` replaced by the probe's choice: two variants that resolve alike are one measurement. */
+const resolved = (variant: string) => variant.replace(/^auto(?=$|\+)/, autoChoice?.form ?? 'auto');
 /**
  * A dense-step variant for the GPU: an attention form (FISEDIT_WEBGPU_ATTENTION spelling) and optional
  * WebGPU EP options after '+': nchw / nhwc (preferredLayout: the layout the EP runs Conv and the other
@@ -447,6 +452,14 @@ async function main(): Promise<void> {
     save();
   }
 
+  // The engine's default on WebGPU: the probe checks the fused kernel here and picks the right, fastest form.
+  if (devices.includes('webgpu') && [...o.forms, ...o.profileForms].some((f) => f.split('+')[0] === 'auto')) {
+    autoChoice = await resolveWebgpuAttention(cfg, folder.textEncoder.config, { FISEDIT_WEBGPU_ATTENTION: 'auto' });
+    if (autoChoice) log(`attention auto on webgpu → ${autoChoice.form}: ${autoChoice.reason} (probe ${autoChoice.probeMs.toFixed(0)} ms)`);
+    result.attentionChoice = autoChoice;
+    save();
+  }
+
   // 1. dense step per size and device
   const dense: DenseRow[] = [];
   const defaultNoise = new Map<EngineDevice, Float32Array>();
@@ -487,7 +500,7 @@ async function main(): Promise<void> {
   const profiles: (ProfileSummary & { device: EngineDevice; size: number; form: string; sessionMs: number })[] = [];
   for (const size of o.profileSizes) {
     for (const device of o.devices.filter((d) => devices.includes(d) && d !== 'cpu')) {
-      for (const form of o.profileForms) {
+      for (const form of o.profileForms.filter((f, i, all) => all.findIndex((g) => resolved(g) === resolved(f)) === i)) {
         // A session and 3 runs, profiling on; from another size's step when this one was not timed
         // (scaled by the pixel count cubed: between the convolutions' square and the attention's fourth power).
         const base = dense.find((r) => r.device === device && r.size === size && r.form === form) ?? defaultRow(device, size);
@@ -521,6 +534,10 @@ async function main(): Promise<void> {
   for (const device of o.devices.filter((d) => devices.includes(d) && d !== 'cpu')) {
     const base = defaultRow(device, o.sparseSize);
     for (const form of o.forms.slice(1)) {
+      if (resolved(form) === resolved(o.forms[0])) {
+        log(`dense ${device} ${o.sparseSize} px, attention ${form}: the default (${o.forms[0]} → ${resolved(o.forms[0])}), measured in phase 1`);
+        continue;
+      }
       if (!budget.allows(`dense step ${device} ${o.sparseSize} px, attention ${form}`, base ? (base.sessionMs + (o.reps + 2) * base.step.median * 1.5) / 1000 : 30)) continue;
       try {
         const { noise, ...r } = await denseStep(folder, device, o.sparseSize / 8, o, form);
@@ -597,7 +614,7 @@ async function main(): Promise<void> {
   }
   const formRows = dense.filter((r) => r.form !== o.forms[0] || (r.device !== 'cpu' && o.forms.length > 1 && r.size === o.sparseSize));
   if (formRows.length) {
-    console.log(`\n1b. dense step on the GPU at ${o.sparseSize} px per variant (attention form = FISEDIT_WEBGPU_ATTENTION, ${o.forms[0]} the default; +nchw/+novalidation: WebGPU EP options)`);
+    console.log(`\n1b. dense step on the GPU at ${o.sparseSize} px per variant (attention form = FISEDIT_WEBGPU_ATTENTION, ${o.forms[0]}${autoChoice ? ` → ${autoChoice.form}` : ''} the default; +nchw/+novalidation: WebGPU EP options)`);
     console.log('(max abs: the predicted noise against the default variant\'s, same device and inputs, and as a share of its largest |value|;');
     console.log(' float32 reordering gives up to ~1e-4 of it, the FlashAttention kernel that is wrong on lavapipe ~1e-2)');
     for (const r of formRows) console.log(`${r.device.padEnd(7)} ${r.form.padEnd(20)} | ${fmt(r.step.median).padStart(9)} ms (min ${fmt(r.step.min)}) | max abs ${r.maxAbsVsDefault === undefined ? '—'.padStart(8) : `${r.maxAbsVsDefault.toExponential(1).padStart(8)} (${r.defaultScale ? (r.maxAbsVsDefault / r.defaultScale).toExponential(1) : '—'})`} | session ${(r.sessionMs / 1000).toFixed(1)} s`);

@@ -6,6 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ortBindingDir } from '../../src/engine/runtime/ortSession';
 import { runFisedit } from '../helpers/runCli';
+import { describeWithWebGpu } from '../helpers/webgpu';
 
 const ROOT = path.resolve(__dirname, '../..');
 const MODEL = path.join(ROOT, 'test/fixtures/models/tiny-2level');
@@ -74,7 +75,7 @@ test('an unknown device is a usage error (exit 2) naming the choices, from the f
 test('generate --json reports the device (cpu by default); --help documents --device', async () => {
   const r = await fisedit(['generate', '--model', MODEL, '--prompt', 'x', '--seed', '1', '--steps', '1', '--out', path.join(tmp, 'd.png'), '--json']);
   expect(r.code).toBe(0);
-  expect(JSON.parse(r.stdout).device).toBe('cpu');
+  expect(JSON.parse(r.stdout)).toMatchObject({ device: 'cpu', attention: null });
   for (const cmd of ['generate', 'edit', 'encode-text']) expect((await fisedit([cmd, '--help'])).stdout).toMatch(/--device NAME[\s\S]*FISEDIT_DEVICE/);
 });
 
@@ -82,4 +83,20 @@ test('encode-text --json reports the device it ran on', async () => {
   const r = await fisedit(['encode-text', '--model', MODEL, '--prompt', 'a red circle', '--out', path.join(tmp, 't.npy'), '--json', '--device', 'cpu']);
   expect(r.code).toBe(0);
   expect(JSON.parse(r.stdout)).toMatchObject({ device: 'cpu', shape: [1, 77, 32] });
+});
+
+describeWithWebGpu('generate --device webgpu reports the attention form its graphs use', () => {
+  test('auto (the default): the form the start-up probe chose, and why; a form named in FISEDIT_WEBGPU_ATTENTION as it is', async () => {
+    const args = ['generate', '--model', MODEL, '--prompt', 'x', '--seed', '1', '--steps', '1', '--device', 'webgpu', '--json'];
+    const r = await fisedit([...args, '--out', path.join(tmp, 'wa.png')], { FISEDIT_WEBGPU_ATTENTION: undefined });
+    expect(r.code).toBe(0);
+    const { device, attention } = JSON.parse(r.stdout);
+    expect(device).toBe('webgpu');
+    // On lavapipe the fused kernel is wrong and the probe keeps matmul; on a GPU where it is right it may take mha.
+    expect(['mha', 'matmul']).toContain(attention.form);
+    expect(attention.reason).toMatch(new RegExp(`^auto, ${attention.form}: the (only|fastest right) form`));
+    const n = await fisedit([...args, '--out', path.join(tmp, 'wb.png')], { FISEDIT_WEBGPU_ATTENTION: 'chunked:4' });
+    expect(n.code).toBe(0);
+    expect(JSON.parse(n.stdout).attention).toEqual({ form: 'chunked:4', reason: 'set by FISEDIT_WEBGPU_ATTENTION' });
+  }, 180_000);
 });

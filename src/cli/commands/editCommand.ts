@@ -188,6 +188,7 @@ export async function editCommand(argv: string[], io: CliIo): Promise<number> {
         negative: r.node.negativePrompt,
         model: engine.info.name,
         device: engine.device,
+        attention: engine.attention,
         weights,
         maskedFraction: round4(r.maskedFraction),
         maskedFractionPerLevel: r.maskedFractionPerLevel.map((l) => ({ level: l.level, width: l.width, height: l.height, fraction: round4(l.fraction) })),

@@ -146,6 +146,7 @@ async function evalEdits(
       const json = {
         model: engine.info.name,
         device: engine.device,
+        attention: engine.attention,
         settings: report.settings,
         summary: s,
         wallMs: Math.round(report.wallMs),
@@ -209,6 +210,7 @@ export async function evalCommand(argv: string[], io: CliIo): Promise<number> {
     const json = {
       model: engine.info.name,
       device: engine.device,
+      attention: engine.attention,
       captions: captionsFile,
       settings,
       summary: s,

@@ -195,6 +195,7 @@ export async function generateCommand(argv: string[], io: CliIo): Promise<number
         model: engine.info.name,
         modelDir: engine.info.dir,
         device: engine.device,
+        attention: engine.attention,
         prompt: result.prompt,
         negative: result.negativePrompt,
         seed: seedJson(result.seed),

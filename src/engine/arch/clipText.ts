@@ -28,7 +28,7 @@ export interface ClipTextGraph {
 }
 
 /** Additive causal mask [L,L]: 0 where key j ≤ query i, float32 min above the diagonal (as transformers). */
-function causalMask(g: GraphBuilder, L: number): string {
+export function causalMask(g: GraphBuilder, L: number): string {
   const m = new Float32Array(L * L);
   const min = -3.4028234663852886e38;
   for (let i = 0; i < L; i++) for (let j = i + 1; j < L; j++) m[i * L + j] = min;

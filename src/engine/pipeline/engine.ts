@@ -4,9 +4,10 @@
 import { buildClipTextGraph } from '../arch/clipText';
 import { buildUNetGraph } from '../arch/unet';
 import { buildVaeDecoderGraph } from '../arch/vaeDecoder';
-import type { WeightFormat } from '../graph/graphBuilder';
+import type { GraphBuilderOptions, WeightFormat } from '../graph/graphBuilder';
 import { loadModelFolder, type LoadModelFolderOptions, type ModelFolder } from '../model/modelFolder';
 import { createSession, float32Tensor, int64Tensor, TEXT_ENCODER_SPINNING, type DeviceTensor, type EngineDevice, type OrtModelSession, type SessionOptions } from '../runtime/ortSession';
+import { resolveWebgpuAttention, type AttentionChoice } from '../runtime/attentionProbe';
 import { graphOptionsFor } from '../runtime/deviceGraphs';
 import { ClipTokenizer, type EncodedPrompt } from '../tokenizer/clipTokenizer';
 import { generate, type GenerateOptions, type GenerateRequest, type GenerateResult } from './generate';
@@ -45,6 +46,12 @@ export class EngineStateError extends Error {
   }
 }
 
+function attentionReport(graph: GraphBuilderOptions, choice: AttentionChoice | null): DiffusionEngine['attention'] {
+  if (!graph.attention) return null;
+  const form = graph.attention === 'chunked' && graph.attentionChunks ? `chunked:${graph.attentionChunks}` : graph.attention;
+  return { form, reason: choice ? `auto, ${choice.reason}` : 'set by FISEDIT_WEBGPU_ATTENTION' };
+}
+
 export class DiffusionEngine implements DiffusionModels {
   private queue: Promise<unknown> = Promise.resolve();
   private disposed = false;
@@ -66,6 +73,8 @@ export class DiffusionEngine implements DiffusionModels {
     readonly loadMs: number,
     /** Where every session of this engine runs (EngineLoadOptions.sessionOptions.device); edit components load on it too. */
     readonly device: EngineDevice,
+    /** The attention form its graphs build on WebGPU ('cpu'/'cuda': null, the builder's fused default). */
+    readonly attention: { form: string; reason: string } | null = null,
   ) {}
 
   /**
@@ -95,6 +104,8 @@ export class DiffusionEngine implements DiffusionModels {
     };
     const sessionOpts: SessionOptions = { ...opts.sessionOptions, intraOpNumThreads: opts.intraOpNumThreads };
     const want = new Set<EngineComponent>(opts.components ?? ['textEncoder', 'unet', 'vae']);
+    // On WebGPU the attention form is checked on this machine first (FISEDIT_WEBGPU_ATTENTION=auto).
+    const choice = sessionOpts.device === 'webgpu' ? await resolveWebgpuAttention(unet.config, textEncoder.config, process.env, info.textLength) : null;
     const graph = graphOptionsFor(sessionOpts.device);
     // Build and load one graph at a time so only one serialised model is alive at once.
     let textSession: OrtModelSession | null = null;
@@ -107,7 +118,7 @@ export class DiffusionEngine implements DiffusionModels {
     const unetGraph = { ...graph, weights: opts.weights ?? 'fp32' };
     const unetSession = want.has('unet') ? await createSession(buildUNetGraph(unet.config, unet.weights, { graph: unetGraph }).g.build(), sessionOpts) : null;
     const vaeSession = want.has('vae') ? await createSession(buildVaeDecoderGraph(vae.config, vae.weights, { graph }).g.build(), sessionOpts) : null;
-    return new DiffusionEngine(info, folder.schedulerConfig, tokenizer, textSession, unetSession, vaeSession, performance.now() - t0, sessionOpts.device ?? 'cpu');
+    return new DiffusionEngine(info, folder.schedulerConfig, tokenizer, textSession, unetSession, vaeSession, performance.now() - t0, sessionOpts.device ?? 'cpu', attentionReport(graph, choice));
   }
 
   tokenize(text: string): EncodedPrompt {

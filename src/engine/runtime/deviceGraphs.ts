@@ -16,8 +16,9 @@ import type { EngineDevice } from './ortSession';
 
 //
 // On an NVIDIA H200 the written-out form makes the 512 px dense step 11x PyTorch's (4096-token attention),
-// so FISEDIT_WEBGPU_ATTENTION=mha lets a GPU that computes the fused kernel right use it;
-// bench/gpu/attentionForms.ts (a phase of bench/gpu) says whether it does, and how much faster it is.
+// so the default, FISEDIT_WEBGPU_ATTENTION=auto, checks the fused kernel on the machine at start-up and
+// uses it where it is right and faster (runtime/attentionProbe.ts); bench/gpu/attentionForms.ts (a phase
+// of bench/gpu) measures every form at SD's shapes.
 
 //
 // Two more candidates (graph/nn.ts): 'chunked' (or 'chunked:N', N query chunks, default 16) runs the
@@ -30,16 +31,35 @@ import type { EngineDevice } from './ortSession';
 // 128/256/512). The unfused kernels and 'chunked' match the CPU to ~1e-6 there
 // (test/engine/device/webgpuAttentionForms.test.ts).
 
-export function graphOptionsFor(device: EngineDevice = 'cpu', env: NodeJS.ProcessEnv = process.env): GraphBuilderOptions {
-  if (device !== 'webgpu') return {};
-  const value = env.FISEDIT_WEBGPU_ATTENTION?.trim() || 'matmul';
+/** An attention form as FISEDIT_WEBGPU_ATTENTION spells it (mha, matmul, mha-unfused, chunked, chunked:N), parsed. */
+export function parseAttentionForm(value: string): { impl: AttentionImpl; chunks?: number } {
   const m = /^(mha|matmul|mha-unfused|chunked)(?::(\d+))?$/.exec(value);
   if (!m || (m[2] !== undefined && (m[1] !== 'chunked' || Number(m[2]) < 1))) {
-    throw new Error(`FISEDIT_WEBGPU_ATTENTION must be mha, matmul, mha-unfused, chunked or chunked:<chunks> (got ${JSON.stringify(value)})`);
+    throw new Error(`FISEDIT_WEBGPU_ATTENTION must be auto, mha, matmul, mha-unfused, chunked or chunked:<chunks> (got ${JSON.stringify(value)})`);
   }
-  const form = m[1] as AttentionImpl;
+  return m[2] !== undefined ? { impl: m[1] as AttentionImpl, chunks: Number(m[2]) } : { impl: m[1] as AttentionImpl };
+}
+
+/** The form runtime/attentionProbe.ts chose on this machine (FISEDIT_WEBGPU_ATTENTION=auto); null before it ran. */
+let autoForm: string | null = null;
+
+/** Records the probe's choice for every later WebGPU graph of this process (attentionProbe.resolveWebgpuAttention). */
+export function rememberAttentionChoice(form: string | null): void {
+  if (form !== null) parseAttentionForm(form);
+  autoForm = form;
+}
+
+/**
+ * Builder options for graphs on `device`. WebGPU's attention form: FISEDIT_WEBGPU_ATTENTION when it names
+ * one; with `auto` (the default) the form the probe chose when the engine loaded, or the written-out
+ * 'matmul' (right everywhere it was tried) before any probe ran.
+ */
+export function graphOptionsFor(device: EngineDevice = 'cpu', env: NodeJS.ProcessEnv = process.env): GraphBuilderOptions {
+  if (device !== 'webgpu') return {};
+  const setting = env.FISEDIT_WEBGPU_ATTENTION?.trim() || 'auto';
+  const { impl, chunks } = parseAttentionForm(setting === 'auto' ? (autoForm ?? 'matmul') : setting);
   // Its Conv is also wrong at 6 input channels (max abs 1.3 on lavapipe; 4, 5 and 8 are right), which a UNet
   // with coordinate planes (4 latent + 2) has at conv_in: such convs get zero channels up to 8.
   const conv = { convChannelMultiple: 4 };
-  return m[2] !== undefined ? { attention: form, attentionChunks: Number(m[2]), ...conv } : { attention: form, ...conv };
+  return chunks !== undefined ? { attention: impl, attentionChunks: chunks, ...conv } : { attention: impl, ...conv };
 }

@@ -73,7 +73,7 @@ function cudaInstallHint(dir: string, missing: string[]): string {
 }
 
 /** Synchronous part of the check: the CUDA provider libraries are files beside the binding. */
-function checkCudaLibraries(): void {
+export function checkCudaLibraries(): void {
   const dir = ortBindingDir();
   const missing = CUDA_PROVIDER_LIBS.filter((f) => !fs.existsSync(path.join(dir, f)));
   if (missing.length) throw new DeviceUnavailableError('cuda', cudaInstallHint(dir, missing));
