@@ -155,6 +155,8 @@ const defaultForm = () => process.env.FISEDIT_WEBGPU_ATTENTION?.trim() || 'auto'
 let autoChoice: AttentionChoice | null = null;
 /** A variant with `auto` replaced by the probe's choice: two variants that resolve alike are one measurement. */
 const resolved = (variant: string) => variant.replace(/^auto(?=$|\+)/, autoChoice?.form ?? 'auto');
+/** "auto → matmul" for a variant the probe resolved, the variant itself otherwise (labels and tables). */
+const formLabel = (variant: string) => (resolved(variant) === variant ? variant : `${variant} → ${resolved(variant)}`);
 /**
  * A dense-step variant for the GPU: an attention form (FISEDIT_WEBGPU_ATTENTION spelling) and optional
  * WebGPU EP options after '+': nchw / nhwc (preferredLayout: the layout the EP runs Conv and the other
@@ -512,7 +514,7 @@ async function main(): Promise<void> {
           const tag = `${device}-${size}-${form.replace(/[^a-z0-9-]/gi, '_')}`;
           const trace = o.out ? path.join(path.dirname(o.out), `profile-${tag}.trace.json`) : undefined;
           const built = buildUNetGraph(folder.unet.config, folder.unet.weights, { graph: graphOptions(device, form) }).g.build();
-          const p = await profileRuns(built, denseFeeds(folder, size / 8), { device, runs: 2, label: `dense step ${device} ${size} px, attention ${form}`, intraOpNumThreads: o.threads, keepTrace: trace, sessionOptions: { webgpu: parseVariant(form).webgpu } });
+          const p = await profileRuns(built, denseFeeds(folder, size / 8), { device, runs: 2, label: `dense step ${device} ${size} px, attention ${formLabel(form)}`, intraOpNumThreads: o.threads, keepTrace: trace, sessionOptions: { webgpu: parseVariant(form).webgpu } });
           if (trace) {
             // Kept gzipped beside the bench JSON (≈ 0.3 MB; 6 MB raw) for a closer look later.
             fs.writeFileSync(`${trace}.gz`, zlib.gzipSync(fs.readFileSync(trace)));
@@ -609,7 +611,7 @@ async function main(): Promise<void> {
     console.log('\n1a. GPU profile of the dense step (ms per run; GPU kernel sum vs wall; top op types)');
     for (const p of profiles) {
       const wall = p.wallMs.length ? [...p.wallMs].sort((a, b) => a - b)[Math.floor(p.wallMs.length / 2)] : NaN;
-      console.log(`${p.device} ${p.size} px ${p.form}: wall ${fmt(wall)} ms, GPU kernels ${fmt(p.gpuKernelMs)} ms (${p.kernelsPerRun.toFixed(0)} dispatches), CPU-EP nodes ${fmt(p.hostCpuNodeMs)} ms; ${p.byOp.slice(0, 5).map((r) => `${r.key} ${r.ms.toFixed(1)} (${(100 * r.share).toFixed(0)} %)`).join(', ')}`);
+      console.log(`${p.device} ${p.size} px ${formLabel(p.form)}: wall ${fmt(wall)} ms, GPU kernels ${fmt(p.gpuKernelMs)} ms (${p.kernelsPerRun.toFixed(0)} dispatches), CPU-EP nodes ${fmt(p.hostCpuNodeMs)} ms; ${p.byOp.slice(0, 5).map((r) => `${r.key} ${r.ms.toFixed(1)} (${(100 * r.share).toFixed(0)} %)`).join(', ')}`);
     }
   }
   const formRows = dense.filter((r) => r.form !== o.forms[0] || (r.device !== 'cpu' && o.forms.length > 1 && r.size === o.sparseSize));
@@ -617,7 +619,7 @@ async function main(): Promise<void> {
     console.log(`\n1b. dense step on the GPU at ${o.sparseSize} px per variant (attention form = FISEDIT_WEBGPU_ATTENTION, ${o.forms[0]}${autoChoice ? ` → ${autoChoice.form}` : ''} the default; +nchw/+novalidation: WebGPU EP options)`);
     console.log('(max abs: the predicted noise against the default variant\'s, same device and inputs, and as a share of its largest |value|;');
     console.log(' float32 reordering gives up to ~1e-4 of it, the FlashAttention kernel that is wrong on lavapipe ~1e-2)');
-    for (const r of formRows) console.log(`${r.device.padEnd(7)} ${r.form.padEnd(20)} | ${fmt(r.step.median).padStart(9)} ms (min ${fmt(r.step.min)}) | max abs ${r.maxAbsVsDefault === undefined ? '—'.padStart(8) : `${r.maxAbsVsDefault.toExponential(1).padStart(8)} (${r.defaultScale ? (r.maxAbsVsDefault / r.defaultScale).toExponential(1) : '—'})`} | session ${(r.sessionMs / 1000).toFixed(1)} s`);
+    for (const r of formRows) console.log(`${r.device.padEnd(7)} ${formLabel(r.form).padEnd(20)} | ${fmt(r.step.median).padStart(9)} ms (min ${fmt(r.step.min)}) | max abs ${r.maxAbsVsDefault === undefined ? '—'.padStart(8) : `${r.maxAbsVsDefault.toExponential(1).padStart(8)} (${r.defaultScale ? (r.maxAbsVsDefault / r.defaultScale).toExponential(1) : '—'})`} | session ${(r.sessionMs / 1000).toFixed(1)} s`);
   }
 
   console.log(`\n2. sparse step at ${o.sparseSize} px (ms, speedup over the same device's dense step; MAC ratio = ideal)`);
