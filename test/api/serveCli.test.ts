@@ -40,9 +40,10 @@ it('token create prints a token that serve accepts; serve prints its URL and how
   expect(printed).toMatch(new RegExp(`FISEdit GraphQL API: ${url}/graphql`));
   expect(printed).toMatch(/fisedit token create --user NAME/);
   expect(printed).toMatch(/Authorization: Bearer <token>/);
-  const q = await gqlOk(url, '{ me { name } model { name defaultWidth device } }', {}, token);
+  const q = await gqlOk(url, '{ me { name } model { name defaultWidth device attention { form reason } } }', {}, token);
   expect(q.me.name).toBe('zoe');
   expect(q.model.device).toBe('cpu');
+  expect(q.model.attention).toBeNull(); // a form is reported on WebGPU only
 
   // Revoking works while the server runs (it honours a revoke within its 10 s token cache).
   const r = bufferIo();

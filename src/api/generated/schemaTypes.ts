@@ -110,6 +110,10 @@ export interface TreeNodesArgs {
 }
 
 export interface Shapes {
+  EngineAttention: {
+    form: string;
+    reason: string;
+  };
   EngineStateUsage: {
     usedBytes: number;
     cacheBytes: number;
@@ -141,6 +145,7 @@ export interface Shapes {
     engineState: Parent<'EngineStateUsage'>;
     maxPromptTokens: number;
     device: string;
+    attention: Parent<'EngineAttention'> | null | undefined;
   };
   Node: {
     id: string;
@@ -245,6 +250,11 @@ export interface Shapes {
   };
 }
 
+export interface EngineAttentionResolvers {
+  form?: Resolver<Parent<'EngineAttention'>, Record<string, never>, string>;
+  reason?: Resolver<Parent<'EngineAttention'>, Record<string, never>, string>;
+}
+
 export interface EngineStateUsageResolvers {
   usedBytes?: Resolver<Parent<'EngineStateUsage'>, Record<string, never>, number>;
   cacheBytes?: Resolver<Parent<'EngineStateUsage'>, Record<string, never>, number>;
@@ -279,6 +289,7 @@ export interface ModelInfoResolvers {
   engineState?: Resolver<Parent<'ModelInfo'>, Record<string, never>, Parent<'EngineStateUsage'>>;
   maxPromptTokens?: Resolver<Parent<'ModelInfo'>, Record<string, never>, number>;
   device?: Resolver<Parent<'ModelInfo'>, Record<string, never>, string>;
+  attention?: Resolver<Parent<'ModelInfo'>, Record<string, never>, Parent<'EngineAttention'> | null | undefined>;
 }
 
 export interface MutationResolvers {
@@ -417,6 +428,7 @@ export interface UserResolvers {
 }
 
 export interface Resolvers {
+  EngineAttention?: EngineAttentionResolvers;
   EngineStateUsage?: EngineStateUsageResolvers;
   Image?: ImageResolvers;
   Mask?: MaskResolvers;

@@ -103,6 +103,8 @@ export interface ModelInfo {
   loadMs: number;
   /** Where the engine's graphs run (fisedit serve --device). */
   device: EngineDevice;
+  /** The attention form its WebGPU graphs build, and why (DiffusionEngine.attention); null off WebGPU. */
+  attention: { form: string; reason: string } | null;
 }
 
 export type ProgressListener = (p: InferenceProgress) => void;

@@ -219,6 +219,7 @@ async function main(): Promise<void> {
     latentChannels: ei.latentChannels,
     loadMs: engine.loadMs,
     device: engine.device,
+    attention: engine.attention,
   };
   send({ type: 'ready', info });
 

@@ -37,6 +37,8 @@ export function runBackendConformance(name: string, make: () => InferenceBackend
       expect(info.maxWidth).toBeGreaterThanOrEqual(info.defaultWidth);
       expect(info.maxPromptTokens).toBeGreaterThan(0);
       expect(['cpu', 'webgpu', 'cuda']).toContain(info.device);
+      // Only WebGPU graphs report an attention form (workerBackend.test.ts starts one on webgpu).
+      expect(info.attention).toBeNull();
     });
 
     it('generates an image with ordered progress and previews, and is deterministic per seed', async () => {

@@ -4,6 +4,7 @@ import * as os from 'os';
 import * as path from 'path';
 import type { EditRequest, GenerateRequest, InferenceProgress } from '../../../src/service/inference/backend';
 import { WorkerInferenceBackend } from '../../../src/service/inference/workerBackend';
+import { describeWithWebGpu } from '../../helpers/webgpu';
 import { runBackendConformance } from './backendConformance';
 
 const TINY = path.join(__dirname, '../../fixtures/models/tiny-2level');
@@ -127,4 +128,20 @@ describe('WorkerInferenceBackend with engine state: FISEdit edits', () => {
     expect(r.maskedFraction).toBe(0);
     expect(Buffer.from(r.rgb).equals(Buffer.from(parent.rgb))).toBe(true);
   });
+});
+
+describeWithWebGpu('WorkerInferenceBackend on webgpu', () => {
+  it('reports the attention form its graphs build, chosen by the start-up check in the worker, and generates', async () => {
+    const b = new WorkerInferenceBackend({ modelDir: TINY, mode: 'process', intraOpNumThreads: 1, previewIntervalMs: 0, device: 'webgpu' });
+    try {
+      const info = await b.start();
+      expect(info.device).toBe('webgpu');
+      expect(['mha', 'matmul']).toContain(info.attention?.form);
+      expect(info.attention?.reason).toMatch(new RegExp(`^auto, ${info.attention?.form}: the (only|fastest right) form`));
+      const r = await b.generate('gpu-a', { prompt: 'a red circle', negativePrompt: '', seed: 3, steps: 2, guidance: 7.5, scheduler: 'dpmpp-2m', width: 32, height: 32 }, () => undefined);
+      expect(r.rgb.length).toBe(32 * 32 * 3);
+    } finally {
+      await b.close();
+    }
+  }, 120_000);
 });
