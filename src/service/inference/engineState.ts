@@ -80,7 +80,8 @@ export async function evictCaches(ctx: StateContext, engineNodeIds: readonly str
   return dropped;
 }
 
-function engineRequest(req: GenerateRequest) {
+/** The engine's generate request for a service request (without guidance the negative prompt is unused). */
+export function engineRequest(req: GenerateRequest) {
   return {
     prompt: req.prompt,
     negativePrompt: req.guidance > 1 ? req.negativePrompt : '',

@@ -15,12 +15,11 @@ import { EditInputError, type EditStepProgress, type StateContext } from '../../
 import { releaseEditComponents } from '../../engine/pipeline/editUNet';
 import { UserMaskError } from '../../engine/mask/userMask';
 import type { EditRequest, GenerateRequest, InferenceProgress, InferenceResult, ModelInfo, ProgressPhase } from './backend';
-import { checkEditSettings, denseResult, editSparse, forgetNodes, generateRecorded, openEngineState, parentRecord, recordDenseCost } from './engineState';
+import { checkEditSettings, denseResult, editSparse, engineRequest, evictCaches, forgetNodes, generateRecorded, openEngineState, parentRecord, recordDenseCost } from './engineState';
 import { DenseCostModel } from './denseCost';
 import { decodedToRgb, fitLatentRgbMap, latentColourSamples, looksLikeSd, previewDataUrl, previewDecodeBudgetMs, rgbPreviewDataUrl, SD15_LATENT_RGB, type LatentRgbMap, type PreviewRenderer } from './latentPreview';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { evictCaches } from './engineState';
 import { WORKER_DATA_ENV, type EngineWorkerData, type FromWorker, type ToWorker } from './workerProtocol';
 import { log } from '../log';
 import { gaussianFloat32 } from '../../engine/random/gaussian';
@@ -325,19 +324,7 @@ async function run(
       send({ type: 'result', runId, result }, [result.rgb.buffer as ArrayBuffer]);
       return;
     }
-    const r = await engine.generate(
-      {
-        prompt: req.prompt,
-        negativePrompt: req.guidance > 1 ? req.negativePrompt : '',
-        seed: req.seed,
-        steps: req.steps,
-        guidance: req.guidance,
-        scheduler: req.scheduler,
-        width: req.width,
-        height: req.height,
-      },
-      { onStep, signal },
-    );
+    const r = await engine.generate(engineRequest(req), { onStep, signal });
     const result = denseResult(r);
     if (edit) {
       // No node store to edit from (see the worker's start-up log): the new prompt was generated whole.
