@@ -457,7 +457,7 @@ async function main(): Promise<void> {
   // The engine's default on WebGPU: the probe checks the fused kernel here and picks the right, fastest form.
   if (devices.includes('webgpu') && [...o.forms, ...o.profileForms].some((f) => f.split('+')[0] === 'auto')) {
     autoChoice = await resolveWebgpuAttention(cfg, folder.textEncoder.config, { FISEDIT_WEBGPU_ATTENTION: 'auto' });
-    if (autoChoice) log(`attention auto on webgpu → ${autoChoice.form}: ${autoChoice.reason} (probe ${autoChoice.probeMs.toFixed(0)} ms)`);
+    if (autoChoice) log(`attention auto on webgpu → ${autoChoice.reason} (probe ${autoChoice.probeMs.toFixed(0)} ms)`);
     result.attentionChoice = autoChoice;
     save();
   }

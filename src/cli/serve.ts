@@ -151,6 +151,7 @@ export async function runServe(argv: string[], io: CliIo = defaultIo, hooks: Run
         `FISEdit GraphQL API: ${server.url}/graphql  (WebSocket: ${server.wsUrl})`,
         `web client: ${server.url}/  (GraphQL explorer: ${server.url}/graphql in a browser)`,
         `model ${service.model.name} (${service.model.defaultWidth}×${service.model.defaultHeight}), data in ${dataDir} (${service.database.provider}), images in ${service.images.description}`,
+        ...(service.model.attention ? [`${service.model.device} attention: ${service.model.attention.form} (${service.model.attention.reason})`] : []),
         `authenticate: fisedit token create --user NAME --data ${dataDir}`,
         `  then send "Authorization: Bearer <token>" (WebSocket: connectionParams { authorization: "Bearer <token>" })`,
         '',

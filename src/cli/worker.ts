@@ -118,6 +118,7 @@ export async function runWorker(argv: string[], io: CliIo = defaultIo, hooks: Ru
       io.stderr.write(`fisedit worker: recovered this worker's interrupted jobs: ${r.requeued.length} re-queued, ${r.failed.length} failed, ${r.cancelled.length} cancelled\n`);
     }
     io.stdout.write(`fisedit worker ${id}: ready (model ${service.model.name}, device ${service.model.device}, engine state in ${dataDir})\n`);
+    if (service.model.attention) io.stdout.write(`fisedit worker ${id}: ${service.model.device} attention ${service.model.attention.form} (${service.model.attention.reason})\n`);
     await (hooks.stopSignal ?? terminationSignal());
     io.stderr.write(`fisedit worker ${id}: draining (up to ${drainMs} ms) …\n`);
     const how = await service.runner.drain(drainMs);
