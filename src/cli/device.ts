@@ -1,6 +1,7 @@
 // --device cpu|webgpu|cuda (env FISEDIT_DEVICE) for the commands that run the engine: parsed with the
 // other arguments (a bad name is a usage error, exit 2) and checked before the model load (a device that
 // cannot run here is exit 3, with what to install).
+import { graphOptionsFor } from '../engine/runtime/deviceGraphs';
 import { checkDeviceAvailable, DeviceUnavailableError, ENGINE_DEVICES, isEngineDevice, type EngineDevice } from '../engine/runtime/ortSession';
 import { CliError, EXIT, usageError } from './exitCodes';
 
@@ -10,7 +11,7 @@ export const DEVICE_HELP = `      --device NAME        where the graphs run: cpu
                            or cuda (needs ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci); env FISEDIT_DEVICE
 `;
 
-/** --device, else FISEDIT_DEVICE, else 'cpu'. */
+/** --device, else FISEDIT_DEVICE, else 'cpu'; on webgpu FISEDIT_WEBGPU_ATTENTION is checked too. */
 export function parseDevice(v: string | boolean | undefined, command: string, env: NodeJS.ProcessEnv = process.env): EngineDevice {
   const raw = typeof v === 'string' ? v : env.FISEDIT_DEVICE;
   if (raw === undefined || raw === '') return 'cpu';
@@ -18,6 +19,14 @@ export function parseDevice(v: string | boolean | undefined, command: string, en
   if (!isEngineDevice(name)) {
     const from = typeof v === 'string' ? '--device' : 'FISEDIT_DEVICE';
     throw usageError(`${command}: ${from} must be one of ${ENGINE_DEVICES.join(', ')} (got ${JSON.stringify(raw)})`);
+  }
+  if (name === 'webgpu') {
+    // Its attention setting is read when the graphs are built; a typo is a usage error now, not a failed load.
+    try {
+      graphOptionsFor('webgpu', env);
+    } catch (e) {
+      throw usageError(`${command}: ${(e as Error).message}`);
+    }
   }
   return name;
 }

@@ -72,6 +72,14 @@ test('an unknown device is a usage error (exit 2) naming the choices, from the f
   expect(e.stderr).toMatch(/FISEDIT_DEVICE must be one of/);
 });
 
+test('a bad FISEDIT_WEBGPU_ATTENTION is a usage error (exit 2) on webgpu, before anything loads; other devices do not read it', async () => {
+  const r = await fisedit(['generate', '--model', MODEL, '--prompt', 'x', '--steps', '1', '--device', 'webgpu', '--out', path.join(tmp, 'f.png')], { FISEDIT_WEBGPU_ATTENTION: 'flash' });
+  expect(r.code).toBe(2);
+  expect(r.stderr).toMatch(/generate: FISEDIT_WEBGPU_ATTENTION must be auto, mha, matmul, mha-unfused, chunked or chunked:<chunks> \(got "flash"\)/);
+  const c = await fisedit(['generate', '--model', MODEL, '--prompt', 'x', '--seed', '1', '--steps', '1', '--device', 'cpu', '--out', path.join(tmp, 'f.png')], { FISEDIT_WEBGPU_ATTENTION: 'flash' });
+  expect(c.code).toBe(0);
+});
+
 test('generate --json reports the device (cpu by default); --help documents --device', async () => {
   const r = await fisedit(['generate', '--model', MODEL, '--prompt', 'x', '--seed', '1', '--steps', '1', '--out', path.join(tmp, 'd.png'), '--json']);
   expect(r.code).toBe(0);
