@@ -142,7 +142,7 @@ export async function chooseAttentionForm(cases: { checks: readonly AttentionCas
       }
     }
   }
-  const checks = candidates.map((form) => ({ form, ...worst.get(form)!, right: !worst.get(form)!.error && worst.get(form)!.maxAbs <= tolerance }));
+  const checks = [...worst].map(([form, w]) => ({ form, ...w, right: !w.error && w.maxAbs <= tolerance }));
   const right = checks.filter((c) => c.right).map((c) => c.form);
   const timings: AttentionChoice['timings'] = [];
   let form: string;
@@ -163,8 +163,8 @@ export async function chooseAttentionForm(cases: { checks: readonly AttentionCas
       try {
         const r = f === 'matmul' ? base : await runAttentionForm(f, device, c, feeds, reps);
         timings.push({ form: f, ms: r.ms, maxAbsVsMatmul: f === 'matmul' ? 0 : maxAbsDifference(r.y, base.y) });
-      } catch (e) {
-        timings.push({ form: f, ms: NaN, maxAbsVsMatmul: Infinity });
+      } catch {
+        timings.push({ form: f, ms: NaN, maxAbsVsMatmul: Infinity }); // reported as failed; not chosen
       }
     }
     const usable = timings.filter((t) => Number.isFinite(t.ms) && t.maxAbsVsMatmul <= tolerance);
