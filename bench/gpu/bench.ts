@@ -36,7 +36,7 @@ import type { EditResult, StateContext } from '../../src/engine/pipeline/editTyp
 import { loadEditComponents, releaseEditComponents } from '../../src/engine/pipeline/editUNet';
 import { DiffusionEngine } from '../../src/engine/pipeline/engine';
 import { resolveWebgpuAttention, type AttentionChoice } from '../../src/engine/runtime/attentionProbe';
-import { graphOptionsFor } from '../../src/engine/runtime/deviceGraphs';
+import { graphOptionsFor, webgpuAttentionSetting } from '../../src/engine/runtime/deviceGraphs';
 import { checkDeviceAvailable, createSession, EngineDevice, float32Tensor, isEngineDevice, type WebGpuProviderOptions } from '../../src/engine/runtime/ortSession';
 import { SparseUNetRunner } from '../../src/engine/sparse/sparseUNetRunner';
 import { unetMacs } from '../../src/engine/sparse/unetMacs';
@@ -150,7 +150,7 @@ function parseArgs(argv: string[]): Options {
 
 const log = (s: string) => process.stderr.write(`${s}\n`);
 /** The engine's WebGPU attention form as the environment sets it (runtime/deviceGraphs.ts): auto unless named. */
-const defaultForm = () => process.env.FISEDIT_WEBGPU_ATTENTION?.trim() || 'auto';
+const defaultForm = () => webgpuAttentionSetting();
 /** What `auto` became on this machine (runtime/attentionProbe.ts), once the probe ran. */
 let autoChoice: AttentionChoice | null = null;
 /** A variant with `auto` replaced by the probe's choice: two variants that resolve alike are one measurement. */
@@ -537,7 +537,7 @@ async function main(): Promise<void> {
     const base = defaultRow(device, o.sparseSize);
     for (const form of o.forms.slice(1)) {
       if (resolved(form) === resolved(o.forms[0])) {
-        log(`dense ${device} ${o.sparseSize} px, attention ${form}: the default (${o.forms[0]} → ${resolved(o.forms[0])}), measured in phase 1`);
+        log(`dense ${device} ${o.sparseSize} px, attention ${form}: the default (${formLabel(o.forms[0])}), measured in phase 1`);
         continue;
       }
       if (!budget.allows(`dense step ${device} ${o.sparseSize} px, attention ${form}`, base ? (base.sessionMs + (o.reps + 2) * base.step.median * 1.5) / 1000 : 30)) continue;
@@ -616,7 +616,7 @@ async function main(): Promise<void> {
   }
   const formRows = dense.filter((r) => r.form !== o.forms[0] || (r.device !== 'cpu' && o.forms.length > 1 && r.size === o.sparseSize));
   if (formRows.length) {
-    console.log(`\n1b. dense step on the GPU at ${o.sparseSize} px per variant (attention form = FISEDIT_WEBGPU_ATTENTION, ${o.forms[0]}${autoChoice ? ` → ${autoChoice.form}` : ''} the default; +nchw/+novalidation: WebGPU EP options)`);
+    console.log(`\n1b. dense step on the GPU at ${o.sparseSize} px per variant (attention form = FISEDIT_WEBGPU_ATTENTION, ${formLabel(o.forms[0])} the default; +nchw/+novalidation: WebGPU EP options)`);
     console.log('(max abs: the predicted noise against the default variant\'s, same device and inputs, and as a share of its largest |value|;');
     console.log(' float32 reordering gives up to ~1e-4 of it, the FlashAttention kernel that is wrong on lavapipe ~1e-2)');
     for (const r of formRows) console.log(`${r.device.padEnd(7)} ${formLabel(r.form).padEnd(20)} | ${fmt(r.step.median).padStart(9)} ms (min ${fmt(r.step.min)}) | max abs ${r.maxAbsVsDefault === undefined ? '—'.padStart(8) : `${r.maxAbsVsDefault.toExponential(1).padStart(8)} (${r.defaultScale ? (r.maxAbsVsDefault / r.defaultScale).toExponential(1) : '—'})`} | session ${(r.sessionMs / 1000).toFixed(1)} s`);

@@ -1,7 +1,7 @@
 // --device cpu|webgpu|cuda (env FISEDIT_DEVICE) for the commands that run the engine: parsed with the
 // other arguments (a bad name is a usage error, exit 2) and checked before the model load (a device that
 // cannot run here is exit 3, with what to install).
-import { graphOptionsFor } from '../engine/runtime/deviceGraphs';
+import { webgpuAttentionSetting } from '../engine/runtime/deviceGraphs';
 import { checkDeviceAvailable, DeviceUnavailableError, ENGINE_DEVICES, isEngineDevice, type EngineDevice } from '../engine/runtime/ortSession';
 import { CliError, EXIT, usageError } from './exitCodes';
 
@@ -23,7 +23,7 @@ export function parseDevice(v: string | boolean | undefined, command: string, en
   if (name === 'webgpu') {
     // Its attention setting is read when the graphs are built; a typo is a usage error now, not a failed load.
     try {
-      graphOptionsFor('webgpu', env);
+      webgpuAttentionSetting(env);
     } catch (e) {
       throw usageError(`${command}: ${(e as Error).message}`);
     }

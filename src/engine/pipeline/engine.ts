@@ -4,11 +4,11 @@
 import { buildClipTextGraph } from '../arch/clipText';
 import { buildUNetGraph } from '../arch/unet';
 import { buildVaeDecoderGraph } from '../arch/vaeDecoder';
-import type { GraphBuilderOptions, WeightFormat } from '../graph/graphBuilder';
+import type { WeightFormat } from '../graph/graphBuilder';
 import { loadModelFolder, type LoadModelFolderOptions, type ModelFolder } from '../model/modelFolder';
 import { createSession, float32Tensor, int64Tensor, TEXT_ENCODER_SPINNING, type DeviceTensor, type EngineDevice, type OrtModelSession, type SessionOptions } from '../runtime/ortSession';
 import { resolveWebgpuAttention, type AttentionChoice } from '../runtime/attentionProbe';
-import { graphOptionsFor } from '../runtime/deviceGraphs';
+import { graphOptionsFor, webgpuAttentionForm } from '../runtime/deviceGraphs';
 import { ClipTokenizer, type EncodedPrompt } from '../tokenizer/clipTokenizer';
 import { generate, type GenerateOptions, type GenerateRequest, type GenerateResult } from './generate';
 import type { DiffusionModels, ModelInfo } from './models';
@@ -46,10 +46,10 @@ export class EngineStateError extends Error {
   }
 }
 
-function attentionReport(graph: GraphBuilderOptions, choice: AttentionChoice | null): DiffusionEngine['attention'] {
-  if (!graph.attention) return null;
-  const form = graph.attention === 'chunked' && graph.attentionChunks ? `chunked:${graph.attentionChunks}` : graph.attention;
-  return { form, reason: choice ? `auto, ${choice.reason}` : 'set by FISEDIT_WEBGPU_ATTENTION' };
+/** What DiffusionEngine.attention reports: on WebGPU the form its graphs were built with, and why. */
+function attentionReport(device: EngineDevice | undefined, choice: AttentionChoice | null): DiffusionEngine['attention'] {
+  if (device !== 'webgpu') return null;
+  return { form: webgpuAttentionForm(), reason: choice ? `auto, ${choice.reason}` : 'set by FISEDIT_WEBGPU_ATTENTION' };
 }
 
 export class DiffusionEngine implements DiffusionModels {
@@ -118,7 +118,7 @@ export class DiffusionEngine implements DiffusionModels {
     const unetGraph = { ...graph, weights: opts.weights ?? 'fp32' };
     const unetSession = want.has('unet') ? await createSession(buildUNetGraph(unet.config, unet.weights, { graph: unetGraph }).g.build(), sessionOpts) : null;
     const vaeSession = want.has('vae') ? await createSession(buildVaeDecoderGraph(vae.config, vae.weights, { graph }).g.build(), sessionOpts) : null;
-    return new DiffusionEngine(info, folder.schedulerConfig, tokenizer, textSession, unetSession, vaeSession, performance.now() - t0, sessionOpts.device ?? 'cpu', attentionReport(graph, choice));
+    return new DiffusionEngine(info, folder.schedulerConfig, tokenizer, textSession, unetSession, vaeSession, performance.now() - t0, sessionOpts.device ?? 'cpu', attentionReport(sessionOpts.device, choice));
   }
 
   tokenize(text: string): EncodedPrompt {

@@ -12,7 +12,7 @@ import { GraphBuilder } from '../graph/graphBuilder';
 import { attention } from '../graph/nn';
 import type { ClipTextConfig, UNetConfig } from '../model/configs';
 import { gaussianFloat32 } from '../random/gaussian';
-import { parseAttentionForm, rememberAttentionChoice } from './deviceGraphs';
+import { parseAttentionForm, rememberAttentionChoice, webgpuAttentionSetting } from './deviceGraphs';
 import { createSession, float32Tensor, type EngineDevice } from './ortSession';
 
 export interface AttentionCase {
@@ -185,8 +185,7 @@ let decided: Promise<AttentionChoice> | null = null;
  * (graphOptionsFor). Null when the variable names a form: that form is used as it is.
  */
 export function resolveWebgpuAttention(unet: UNetConfig, text: ClipTextConfig | null, env: NodeJS.ProcessEnv = process.env, textLength = 77): Promise<AttentionChoice> | null {
-  const setting = env.FISEDIT_WEBGPU_ATTENTION?.trim() || 'auto';
-  if (setting !== 'auto') return null;
+  if (webgpuAttentionSetting(env) !== 'auto') return null;
   decided ??= chooseAttentionForm(attentionCasesFor(unet, text, textLength)).then(
     (choice) => {
       rememberAttentionChoice(choice.form);

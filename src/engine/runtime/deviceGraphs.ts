@@ -49,15 +49,27 @@ export function rememberAttentionChoice(form: string | null): void {
   autoForm = form;
 }
 
+/** FISEDIT_WEBGPU_ATTENTION as set: 'auto' (also when unset) or a form; anything else throws, naming the variable. */
+export function webgpuAttentionSetting(env: NodeJS.ProcessEnv = process.env): string {
+  const setting = env.FISEDIT_WEBGPU_ATTENTION?.trim() || 'auto';
+  if (setting !== 'auto') parseAttentionForm(setting);
+  return setting;
+}
+
 /**
- * Builder options for graphs on `device`. WebGPU's attention form: FISEDIT_WEBGPU_ATTENTION when it names
- * one; with `auto` (the default) the form the probe chose when the engine loaded, or the written-out
- * 'matmul' (right everywhere it was tried) before any probe ran.
+ * The form WebGPU graphs build now: FISEDIT_WEBGPU_ATTENTION when it names one; with `auto` (the default)
+ * the form the probe chose when the engine loaded, or the written-out 'matmul' (right everywhere it was
+ * tried) before any probe ran.
  */
+export function webgpuAttentionForm(env: NodeJS.ProcessEnv = process.env): string {
+  const setting = webgpuAttentionSetting(env);
+  return setting === 'auto' ? (autoForm ?? 'matmul') : setting;
+}
+
+/** Builder options for graphs on `device`; on WebGPU with webgpuAttentionForm's attention. */
 export function graphOptionsFor(device: EngineDevice = 'cpu', env: NodeJS.ProcessEnv = process.env): GraphBuilderOptions {
   if (device !== 'webgpu') return {};
-  const setting = env.FISEDIT_WEBGPU_ATTENTION?.trim() || 'auto';
-  const { impl, chunks } = parseAttentionForm(setting === 'auto' ? (autoForm ?? 'matmul') : setting);
+  const { impl, chunks } = parseAttentionForm(webgpuAttentionForm(env));
   // Its Conv is also wrong at 6 input channels (max abs 1.3 on lavapipe; 4, 5 and 8 are right), which a UNet
   // with coordinate planes (4 latent + 2) has at conv_in: such convs get zero channels up to 8.
   const conv = { convChannelMultiple: 4 };
